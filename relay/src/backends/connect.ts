@@ -1,0 +1,22 @@
+import { connect, type Socket } from 'node:net';
+import type { SocketAddress } from '../config/config.js';
+
+/** Opens a stream to a console channel; resolves once connected, rejects with the socket error. */
+export function connectTo(address: SocketAddress, timeoutMs = 5000): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}

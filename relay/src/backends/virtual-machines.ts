@@ -1,0 +1,72 @@
+import type { VirtualMachineConfig } from '../config/config.js';
+import type { Logger } from '../logger.js';
+import { QmpMonitor, type PowerState } from './qmp-monitor.js';
+import { SerialAttachment } from './serial-attachment.js';
+
+export type ConsoleType = 'serial' | 'vnc';
+
+/** One configured VM and its live channels. */
+export class VirtualMachine {
+  readonly serial: SerialAttachment | undefined;
+  private readonly qmp: QmpMonitor | undefined;
+
+  constructor(
+    readonly config: VirtualMachineConfig,
+    replayBytes: number,
+    log: Logger,
+  ) {
+    const vmLog = log.child({ vm: config.name });
+    this.serial = config.serial && new SerialAttachment(config.name, config.serial, replayBytes, vmLog);
+    this.qmp = config.qmp && new QmpMonitor(config.qmp, vmLog);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get consoleTypes(): ConsoleType[] {
+    return [...(this.config.serial ? (['serial'] as const) : []), ...(this.config.vnc ? (['vnc'] as const) : [])];
+  }
+
+  /** From QMP when configured; otherwise Running while the serial chardev is connected. */
+  get powerState(): PowerState {
+    if (this.qmp) return this.qmp.state;
+    if (this.serial) return this.serial.connected ? 'Running' : 'Unavailable';
+    return 'Unavailable';
+  }
+
+  start(): void {
+    this.serial?.start();
+    this.qmp?.start();
+  }
+
+  close(): void {
+    this.serial?.close();
+    this.qmp?.close();
+  }
+}
+
+/** The VMs named in the config, by name. */
+export class VirtualMachineRegistry {
+  private readonly byName = new Map<string, VirtualMachine>();
+
+  constructor(configs: readonly VirtualMachineConfig[], replayBytes: number, log: Logger) {
+    for (const config of configs) this.byName.set(config.name, new VirtualMachine(config, replayBytes, log));
+  }
+
+  get(name: string): VirtualMachine | undefined {
+    return this.byName.get(name);
+  }
+
+  list(): VirtualMachine[] {
+    return [...this.byName.values()];
+  }
+
+  start(): void {
+    for (const vm of this.byName.values()) vm.start();
+  }
+
+  close(): void {
+    for (const vm of this.byName.values()) vm.close();
+  }
+}

@@ -1,0 +1,115 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfigFile } from './config/load-config.js';
+import { labDown, labUp, LabError } from './lab/lab.js';
+import { createLogger } from './logger.js';
+import { createRelay } from './relay.js';
+import { RELAY_VERSION } from './version.js';
+
+const USAGE = `lifeline-relay ${RELAY_VERSION}: VM serial and VNC consoles over SSH, governed by Console resources
+
+Usage:
+  lifeline-relay serve --config FILE        run the relay in the foreground (YAML or JSON config)
+  lifeline-relay lab up [--vms N] [--dir DIR]
+                                            build (once) and boot N tiny QEMU lab VMs, write DIR/relay.yaml
+  lifeline-relay lab down [--dir DIR]       stop the lab VMs started in DIR
+  lifeline-relay --version | --help
+
+Docs: docs/relay.md (CLI and config), docs/api.md (control API), docs/lab.md (lab VMs).`;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`lifeline-relay: ${message}\n`);
+  process.exit(code);
+}
+
+async function serve(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  if (!values.config) fail('serve needs --config FILE (see docs/relay.md for the format)');
+  let config;
+  try {
+    config = loadConfigFile(values.config);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(`invalid config ${values.config}: ${error.message}`);
+    throw error;
+  }
+  const log = createLogger(config.log.level);
+  let relay;
+  try {
+    relay = await createRelay(config, { log, adminTokenFromEnvironment: process.env.LIFELINE_ADMIN_TOKEN });
+  } catch (error) {
+    log.fatal({ err: (error as Error).message }, 'relay failed to start');
+    fail((error as Error).message, 1);
+  }
+  log.info(
+    {
+      api: relay.apiUrl,
+      endpoints: relay.endpoints.list().map(({ name, ipAddress, sshPort }) => ({ name, ipAddress, sshPort })),
+      virtualMachines: config.virtualMachines.map((vm) => vm.name),
+    },
+    'relay ready',
+  );
+  const stop = (signal: string): void => {
+    log.info({ signal }, 'shutting down');
+    // A second signal, or a shutdown that hangs, ends the process anyway.
+    setTimeout(() => process.exit(1), 10_000).unref();
+    relay.close().then(
+      () => log.info('relay stopped'),
+      (error: unknown) => {
+        log.error({ err: (error as Error).message }, 'error while shutting down');
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+async function lab(args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: { vms: { type: 'string' }, dir: { type: 'string' }, 'cache-dir': { type: 'string' } },
+    strict: true,
+  });
+  const dir = values.dir ?? './lifeline-lab';
+  try {
+    if (action === 'up') {
+      const count = Number(values.vms ?? '2');
+      if (!Number.isInteger(count) || count < 1 || count > 32) fail('--vms must be a whole number from 1 to 32');
+      const result = await labUp({ dir, count, cacheDir: values['cache-dir'], progress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(`${result.configPath}\n`);
+    } else if (action === 'down') {
+      await labDown({ dir, progress: (line) => process.stderr.write(`${line}\n`) });
+    } else {
+      fail(`unknown lab action "${action ?? ''}"; use "lab up" or "lab down"\n\n${USAGE}`);
+    }
+  } catch (error) {
+    if (error instanceof LabError) fail(error.message, 1);
+    throw error;
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'lab':
+      return lab(rest);
+    case '--version':
+    case '-v':
+      process.stdout.write(`${RELAY_VERSION}\n`);
+      return;
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      fail(command ? `unknown command "${command}"\n\n${USAGE}` : USAGE);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  fail(message, 1);
+});

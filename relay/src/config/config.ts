@@ -1,0 +1,29 @@
+import type { Ipv4Cidr } from '../core/cidr.js';
+
+/** A console channel's address: a unix socket path or a TCP host and port. */
+export type SocketAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+export interface VirtualMachineConfig {
+  name: string;
+  serial?: SocketAddress;
+  vnc?: SocketAddress;
+  qmp?: SocketAddress;
+}
+
+export interface RelayConfig {
+  /** Where the config came from, for messages. */
+  source: string;
+  dataDir: string;
+  api: { host: string; port: number; tls?: { cert: string; key: string } };
+  ssh: { port: number; keepaliveIntervalMs: number; keepaliveCountMax: number };
+  vnc: { port: number };
+  endpoints: { default: { ipAddress: string; allowedSourcePrefixes: Ipv4Cidr[] }; addressPool: Ipv4Cidr[] };
+  consoles: { defaultTtlMs: number; maxTtlMs: number };
+  serial: { replayBytes: number };
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  virtualMachines: VirtualMachineConfig[];
+}
+
+export function describeAddress(address: SocketAddress): string {
+  return address.kind === 'unix' ? address.path : `tcp://${address.host}:${address.port}`;
+}

@@ -1,0 +1,60 @@
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { RelayConfig, SocketAddress } from './config.js';
+import { ConfigError, parseConfig } from './parse-config.js';
+
+export { ConfigError } from './parse-config.js';
+
+/** Reads, parses and validates a YAML or JSON config file, then checks the paths it names. */
+export function loadConfigFile(file: string): RelayConfig {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError('--config', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  let document: unknown;
+  try {
+    // YAML is a superset of JSON, so one parser reads both.
+    document = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (error) {
+    throw new ConfigError('(syntax)', `${path} is not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
+  }
+  const config = parseConfig(document ?? {}, path, dirname(path));
+  checkPaths(config);
+  return config;
+}
+
+/** Sockets may appear later (a VM not started yet), but a path that exists must be a socket and its folder must be reachable. */
+function checkPaths(config: RelayConfig): void {
+  for (const [index, vm] of config.virtualMachines.entries()) {
+    for (const field of ['serial', 'vnc', 'qmp'] as const) {
+      const address: SocketAddress | undefined = vm[field];
+      if (address?.kind !== 'unix') continue;
+      const key = `virtualMachines[${index}].${field}`;
+      try {
+        if (!statSync(address.path).isSocket()) throw new ConfigError(key, `${address.path} exists but is not a unix socket`);
+      } catch (error) {
+        if (error instanceof ConfigError) throw error;
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT') throw new ConfigError(key, `cannot access ${address.path}: ${code}`);
+        try {
+          statSync(dirname(address.path));
+        } catch {
+          throw new ConfigError(key, `the folder of ${address.path} does not exist`);
+        }
+      }
+    }
+  }
+  if (config.api.tls) {
+    for (const field of ['cert', 'key'] as const) {
+      try {
+        readFileSync(config.api.tls[field]);
+      } catch (error) {
+        throw new ConfigError(`api.tls.${field}`, `cannot read ${config.api.tls[field]}: ${(error as NodeJS.ErrnoException).code}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,204 @@
+import { isIP } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import { parseCidr, type Ipv4Cidr } from '../core/cidr.js';
+import { parseDuration } from '../core/duration.js';
+import type { RelayConfig, SocketAddress, VirtualMachineConfig } from './config.js';
+
+/** A config problem, named by its key path (`api.listen`, `virtualMachines[1].serial`). */
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    readonly problem: string,
+  ) {
+    super(`${key}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : `${typeof value} ${String(value).slice(0, 40)}`;
+}
+
+/** Reads one mapping of the config, remembering its path and refusing keys it does not know. */
+class Section {
+  constructor(
+    private readonly path: string,
+    private readonly value: Json,
+    known: readonly string[],
+  ) {
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key)) throw new ConfigError(this.key(key), `unknown key; expected one of ${known.join(', ')}`);
+    }
+  }
+
+  key(name: string): string {
+    return this.path ? `${this.path}.${name}` : name;
+  }
+
+  has(name: string): boolean {
+    return this.value[name] !== undefined;
+  }
+
+  section(name: string, known: readonly string[]): Section {
+    const raw = this.value[name] ?? {};
+    if (!isObject(raw)) throw new ConfigError(this.key(name), `must be a mapping, got ${describe(raw)}`);
+    return new Section(this.key(name), raw, known);
+  }
+
+  string(name: string, fallback?: string): string {
+    const raw = this.value[name] ?? fallback;
+    if (raw === undefined) throw new ConfigError(this.key(name), 'is required');
+    if (typeof raw !== 'string' || raw.trim() === '') throw new ConfigError(this.key(name), `must be a non-empty string, got ${describe(raw)}`);
+    return raw.trim();
+  }
+
+  optionalString(name: string): string | undefined {
+    return this.has(name) ? this.string(name) : undefined;
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.value[name] ?? fallback;
+    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) {
+      throw new ConfigError(this.key(name), `must be an integer from ${min} to ${max}, got ${describe(raw)}`);
+    }
+    return raw;
+  }
+
+  duration(name: string, fallback: string): number {
+    const raw = this.value[name] ?? fallback;
+    const ms = typeof raw === 'string' ? parseDuration(raw) : undefined;
+    if (ms === undefined) throw new ConfigError(this.key(name), `must be a duration such as 90s, 15m, 24h or 30d, got ${describe(raw)}`);
+    return ms;
+  }
+
+  list(name: string, fallback: unknown[]): unknown[] {
+    const raw = this.value[name] ?? fallback;
+    if (!Array.isArray(raw)) throw new ConfigError(this.key(name), `must be a list, got ${describe(raw)}`);
+    return raw;
+  }
+
+  cidrs(name: string, fallback: string[]): Ipv4Cidr[] {
+    return this.list(name, fallback).map((item, index) => {
+      const cidr = typeof item === 'string' ? parseCidr(item) : undefined;
+      if (!cidr) throw new ConfigError(`${this.key(name)}[${index}]`, `must be an IPv4 CIDR block such as 127.0.0.0/8, got ${describe(item)}`);
+      return cidr;
+    });
+  }
+
+  ipv4(name: string, fallback: string): string {
+    const raw = this.string(name, fallback);
+    if (isIP(raw) !== 4) throw new ConfigError(this.key(name), `must be an IPv4 address such as 127.0.0.1, got ${describe(raw)}`);
+    return raw;
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+function parseListen(key: string, text: string): { host: string; port: number } {
+  const match = /^(.+):(\d{1,5})$/.exec(text);
+  const host = match?.[1]?.replace(/^\[(.*)\]$/, '$1');
+  const port = Number(match?.[2]);
+  if (!host || isIP(host) === 0 || port > 65535) {
+    throw new ConfigError(key, `must be <ip>:<port> such as 127.0.0.1:8440, got ${describe(text)}`);
+  }
+  return { host, port };
+}
+
+/** `tcp://host:port` or a unix socket path (relative paths are resolved against the config file's folder). */
+export function parseSocketAddress(key: string, text: string, baseDir: string): SocketAddress {
+  if (text.startsWith('tcp://')) {
+    const match = /^tcp:\/\/(.+):(\d{1,5})$/.exec(text);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65535) throw new ConfigError(key, `must be tcp://<host>:<port>, got ${describe(text)}`);
+    return { kind: 'tcp', host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+  }
+  if (/^[a-z]+:\/\//.test(text)) throw new ConfigError(key, `must be a unix socket path or tcp://<host>:<port>, got ${describe(text)}`);
+  const path = isAbsolute(text) ? text : resolve(baseDir, text);
+  // sun_path holds 108 bytes including the terminating NUL.
+  if (Buffer.byteLength(path) > 107) throw new ConfigError(key, `unix socket path is longer than 107 bytes: ${path}`);
+  return { kind: 'unix', path };
+}
+
+function parseVirtualMachine(raw: unknown, index: number, baseDir: string): VirtualMachineConfig {
+  const key = `virtualMachines[${index}]`;
+  if (!isObject(raw)) throw new ConfigError(key, `must be a mapping with name and serial/vnc/qmp, got ${describe(raw)}`);
+  const vm = new Section(key, raw, ['name', 'serial', 'vnc', 'qmp']);
+  const name = vm.string('name');
+  if (!VM_NAME.test(name)) throw new ConfigError(vm.key('name'), `must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit, got ${describe(name)}`);
+  const address = (field: 'serial' | 'vnc' | 'qmp'): SocketAddress | undefined => {
+    const text = vm.optionalString(field);
+    return text === undefined ? undefined : parseSocketAddress(vm.key(field), text, baseDir);
+  };
+  const result: VirtualMachineConfig = { name, serial: address('serial'), vnc: address('vnc'), qmp: address('qmp') };
+  if (!result.serial && !result.vnc) {
+    throw new ConfigError(`${key} (${name})`, 'needs a serial socket path, a vnc socket path, or both');
+  }
+  return result;
+}
+
+/** Validates a parsed config document; `source` is the file it came from (relative paths resolve against its folder). */
+export function parseConfig(document: unknown, source: string, baseDir: string): RelayConfig {
+  if (!isObject(document)) throw new ConfigError('(top level)', `the config must be a mapping, got ${describe(document)}`);
+  const root = new Section('', document, ['dataDir', 'api', 'ssh', 'vnc', 'endpoints', 'consoles', 'serial', 'log', 'virtualMachines']);
+
+  const api = root.section('api', ['listen', 'tls']);
+  const listen = parseListen(api.key('listen'), api.string('listen', '127.0.0.1:8440'));
+  let tls: RelayConfig['api']['tls'];
+  if (api.has('tls')) {
+    const tlsSection = api.section('tls', ['cert', 'key']);
+    tls = { cert: resolve(baseDir, tlsSection.string('cert')), key: resolve(baseDir, tlsSection.string('key')) };
+  }
+
+  const ssh = root.section('ssh', ['port', 'keepaliveInterval', 'keepaliveCountMax']);
+  const vnc = root.section('vnc', ['port']);
+  const endpoints = root.section('endpoints', ['default', 'addressPool']);
+  const defaultEndpoint = endpoints.section('default', ['ipAddress', 'allowedSourcePrefixes']);
+  const consoles = root.section('consoles', ['defaultTtl', 'maxTtl']);
+  const defaultTtlMs = consoles.duration('defaultTtl', '24h');
+  const maxTtlMs = consoles.duration('maxTtl', '30d');
+  if (defaultTtlMs > maxTtlMs) throw new ConfigError(consoles.key('defaultTtl'), 'must not be longer than consoles.maxTtl');
+  const serial = root.section('serial', ['replayBytes']);
+  const log = root.section('log', ['level']);
+  const level = log.string('level', 'info');
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(log.key('level'), `must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const vmList = root.list('virtualMachines', []);
+  const virtualMachines = vmList.map((raw, index) => parseVirtualMachine(raw, index, baseDir));
+  const seen = new Set<string>();
+  for (const [index, vm] of virtualMachines.entries()) {
+    if (seen.has(vm.name)) throw new ConfigError(`virtualMachines[${index}].name`, `duplicate VM name ${JSON.stringify(vm.name)}`);
+    seen.add(vm.name);
+  }
+
+  return {
+    source,
+    dataDir: resolve(baseDir, root.string('dataDir', './lifeline-data')),
+    api: { ...listen, tls },
+    ssh: {
+      port: ssh.integer('port', 2222, 0, 65535),
+      keepaliveIntervalMs: ssh.duration('keepaliveInterval', '15s'),
+      keepaliveCountMax: ssh.integer('keepaliveCountMax', 3, 1, 100),
+    },
+    vnc: { port: vnc.integer('port', 6080, 0, 65535) },
+    endpoints: {
+      default: {
+        ipAddress: defaultEndpoint.ipv4('ipAddress', '127.0.0.1'),
+        allowedSourcePrefixes: defaultEndpoint.cidrs('allowedSourcePrefixes', []),
+      },
+      addressPool: endpoints.cidrs('addressPool', ['127.0.0.0/8']),
+    },
+    consoles: { defaultTtlMs, maxTtlMs },
+    serial: { replayBytes: serial.integer('replayBytes', 64 * 1024, 0, 16 * 1024 * 1024) },
+    log: { level: level as RelayConfig['log']['level'] },
+    virtualMachines,
+  };
+}

@@ -1,0 +1,11 @@
+/** An error the API reports to its caller as `{"error":{"code","message"}}` with `status`. */
+export class RelayError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RelayError';
+  }
+}

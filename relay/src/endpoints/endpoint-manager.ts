@@ -1,0 +1,279 @@
+import { createServer, isIPv4, type Server, type Socket } from 'node:net';
+import { cidrContains, nextFreeAddress, parseCidr, sourceAllowed, type Ipv4Cidr } from '../core/cidr.js';
+import { RelayError } from '../core/relay-error.js';
+import type { Logger } from '../logger.js';
+import type { SessionSupervisor } from '../sessions/session-supervisor.js';
+import type { Store } from '../store/store.js';
+
+export const DEFAULT_ENDPOINT = 'default';
+
+export interface EndpointView {
+  name: string;
+  ipAddress: string;
+  sshPort: number;
+  vncPort: number;
+  allowedSourcePrefixes: string[];
+  provisioningState: 'Succeeded' | 'Failed';
+}
+
+export interface EndpointInput {
+  ipAddress?: string;
+  allowedSourcePrefixes?: string[];
+}
+
+interface Entry {
+  name: string;
+  ipAddress: string;
+  prefixes: Ipv4Cidr[];
+  listener: Server | undefined;
+  /** Open connections through this endpoint's listener. */
+  sockets: Set<Socket>;
+  sshPort: number;
+  createdAt: number;
+}
+
+export interface EndpointManagerOptions {
+  defaultEndpoint: { ipAddress: string; allowedSourcePrefixes: Ipv4Cidr[] };
+  addressPool: Ipv4Cidr[];
+  sshPort: number;
+  vncPort: number;
+  store: Store;
+  supervisor: SessionSupervisor;
+  /** Receives each admitted connection (source already checked). */
+  onSshConnection: (socket: Socket, endpoint: string) => void;
+  log: Logger;
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.removeListener('error', onError);
+      resolve((server.address() as { port: number }).port);
+    });
+  });
+}
+
+/** Time for reason lines to reach clients before their sockets are torn down. */
+const LINGER_MS = 500;
+
+/** Stops accepting at once; connections still open after a short linger (unauthenticated ones, say) are destroyed. */
+function closeServer(server: Server | undefined, sockets: Set<Socket> | undefined): void {
+  if (!server) return;
+  server.close();
+  if (!sockets || sockets.size === 0) return;
+  setTimeout(() => {
+    for (const socket of sockets) socket.destroy();
+  }, LINGER_MS).unref();
+}
+
+function bindProblem(error: NodeJS.ErrnoException, host: string, port: number): string {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `port ${port} on ${host} is already in use by another program`;
+    case 'EADDRNOTAVAIL':
+      return `${host} is not an address of this host`;
+    case 'EACCES':
+      return `not allowed to listen on ${host}:${port} (ports below 1024 need privileges)`;
+    default:
+      return `cannot listen on ${host}:${port}: ${error.code ?? error.message}`;
+  }
+}
+
+/**
+ * Private endpoints: for each, an SSH listener on its own address. Connections from outside
+ * the endpoint's allowed source prefixes are reset before any protocol byte. The `default`
+ * endpoint comes from the config; the others from the API and the store, restored at start.
+ */
+export class EndpointManager {
+  private readonly entries = new Map<string, Entry>();
+  /** Serializes changes so two requests cannot claim one address. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly options: EndpointManagerOptions) {}
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work, work);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private newListener(name: string, sockets: Set<Socket>): Server {
+    const server = createServer({ noDelay: true }, (socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      const entry = this.entries.get(name);
+      if (!entry || entry.listener !== server || !sourceAllowed(entry.prefixes, socket.remoteAddress ?? '')) {
+        this.options.log.info({ endpoint: name, remote: socket.remoteAddress }, 'connection refused: source not allowed');
+        socket.resetAndDestroy();
+        return;
+      }
+      this.options.onSshConnection(socket, name);
+    });
+    server.on('error', (error) => this.options.log.error({ endpoint: name, err: error.message }, 'listener error'));
+    return server;
+  }
+
+  private async bind(name: string, ipAddress: string): Promise<{ listener: Server; port: number; sockets: Set<Socket> }> {
+    const sockets = new Set<Socket>();
+    const listener = this.newListener(name, sockets);
+    try {
+      const port = await listen(listener, ipAddress, this.options.sshPort);
+      return { listener, port, sockets };
+    } catch (error) {
+      throw new RelayError(422, 'EndpointBindFailed', `endpoint "${name}": ${bindProblem(error as NodeJS.ErrnoException, ipAddress, this.options.sshPort)}`);
+    }
+  }
+
+  /** Binds the default endpoint (a failure stops the relay) and restores the stored ones (a failure is logged and shown). */
+  async start(): Promise<void> {
+    const { defaultEndpoint } = this.options;
+    const first = await this.bind(DEFAULT_ENDPOINT, defaultEndpoint.ipAddress);
+    this.entries.set(DEFAULT_ENDPOINT, {
+      name: DEFAULT_ENDPOINT,
+      ipAddress: defaultEndpoint.ipAddress,
+      prefixes: defaultEndpoint.allowedSourcePrefixes,
+      listener: first.listener,
+      sockets: first.sockets,
+      sshPort: first.port,
+      createdAt: Date.now(),
+    });
+    for (const record of await this.options.store.listEndpoints()) {
+      const entry: Entry = {
+        name: record.name,
+        ipAddress: record.ipAddress,
+        prefixes: record.allowedSourcePrefixes.map((text) => parseCidr(text)!).filter(Boolean),
+        listener: undefined,
+        sockets: new Set(),
+        sshPort: this.options.sshPort,
+        createdAt: record.createdAt,
+      };
+      this.entries.set(record.name, entry);
+      try {
+        const bound = await this.bind(record.name, record.ipAddress);
+        entry.listener = bound.listener;
+        entry.sockets = bound.sockets;
+        entry.sshPort = bound.port;
+      } catch (error) {
+        this.options.log.error({ endpoint: record.name, err: (error as Error).message }, 'cannot restore private endpoint');
+      }
+    }
+  }
+
+  private view(entry: Entry): EndpointView {
+    return {
+      name: entry.name,
+      ipAddress: entry.ipAddress,
+      sshPort: entry.sshPort,
+      vncPort: this.options.vncPort,
+      allowedSourcePrefixes: entry.prefixes.map((cidr) => cidr.text),
+      provisioningState: entry.listener ? 'Succeeded' : 'Failed',
+    };
+  }
+
+  list(): EndpointView[] {
+    return [...this.entries.values()].map((entry) => this.view(entry));
+  }
+
+  get(name: string): EndpointView {
+    const entry = this.entries.get(name);
+    if (!entry) throw new RelayError(404, 'EndpointNotFound', `no private endpoint named "${name}"; list them with GET /v1/privateEndpoints`);
+    return this.view(entry);
+  }
+
+  put(name: string, input: EndpointInput): Promise<{ view: EndpointView; created: boolean }> {
+    return this.serialized(() => this.applyPut(name, input));
+  }
+
+  private async applyPut(name: string, input: EndpointInput): Promise<{ view: EndpointView; created: boolean }> {
+    if (this.closed) throw new RelayError(409, 'RelayShuttingDown', 'the relay is shutting down');
+    if (name === DEFAULT_ENDPOINT) {
+      throw new RelayError(409, 'EndpointManagedByConfig', 'the "default" endpoint is set in the relay config file (endpoints.default), not through the API');
+    }
+    const prefixes = (input.allowedSourcePrefixes ?? []).map((text, index) => {
+      const cidr = parseCidr(text);
+      if (!cidr) throw new RelayError(400, 'InvalidSourcePrefix', `allowedSourcePrefixes[${index}]: "${text.slice(0, 64)}" is not an IPv4 CIDR block such as 10.0.0.0/24`);
+      return cidr;
+    });
+    const existing = this.entries.get(name);
+    const used = new Set([...this.entries.values()].filter((entry) => entry.name !== name).map((entry) => entry.ipAddress));
+    let ipAddress: string;
+    if (input.ipAddress !== undefined) {
+      if (!isIPv4(input.ipAddress)) throw new RelayError(400, 'InvalidIpAddress', `ipAddress: "${input.ipAddress.slice(0, 64)}" is not an IPv4 address`);
+      if (!this.options.addressPool.some((cidr) => cidrContains(cidr, input.ipAddress!))) {
+        throw new RelayError(422, 'AddressOutsidePool', `ipAddress ${input.ipAddress} is outside the relay's address pool (${this.options.addressPool.map((c) => c.text).join(', ')})`);
+      }
+      if (used.has(input.ipAddress)) throw new RelayError(409, 'AddressInUse', `ipAddress ${input.ipAddress} is already used by another endpoint`);
+      ipAddress = input.ipAddress;
+    } else {
+      const next = existing?.ipAddress ?? nextFreeAddress(this.options.addressPool, used);
+      if (!next) throw new RelayError(409, 'AddressPoolExhausted', 'no free address is left in the relay\'s address pool; delete an endpoint or give ipAddress');
+      ipAddress = next;
+    }
+
+    const moves = !existing?.listener || existing.ipAddress !== ipAddress;
+    const bound = moves ? await this.bind(name, ipAddress) : undefined;
+    const now = Date.now();
+    try {
+      await this.options.store.putEndpoint({
+        name,
+        ipAddress,
+        allowedSourcePrefixes: prefixes.map((cidr) => cidr.text),
+        createdAt: existing?.createdAt ?? now,
+        updatedAt: now,
+      });
+    } catch (error) {
+      closeServer(bound?.listener, bound?.sockets);
+      throw error;
+    }
+    const entry: Entry = {
+      name,
+      ipAddress,
+      prefixes,
+      listener: bound?.listener ?? existing?.listener,
+      sockets: bound?.sockets ?? existing?.sockets ?? new Set(),
+      sshPort: bound?.port ?? existing?.sshPort ?? this.options.sshPort,
+      createdAt: existing?.createdAt ?? now,
+    };
+    this.entries.set(name, entry);
+    if (existing && bound) {
+      this.options.supervisor.closeConnections((c) => c.endpoint === name, `the private endpoint "${name}" moved to ${ipAddress}`);
+      closeServer(existing.listener, existing.sockets);
+    } else if (existing) {
+      this.options.supervisor.closeConnections(
+        (c) => c.endpoint === name && !sourceAllowed(prefixes, c.remoteAddress),
+        `your address is no longer allowed on the private endpoint "${name}"`,
+      );
+    }
+    this.options.log.info({ endpoint: name, ipAddress, port: entry.sshPort }, existing ? 'private endpoint updated' : 'private endpoint created');
+    return { view: this.view(entry), created: !existing };
+  }
+
+  delete(name: string): Promise<void> {
+    return this.serialized(async () => {
+      if (name === DEFAULT_ENDPOINT) {
+        throw new RelayError(409, 'EndpointManagedByConfig', 'the "default" endpoint is set in the relay config file and cannot be deleted');
+      }
+      const entry = this.entries.get(name);
+      if (!entry) throw new RelayError(404, 'EndpointNotFound', `no private endpoint named "${name}"`);
+      await this.options.store.deleteEndpoint(name);
+      this.entries.delete(name);
+      this.options.supervisor.closeConnections((c) => c.endpoint === name, `the private endpoint "${name}" was deleted`);
+      closeServer(entry.listener, entry.sockets);
+      this.options.log.info({ endpoint: name }, 'private endpoint deleted');
+    });
+  }
+
+  /** Stops accepting connections on every endpoint. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const entry of this.entries.values()) closeServer(entry.listener, entry.sockets);
+  }
+
+  /** True when every endpoint that should listen does. */
+  get healthy(): boolean {
+    return !this.closed && [...this.entries.values()].every((entry) => entry.listener?.listening);
+  }
+}

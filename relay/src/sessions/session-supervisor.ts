@@ -1,0 +1,121 @@
+import { revocationMessage, revocationReason, type ConsoleRecord } from '../core/console-rules.js';
+import { SessionRegistry } from '../core/session-registry.js';
+import type { Logger } from '../logger.js';
+import type { AdmittedConnection, LiveSession } from './live-session.js';
+
+export interface ConsoleLookup {
+  getConsole(virtualMachine: string): Promise<ConsoleRecord | undefined>;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Owns every admitted connection and console session: enforces one session per VM and
+ * kind, and closes connections whose console was disabled, deleted, re-keyed or expired.
+ */
+export class SessionSupervisor {
+  readonly sessions = new SessionRegistry<LiveSession>();
+  private readonly connections = new Set<AdmittedConnection>();
+  /** Expiration last seen for each VM with admitted connections, to wake up when the earliest passes. */
+  private readonly expirations = new Map<string, number>();
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly consoles: ConsoleLookup,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  admit(connection: AdmittedConnection, expiration: number): void {
+    this.connections.add(connection);
+    this.noteExpiration(connection.grant.virtualMachine, expiration);
+  }
+
+  forget(connection: AdmittedConnection): void {
+    this.connections.delete(connection);
+  }
+
+  /** Registers `session` as its VM's session of its kind, closing the one it displaces. */
+  claim(session: LiveSession): void {
+    const displaced = this.sessions.claim(session);
+    if (displaced) {
+      this.log.info({ vm: session.virtualMachine, session: displaced.id, by: session.id }, 'session displaced');
+      displaced.close(`another session was opened for ${session.virtualMachine}`);
+    }
+  }
+
+  release(session: LiveSession): void {
+    this.sessions.release(session);
+  }
+
+  /** Re-checks every connection to `virtualMachine` against its console now; call after any console change. */
+  async revalidate(virtualMachine: string): Promise<void> {
+    const current = await this.consoles.getConsole(virtualMachine);
+    const now = this.now();
+    for (const connection of this.connections) {
+      if (connection.grant.virtualMachine !== virtualMachine) continue;
+      const reason = revocationReason(connection.grant, current, now);
+      if (reason) {
+        this.log.info({ vm: virtualMachine, reason }, 'closing connection: console no longer admits it');
+        this.connections.delete(connection);
+        connection.close(revocationMessage(reason, virtualMachine));
+      }
+    }
+    const stillConnected = [...this.connections].some((c) => c.grant.virtualMachine === virtualMachine);
+    if (current && stillConnected) this.noteExpiration(virtualMachine, current.expiration);
+    else this.expirations.delete(virtualMachine);
+  }
+
+  /** Closes every connection matching `predicate` (an endpoint going away, a source no longer allowed). */
+  closeConnections(predicate: (connection: AdmittedConnection) => boolean, reason: string): number {
+    let count = 0;
+    for (const connection of [...this.connections]) {
+      if (!predicate(connection)) continue;
+      this.connections.delete(connection);
+      connection.close(reason);
+      count++;
+    }
+    return count;
+  }
+
+  closeSession(id: string, reason: string): boolean {
+    const session = this.sessions.get(id);
+    if (!session) return false;
+    session.close(reason);
+    this.sessions.release(session);
+    return true;
+  }
+
+  private noteExpiration(virtualMachine: string, expiration: number): void {
+    this.expirations.set(virtualMachine, expiration);
+    this.armExpiryTimer();
+  }
+
+  private armExpiryTimer(): void {
+    clearTimeout(this.expiryTimer);
+    if (this.closed || this.expirations.size === 0) return;
+    const earliest = Math.min(...this.expirations.values());
+    const delay = Math.max(0, Math.min(MAX_TIMER_MS, earliest - this.now() + 5));
+    this.expiryTimer = setTimeout(() => void this.onExpiryTimer(), delay);
+    this.expiryTimer.unref();
+  }
+
+  private async onExpiryTimer(): Promise<void> {
+    const now = this.now();
+    const due = [...this.expirations].filter(([, expiration]) => expiration <= now).map(([vm]) => vm);
+    for (const vm of due) this.expirations.delete(vm);
+    const stillConnected = new Set([...this.connections].map((c) => c.grant.virtualMachine));
+    for (const vm of due) if (stillConnected.has(vm)) await this.revalidate(vm);
+    this.armExpiryTimer();
+  }
+
+  /** Closes everything (relay shutdown). */
+  closeAll(reason: string): void {
+    this.closed = true;
+    clearTimeout(this.expiryTimer);
+    for (const session of this.sessions.list()) session.close(reason);
+    for (const connection of this.connections) connection.close(reason);
+    this.connections.clear();
+  }
+}

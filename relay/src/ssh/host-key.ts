@@ -1,0 +1,37 @@
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import { fingerprintOf } from '../core/ssh-public-key.js';
+
+export interface HostKey {
+  type: string;
+  /** OpenSSH private key text; stays in the relay's memory and data folder. */
+  privateKey: string;
+  publicKey: string;
+  fingerprint: string;
+}
+
+/** Loads the relay's Ed25519 host key from the data folder, creating it (mode 0600) on first start. */
+export function loadOrCreateHostKey(dataDir: string): HostKey {
+  const file = join(dataDir, 'ssh_host_ed25519_key');
+  let privateKey: string;
+  try {
+    privateKey = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'lifeline-relay' });
+    writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
+    writeFileSync(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
+    privateKey = pair.private;
+  }
+  chmodSync(file, 0o600);
+  const parsed = ssh2.utils.parseKey(privateKey);
+  if (parsed instanceof Error) throw new Error(`cannot read the SSH host key ${file}: ${parsed.message}`);
+  const publicBlob = parsed.getPublicSSH();
+  return {
+    type: parsed.type,
+    privateKey,
+    publicKey: `${parsed.type} ${publicBlob.toString('base64')}`,
+    fingerprint: fingerprintOf(publicBlob),
+  };
+}

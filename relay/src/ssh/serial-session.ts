@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import type { ServerChannel } from 'ssh2';
+import type { SerialAttachment } from '../backends/serial-attachment.js';
+import type { Logger } from '../logger.js';
+import type { LiveSession } from '../sessions/live-session.js';
+
+/** A serial console session: one SSH shell channel bridged to the VM's serial attachment. */
+export class SerialSession implements LiveSession {
+  readonly id = randomUUID();
+  readonly kind = 'serial' as const;
+  readonly path = 'ssh' as const;
+  readonly startedAt = Date.now();
+  bytesIn = 0;
+  bytesOut = 0;
+  private detach: (() => void) | undefined;
+  private ended = false;
+  private readonly log: Logger;
+
+  constructor(
+    readonly virtualMachine: string,
+    readonly endpoint: string,
+    readonly remoteAddress: string,
+    private readonly channel: ServerChannel,
+    private readonly attachment: SerialAttachment,
+    log: Logger,
+    private readonly onEnd: (session: SerialSession) => void,
+  ) {
+    this.log = log.child({ session: this.id, kind: 'serial' });
+  }
+
+  /** Starts the byte path; call after the session registry has made this the VM's session. */
+  start(): void {
+    const channel = this.channel;
+    const counted = {
+      write: (chunk: Buffer): boolean => {
+        this.bytesOut += chunk.length;
+        return channel.write(chunk);
+      },
+      once: (event: 'drain', listener: () => void) => channel.once(event, listener),
+      removeListener: (event: 'drain', listener: () => void) => channel.removeListener(event, listener),
+    };
+    this.detach = this.attachment.attach(counted);
+    channel.on('data', (chunk: Buffer) => {
+      this.bytesIn += chunk.length;
+      if (!this.attachment.write(chunk)) {
+        // The VM is not taking input as fast as it arrives: stop reading the client (the SSH window then fills).
+        channel.pause();
+        this.attachment.once('drain', () => channel.resume());
+      }
+    });
+    channel.on('error', (error: Error) => this.log.debug({ err: error.message }, 'channel error'));
+    channel.on('close', () => this.finish());
+    this.log.info('serial session started');
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.detach?.();
+    this.onEnd(this);
+    this.log.info({ bytesIn: this.bytesIn, bytesOut: this.bytesOut }, 'serial session ended');
+  }
+
+  close(reason: string): void {
+    if (this.ended) return;
+    this.detach?.();
+    this.detach = undefined;
+    const channel = this.channel;
+    try {
+      channel.write(`\r\n[lifeline] session closed: ${reason}\r\n`);
+      channel.end();
+      channel.close();
+    } catch {
+      // The channel may already be gone with its connection; finish() still runs.
+    }
+    this.finish();
+  }
+}

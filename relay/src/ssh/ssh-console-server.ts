@@ -1,0 +1,171 @@
+import type { Socket } from 'node:net';
+import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } from 'ssh2';
+import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
+import { mayAuthenticate, type SessionGrant } from '../core/console-rules.js';
+import { fingerprintOf } from '../core/ssh-public-key.js';
+import type { Logger } from '../logger.js';
+import type { AdmittedConnection } from '../sessions/live-session.js';
+import type { SessionSupervisor } from '../sessions/session-supervisor.js';
+import type { Store } from '../store/store.js';
+import type { HostKey } from './host-key.js';
+import { SerialSession } from './serial-session.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const MAX_AUTH_ATTEMPTS = 6;
+const LOGIN_GRACE_MS = 30_000;
+
+export interface SshConsoleServerOptions {
+  hostKey: HostKey;
+  keepaliveIntervalMs: number;
+  keepaliveCountMax: number;
+  store: Store;
+  virtualMachines: VirtualMachineRegistry;
+  supervisor: SessionSupervisor;
+  log: Logger;
+}
+
+/**
+ * The SSH side of the relay: public-key auth as the console's access id, then a
+ * `pty`+`shell` channel bridged to the VM's serial console. Everything else is refused.
+ * Sockets arrive from the endpoint listeners (after their source check) through `handle`.
+ */
+export class SshConsoleServer {
+  private readonly servers = new Map<string, ssh2.Server>();
+  private readonly clients = new Set<Connection>();
+
+  constructor(private readonly options: SshConsoleServerOptions) {}
+
+  /** Takes over an accepted TCP connection that came in through `endpoint`. */
+  handle(socket: Socket, endpoint: string): void {
+    let server = this.servers.get(endpoint);
+    if (!server) {
+      server = new ssh2.Server(
+        {
+          hostKeys: [this.options.hostKey.privateKey],
+          ident: 'Lifeline',
+          keepaliveInterval: this.options.keepaliveIntervalMs,
+          keepaliveCountMax: this.options.keepaliveCountMax,
+        },
+        (client, info) => this.onClient(client, endpoint, info.ip),
+      );
+      this.servers.set(endpoint, server);
+    }
+    socket.setNoDelay(true);
+    server.injectSocket(socket);
+  }
+
+  private onClient(client: Connection, endpoint: string, remoteAddress: string): void {
+    const log = this.options.log.child({ endpoint, remote: remoteAddress });
+    this.clients.add(client);
+    let grant: SessionGrant | undefined;
+    let grantExpiration = 0;
+    let admitted: AdmittedConnection | undefined;
+    let failures = 0;
+    const serialSessions = new Set<SerialSession>();
+
+    const grace = setTimeout(() => {
+      if (!grant) client.end();
+    }, LOGIN_GRACE_MS);
+
+    client.on('authentication', (ctx: AuthContext) => {
+      const refuse = (): void => {
+        if (++failures >= MAX_AUTH_ATTEMPTS) {
+          log.info('too many authentication attempts');
+          client.end();
+          return;
+        }
+        ctx.reject(['publickey']);
+      };
+      if (ctx.method !== 'publickey') {
+        // `none` is how clients ask which methods exist; it is not a failure worth counting.
+        if (ctx.method === 'none') ctx.reject(['publickey']);
+        else refuse();
+        return;
+      }
+      this.checkKey(ctx).then(
+        (result) => {
+          if (result === 'refused') return refuse();
+          if (result !== 'key-ok') ({ grant, expiration: grantExpiration } = result);
+          ctx.accept();
+        },
+        (error: unknown) => {
+          log.error({ err: (error as Error).message }, 'authentication check failed');
+          refuse();
+        },
+      );
+    });
+
+    client.on('ready', () => {
+      clearTimeout(grace);
+      if (!grant) return client.end();
+      const current = grant;
+      admitted = {
+        grant: current,
+        endpoint,
+        remoteAddress,
+        close: (reason: string) => {
+          for (const session of serialSessions) session.close(reason);
+          client.end();
+        },
+      };
+      this.options.supervisor.admit(admitted, grantExpiration);
+      // The console may have changed between the key check and now: check once more.
+      void this.options.supervisor.revalidate(current.virtualMachine);
+      log.info({ vm: current.virtualMachine }, 'client authenticated');
+    });
+
+    client.on('session', (accept) => {
+      const session = accept();
+      session.on('pty', (acceptPty) => acceptPty?.());
+      session.on('window-change', (acceptChange) => acceptChange?.());
+      for (const refused of ['env', 'x11', 'signal', 'auth-agent', 'exec', 'subsystem', 'sftp'] as const) {
+        session.on(refused, (_accept: unknown, reject?: () => void) => reject?.());
+      }
+      session.on('shell', (acceptShell, rejectShell) => {
+        const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
+        if (!vm?.serial || !admitted) return rejectShell();
+        const channel = acceptShell();
+        const serial = new SerialSession(vm.name, endpoint, remoteAddress, channel, vm.serial, log.child({ vm: vm.name }), (ended) => {
+          serialSessions.delete(ended);
+          this.options.supervisor.release(ended);
+        });
+        serialSessions.add(serial);
+        this.options.supervisor.claim(serial);
+        serial.start();
+      });
+    });
+
+    // Forwarding (VNC lands with its own issue), global requests and unix-socket channels: refused.
+    client.on('tcpip', (_accept, reject) => reject());
+    client.on('openssh.streamlocal', (_accept, reject) => reject());
+    client.on('request', (_accept, reject) => reject?.());
+
+    client.on('error', (error: Error) => log.debug({ err: error.message }, 'ssh connection error'));
+    client.on('close', () => {
+      clearTimeout(grace);
+      this.clients.delete(client);
+      for (const session of serialSessions) session.close('the connection closed');
+      if (admitted) this.options.supervisor.forget(admitted);
+    });
+  }
+
+  /** Refusals look the same whatever was wrong: unknown user, wrong key, disabled or expired console. */
+  private async checkKey(ctx: PublicKeyAuthContext): Promise<{ grant: SessionGrant; expiration: number } | 'key-ok' | 'refused'> {
+    if (!UUID.test(ctx.username)) return 'refused';
+    const record = await this.options.store.getConsoleByAccessId(ctx.username);
+    const keyFingerprint = fingerprintOf(ctx.key.data);
+    if (!record || !mayAuthenticate(record, keyFingerprint, Date.now())) return 'refused';
+    if (!this.options.virtualMachines.get(record.virtualMachine)) return 'refused';
+    if (!ctx.signature || !ctx.blob) return 'key-ok';
+    const key = ssh2.utils.parseKey(record.keyData);
+    if (key instanceof Error || !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return 'refused';
+    return { grant: { virtualMachine: record.virtualMachine, accessId: record.accessId, keyFingerprint }, expiration: record.expiration };
+  }
+
+  /** Ends every SSH connection (after sessions had their reason line). */
+  close(): void {
+    for (const client of this.clients) client.end();
+    this.clients.clear();
+    this.servers.clear();
+  }
+}

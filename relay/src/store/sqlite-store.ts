@@ -1,0 +1,195 @@
+import Database from 'better-sqlite3';
+import type { ConsoleRecord } from '../core/console-rules.js';
+import type { EndpointRecord, Store, TokenRecord } from './store.js';
+
+/** Schema versions in order; each runs once, in a transaction, and bumps `user_version`. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE consoles (
+     virtual_machine TEXT PRIMARY KEY,
+     access_id TEXT NOT NULL UNIQUE,
+     enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+     key_data TEXT NOT NULL,
+     key_fingerprint TEXT NOT NULL,
+     expiration INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL);
+   CREATE TABLE endpoints (
+     name TEXT PRIMARY KEY,
+     ip_address TEXT NOT NULL UNIQUE,
+     allowed_source_prefixes TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL);
+   CREATE TABLE tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);`,
+];
+
+interface ConsoleRow {
+  virtual_machine: string;
+  access_id: string;
+  enabled: number;
+  key_data: string;
+  key_fingerprint: string;
+  expiration: number;
+  created_at: number;
+  updated_at: number;
+}
+
+interface EndpointRow {
+  name: string;
+  ip_address: string;
+  allowed_source_prefixes: string;
+  created_at: number;
+  updated_at: number;
+}
+
+function toConsole(row: ConsoleRow): ConsoleRecord {
+  return {
+    virtualMachine: row.virtual_machine,
+    accessId: row.access_id,
+    enabled: row.enabled === 1,
+    keyData: row.key_data,
+    keyFingerprint: row.key_fingerprint,
+    expiration: row.expiration,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toEndpoint(row: EndpointRow): EndpointRecord {
+  return {
+    name: row.name,
+    ipAddress: row.ip_address,
+    allowedSourcePrefixes: JSON.parse(row.allowed_source_prefixes) as string[],
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** The embedded default store: one SQLite file in WAL mode. */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private closed = false;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  /** The schema version this file is at, after migrating. */
+  get schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  private migrate(): void {
+    const current = this.schemaVersion;
+    if (current > MIGRATIONS.length) {
+      throw new Error(`the store was written by a newer relay (schema ${current}; this relay knows up to ${MIGRATIONS.length})`);
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[version]!);
+        this.db.pragma(`user_version = ${version + 1}`);
+      })();
+    }
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  async initMeta(key: string, value: string): Promise<string> {
+    return this.db.transaction(() => {
+      this.db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, value);
+      return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string }).value;
+    })();
+  }
+
+  async listConsoles(): Promise<ConsoleRecord[]> {
+    return (this.db.prepare('SELECT * FROM consoles ORDER BY virtual_machine').all() as ConsoleRow[]).map(toConsole);
+  }
+
+  async getConsole(virtualMachine: string): Promise<ConsoleRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM consoles WHERE virtual_machine = ?').get(virtualMachine) as ConsoleRow | undefined;
+    return row && toConsole(row);
+  }
+
+  async getConsoleByAccessId(accessId: string): Promise<ConsoleRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM consoles WHERE access_id = ?').get(accessId) as ConsoleRow | undefined;
+    return row && toConsole(row);
+  }
+
+  async putConsole(record: ConsoleRecord): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO consoles (virtual_machine, access_id, enabled, key_data, key_fingerprint, expiration, created_at, updated_at)
+         VALUES (@virtualMachine, @accessId, @enabled, @keyData, @keyFingerprint, @expiration, @createdAt, @updatedAt)
+         ON CONFLICT (virtual_machine) DO UPDATE SET access_id = excluded.access_id, enabled = excluded.enabled,
+           key_data = excluded.key_data, key_fingerprint = excluded.key_fingerprint, expiration = excluded.expiration,
+           created_at = excluded.created_at, updated_at = excluded.updated_at`,
+      )
+      .run({ ...record, enabled: record.enabled ? 1 : 0 });
+  }
+
+  async deleteConsole(virtualMachine: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM consoles WHERE virtual_machine = ?').run(virtualMachine).changes > 0;
+  }
+
+  async listEndpoints(): Promise<EndpointRecord[]> {
+    return (this.db.prepare('SELECT * FROM endpoints ORDER BY name').all() as EndpointRow[]).map(toEndpoint);
+  }
+
+  async getEndpoint(name: string): Promise<EndpointRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM endpoints WHERE name = ?').get(name) as EndpointRow | undefined;
+    return row && toEndpoint(row);
+  }
+
+  async putEndpoint(record: EndpointRecord): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO endpoints (name, ip_address, allowed_source_prefixes, created_at, updated_at)
+         VALUES (@name, @ipAddress, @prefixes, @createdAt, @updatedAt)
+         ON CONFLICT (name) DO UPDATE SET ip_address = excluded.ip_address,
+           allowed_source_prefixes = excluded.allowed_source_prefixes, updated_at = excluded.updated_at`,
+      )
+      .run({ ...record, prefixes: JSON.stringify(record.allowedSourcePrefixes) });
+  }
+
+  async deleteEndpoint(name: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM endpoints WHERE name = ?').run(name).changes > 0;
+  }
+
+  async findToken(hash: string): Promise<TokenRecord | undefined> {
+    const row = this.db.prepare('SELECT hash, name, created_at FROM tokens WHERE hash = ?').get(hash) as
+      | { hash: string; name: string; created_at: number }
+      | undefined;
+    return row && { hash: row.hash, name: row.name, createdAt: row.created_at };
+  }
+
+  async countTokens(): Promise<number> {
+    return (this.db.prepare('SELECT count(*) AS n FROM tokens').get() as { n: number }).n;
+  }
+
+  async replaceToken(record: TokenRecord): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM tokens WHERE name = ? OR hash = ?').run(record.name, record.hash);
+      this.db.prepare('INSERT INTO tokens (hash, name, created_at) VALUES (?, ?, ?)').run(record.hash, record.name, record.createdAt);
+    })();
+  }
+
+  async ping(): Promise<boolean> {
+    if (this.closed) return false;
+    return (this.db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.db.close();
+  }
+}

@@ -1,0 +1,46 @@
+import type { ConsoleRecord } from '../core/console-rules.js';
+
+export interface EndpointRecord {
+  name: string;
+  ipAddress: string;
+  allowedSourcePrefixes: string[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface TokenRecord {
+  /** SHA-256 of the bearer token, hex. The token itself is never stored. */
+  hash: string;
+  name: string;
+  createdAt: number;
+}
+
+/**
+ * Persistence for the relay. Every method is one transaction. Async so that a networked
+ * implementation (PostgreSQL, for several relay instances) can satisfy the same interface.
+ */
+export interface Store {
+  getMeta(key: string): Promise<string | undefined>;
+  /** Sets `key` only if it has no value yet; returns the value that holds afterwards. */
+  initMeta(key: string, value: string): Promise<string>;
+
+  listConsoles(): Promise<ConsoleRecord[]>;
+  getConsole(virtualMachine: string): Promise<ConsoleRecord | undefined>;
+  getConsoleByAccessId(accessId: string): Promise<ConsoleRecord | undefined>;
+  putConsole(record: ConsoleRecord): Promise<void>;
+  deleteConsole(virtualMachine: string): Promise<boolean>;
+
+  listEndpoints(): Promise<EndpointRecord[]>;
+  getEndpoint(name: string): Promise<EndpointRecord | undefined>;
+  putEndpoint(record: EndpointRecord): Promise<void>;
+  deleteEndpoint(name: string): Promise<boolean>;
+
+  findToken(hash: string): Promise<TokenRecord | undefined>;
+  countTokens(): Promise<number>;
+  /** Replaces the token called `record.name`, if any, with this one. */
+  replaceToken(record: TokenRecord): Promise<void>;
+
+  /** Cheap liveness probe for /healthz. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
