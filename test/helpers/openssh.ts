@@ -1,0 +1,101 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { waitUntil } from './wait.js';
+
+export interface KeyPair {
+  privateKeyPath: string;
+  publicKey: string;
+}
+
+/** A real key made by `ssh-keygen`, as a user would make it. */
+export function generateKey(dir: string, name: string, type: 'ed25519' | 'rsa' | 'ecdsa' = 'ed25519', bits?: number): KeyPair {
+  const privateKeyPath = join(dir, name);
+  execFileSync('ssh-keygen', ['-q', '-t', type, ...(bits ? ['-b', String(bits)] : []), '-N', '', '-C', `${name}@test`, '-f', privateKeyPath]);
+  return { privateKeyPath, publicKey: readFileSync(`${privateKeyPath}.pub`, 'utf8').trim() };
+}
+
+export interface SshOptions {
+  port: number;
+  user: string;
+  key?: string;
+  host?: string;
+  /** Source address to bind (`ssh -b`). */
+  bindAddress?: string;
+  extra?: string[];
+}
+
+/** An interactive OpenSSH client session (`ssh -tt`), its output collected as text. */
+export class OpenSshSession {
+  readonly child: ChildProcess;
+  private text = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(options: SshOptions) {
+    const args = [
+      '-tt',
+      '-F', '/dev/null',
+      '-o', 'BatchMode=yes',
+      '-o', 'StrictHostKeyChecking=no',
+      '-o', 'UserKnownHostsFile=/dev/null',
+      '-o', 'LogLevel=ERROR',
+      '-o', 'ConnectTimeout=10',
+      ...(options.key ? ['-o', 'IdentitiesOnly=yes', '-i', options.key] : ['-o', 'PubkeyAuthentication=no']),
+      ...(options.bindAddress ? ['-b', options.bindAddress] : []),
+      ...(options.extra ?? []),
+      '-p', String(options.port),
+      `${options.user}@${options.host ?? '127.0.0.1'}`,
+    ];
+    this.child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (chunk: Buffer) => (this.text += chunk.toString('latin1')));
+    this.child.stderr!.on('data', (chunk: Buffer) => (this.text += chunk.toString('latin1')));
+    this.child.stdin!.on('error', () => undefined);
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  get output(): string {
+    return this.text;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  send(text: string): void {
+    this.child.stdin!.write(text);
+  }
+
+  /** Waits until the output (from `from` on) matches `pattern`. */
+  async waitFor(pattern: RegExp | string, timeoutMs = 15_000, from = 0): Promise<void> {
+    const test = (): boolean => {
+      const tail = this.text.slice(from);
+      return typeof pattern === 'string' ? tail.includes(pattern) : pattern.test(tail);
+    };
+    try {
+      await waitUntil(test, timeoutMs, `ssh output matching ${String(pattern)}`);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; output so far:\n${JSON.stringify(this.text.slice(-2000))}`);
+    }
+  }
+
+  /** Runs a shell command on the serial console and waits for `expect` in the output after it. */
+  async run(command: string, expect: RegExp | string, timeoutMs = 15_000): Promise<void> {
+    const from = this.text.length;
+    this.send(`${command}\r`);
+    await this.waitFor(expect, timeoutMs, from);
+  }
+
+  close(): void {
+    if (this.running) this.child.kill('SIGKILL');
+  }
+}
+
+/** Runs `ssh` to completion (for refusals) and returns its exit code and output. */
+export async function sshOnce(options: SshOptions, timeoutMs = 15_000): Promise<{ code: number | null; output: string }> {
+  const session = new OpenSshSession(options);
+  session.child.stdin!.end();
+  const timer = setTimeout(() => session.close(), timeoutMs);
+  const code = await session.exited;
+  clearTimeout(timer);
+  return { code, output: session.output };
+}

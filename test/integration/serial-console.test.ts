@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import ssh2 from 'ssh2';
+import { startLab, type Lab } from '../helpers/lab.js';
+import { generateKey, OpenSshSession, sshOnce, type KeyPair } from '../helpers/openssh.js';
+import { startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
+import { tempDir } from '../helpers/temp.js';
+import { waitUntil } from '../helpers/wait.js';
+
+const PROMPT = (vm: string): RegExp => new RegExp(`${vm}:[^\\n]*# `);
+
+describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () => {
+  let lab: Lab;
+  let relay: RelayProcess;
+  const tmp = tempDir('serial');
+  const sessions: OpenSshSession[] = [];
+  let keyA: KeyPair;
+  let keyB: KeyPair;
+
+  before(async () => {
+    lab = startLab(2);
+    relay = await startRelay(testConfig(lab.configPath, `${tmp.path}/data`), `${tmp.path}/data`);
+    keyA = generateKey(tmp.path, 'key-a');
+    keyB = generateKey(tmp.path, 'key-b');
+  });
+
+  after(async () => {
+    for (const session of sessions) session.close();
+    await relay?.stop();
+    lab?.down();
+    tmp.dispose();
+  });
+
+  async function putConsole(vm: string, key: KeyPair, extra: Record<string, unknown> = {}): Promise<string> {
+    const response = await relay.api('PUT', `/v1/virtualMachines/${vm}/console`, { enabled: true, sshPublicKey: { keyData: key.publicKey }, ...extra });
+    assert.ok(response.status === 200 || response.status === 201, JSON.stringify(response.body));
+    return response.body.virtualMachineAccessId as string;
+  }
+
+  async function openConsole(vm: string, user: string, key: KeyPair): Promise<OpenSshSession> {
+    const session = new OpenSshSession({ port: relay.sshPort, user, key: key.privateKeyPath });
+    sessions.push(session);
+    session.send('\r');
+    await session.waitFor(PROMPT(vm), 30_000);
+    return session;
+  }
+
+  /** Resolves with the ms from `start` until the client printed the reason line and exited. */
+  async function closedWithin(session: OpenSshSession, reason: string, start: number): Promise<number> {
+    await session.waitFor(`[lifeline] session closed: ${reason}`, 5000);
+    await session.exited;
+    return Date.now() - start;
+  }
+
+  test('a console created over the API opens with ssh -tt and runs a command in the VM', async () => {
+    const accessId = await putConsole('lab-1', keyA);
+    const session = await openConsole('lab-1', accessId, keyA);
+    await session.run('uname -a', /Linux lab-1 \S+ #1 SMP/);
+    // Arithmetic done by the guest's shell: the relay cannot make this up.
+    await session.run('echo ll-$((6*7))-ok', 'll-42-ok');
+    session.close();
+  });
+
+  test('a second serial session closes the first, whose client sees the reason', async () => {
+    const accessId = await putConsole('lab-1', keyA);
+    const first = await openConsole('lab-1', accessId, keyA);
+    const second = await openConsole('lab-1', accessId, keyA);
+    await first.waitFor('[lifeline] session closed: another session was opened for lab-1', 5000);
+    assert.notEqual(await first.exited, null);
+    await second.run('echo still-$((1+1))', 'still-2');
+    second.close();
+  });
+
+  for (const change of ['disable', 'delete', 'rekey', 'expire'] as const) {
+    test(`${change} closes a live session within 1 s with a reason and refuses the next attempt`, async () => {
+      const other = await openConsole('lab-2', await putConsole('lab-2', keyB), keyB);
+      const expiration = change === 'expire' ? new Date(Date.now() + 4000).toISOString() : undefined;
+      const accessId = await putConsole('lab-1', keyA, expiration ? { expiration } : {});
+      const session = await openConsole('lab-1', accessId, keyA);
+      let start: number;
+      let reason: string;
+      switch (change) {
+        case 'disable':
+          start = Date.now();
+          assert.equal((await relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { enabled: false })).status, 200);
+          reason = 'the console for lab-1 was disabled';
+          break;
+        case 'delete':
+          start = Date.now();
+          assert.equal((await relay.api('DELETE', '/v1/virtualMachines/lab-1/console')).status, 204);
+          reason = 'the console for lab-1 was deleted';
+          break;
+        case 'rekey':
+          start = Date.now();
+          assert.equal((await relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { sshPublicKey: { keyData: keyB.publicKey } })).status, 200);
+          reason = 'the console key for lab-1 was changed';
+          break;
+        case 'expire':
+          start = Date.parse(expiration!);
+          assert.ok(session.running, 'the session must be open before the console expires');
+          reason = 'the console for lab-1 expired';
+          break;
+      }
+      const elapsed = await closedWithin(session, reason, start);
+      assert.ok(elapsed < 1000, `closed after ${elapsed} ms`);
+
+      const retry = await sshOnce({ port: relay.sshPort, user: accessId, key: keyA.privateKeyPath });
+      assert.equal(retry.code, 255);
+      assert.match(retry.output, /Permission denied \(publickey\)/);
+      if (change === 'rekey') {
+        const rekeyed = await openConsole('lab-1', accessId, keyB);
+        rekeyed.close();
+      }
+      // Another VM's session was not disturbed.
+      assert.ok(other.running);
+      await other.run('echo other-$((2+3))', 'other-5');
+      other.close();
+    });
+  }
+
+  test('wrong key, unknown user, malformed user and password auth are refused alike', async () => {
+    const accessId = await putConsole('lab-1', keyA);
+    const stranger = randomUUID();
+    const attempts: Array<[string, Awaited<ReturnType<typeof sshOnce>>]> = [
+      [accessId, await sshOnce({ port: relay.sshPort, user: accessId, key: keyB.privateKeyPath })],
+      [stranger, await sshOnce({ port: relay.sshPort, user: stranger, key: keyA.privateKeyPath })],
+      ['root', await sshOnce({ port: relay.sshPort, user: 'root', key: keyA.privateKeyPath })],
+      [accessId, await sshOnce({ port: relay.sshPort, user: accessId, extra: ['-o', 'PreferredAuthentications=password,keyboard-interactive'] })],
+    ];
+    for (const [user, attempt] of attempts) {
+      assert.equal(attempt.code, 255);
+      // The same generic failure whatever was wrong: no oracle.
+      assert.equal(attempt.output.trim(), `${user}@127.0.0.1: Permission denied (publickey).`);
+    }
+    // A client that insists on a password (ssh2 sends it regardless of the advertised methods) is refused too.
+    const passwordResult = await new Promise<string>((resolve) => {
+      const client = new ssh2.Client();
+      client.on('ready', () => {
+        client.end();
+        resolve('accepted');
+      });
+      client.on('error', (error) => resolve(error.message));
+      client.connect({ host: '127.0.0.1', port: relay.sshPort, username: accessId, password: 'hunter2', readyTimeout: 10_000 });
+    });
+    assert.equal(passwordResult, 'All configured authentication methods failed');
+  });
+
+  test('50 simultaneous connects to one VM leave exactly one session and the relay stays healthy', async () => {
+    const accessId = await putConsole('lab-1', keyA);
+    const privateKey = readFileSync(keyA.privateKeyPath);
+    const clients: ssh2.Client[] = [];
+    let open = 0;
+    let settled = 0;
+    await Promise.all(
+      Array.from({ length: 50 }, () =>
+        new Promise<void>((resolve) => {
+          const client = new ssh2.Client();
+          clients.push(client);
+          client.on('error', () => resolve());
+          client.on('ready', () => {
+            client.shell({ term: 'xterm' }, (error, stream) => {
+              settled++;
+              if (error) return resolve();
+              open++;
+              stream.on('data', () => undefined);
+              stream.on('close', () => open--);
+              resolve();
+            });
+          });
+          client.connect({ host: '127.0.0.1', port: relay.sshPort, username: accessId, privateKey, readyTimeout: 30_000 });
+        }),
+      ),
+    );
+    try {
+      assert.equal(settled, 50, 'every client got its shell answered');
+      await waitUntil(() => open === 1, 10_000, 'exactly one open shell');
+      await sleep(500);
+      assert.equal(open, 1);
+      const listed = await relay.api('GET', '/v1/sessions');
+      assert.equal(listed.body.value.filter((s: { virtualMachine: string; kind: string }) => s.virtualMachine === 'lab-1' && s.kind === 'serial').length, 1);
+      assert.equal((await fetch(`${relay.apiUrl}/healthz`)).status, 200);
+    } finally {
+      for (const client of clients) client.end();
+    }
+    const next = await openConsole('lab-1', accessId, keyA);
+    await next.run('echo next-$((3*3))', 'next-9');
+    next.close();
+  });
+
+  test('sessions are listed with their details and an administrator can close one', async () => {
+    const accessId = await putConsole('lab-1', keyA);
+    const session = await openConsole('lab-1', accessId, keyA);
+    await session.run('echo counted', 'counted');
+    const listed = await waitUntil(async () => {
+      const value = (await relay.api('GET', '/v1/sessions')).body.value as Array<Record<string, unknown>>;
+      return value.find((s) => s.virtualMachine === 'lab-1');
+    }, 5000, 'the session in GET /v1/sessions');
+    assert.equal(listed.kind, 'serial');
+    assert.equal(listed.path, 'ssh');
+    assert.equal(listed.endpoint, 'default');
+    assert.equal(listed.remoteAddress, '127.0.0.1');
+    assert.ok((listed.bytesIn as number) >= 'echo counted\r'.length);
+    assert.ok((listed.bytesOut as number) > 0);
+    assert.ok(Date.now() - Date.parse(listed.startedAt as string) < 60_000);
+    assert.equal((await relay.api('DELETE', `/v1/sessions/${listed.id as string}`)).status, 204);
+    await session.waitFor('[lifeline] session closed: closed by an administrator', 5000);
+    await session.exited;
+    const again = await relay.api('DELETE', `/v1/sessions/${listed.id as string}`);
+    assert.equal(again.status, 404);
+    assert.equal(again.body.error.code, 'SessionNotFound');
+  });
+});
