@@ -95,6 +95,9 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     ...(deps.https ? { https: deps.https } : {}),
   }) as unknown as FastifyInstance;
 
+  // JSON only: Fastify would otherwise hand text/plain bodies to the JSON schemas as strings.
+  app.removeContentTypeParser('text/plain');
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof RelayError) {
       return reply.status(error.status).send({ error: { code: error.code, message: error.message } });
