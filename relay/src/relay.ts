@@ -99,7 +99,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       apiUrl = `${config.api.tls ? 'https' : 'http'}://${host}:${address.port}`;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new Error(`api.listen: cannot listen on ${config.api.host}:${config.api.port}: ${code === 'EADDRINUSE' ? 'the port is already in use' : code ?? (error as Error).message}`);
+      throw new Error(`api.listen: cannot listen on ${config.api.host}:${config.api.port}: ${code === 'EADDRINUSE' ? 'the port is already in use' : code ?? (error as Error).message}`, { cause: error });
     }
 
     let closing: Promise<void> | undefined;

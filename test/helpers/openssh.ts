@@ -74,7 +74,7 @@ export class OpenSshSession {
     try {
       await waitUntil(test, timeoutMs, `ssh output matching ${String(pattern)}`);
     } catch (error) {
-      throw new Error(`${(error as Error).message}; output so far:\n${JSON.stringify(this.text.slice(-2000))}`);
+      throw new Error(`${(error as Error).message}; output so far:\n${JSON.stringify(this.text.slice(-2000))}`, { cause: error });
     }
   }
 

@@ -1,5 +1,3 @@
-import { isIPv4 } from 'node:net';
-
 /** IPv4 CIDR blocks: endpoint address pools and allowed source prefixes. */
 export interface Ipv4Cidr {
   text: string;
@@ -7,8 +5,14 @@ export interface Ipv4Cidr {
   prefix: number;
 }
 
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export function isIpv4(address: string): boolean {
+  return IPV4.test(address);
+}
+
 export function ipv4ToInt(address: string): number | undefined {
-  if (!isIPv4(address)) return undefined;
+  if (!isIpv4(address)) return undefined;
   return address.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
 }
 

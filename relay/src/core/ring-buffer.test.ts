@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ByteRing } from './ring-buffer.js';
+
+test('keeps the most recent bytes across chunk boundaries', () => {
+  const ring = new ByteRing(8);
+  ring.push(Buffer.from('abc'));
+  ring.push(Buffer.from('defgh'));
+  assert.equal(ring.snapshot().toString(), 'abcdefgh');
+  ring.push(Buffer.from('ij'));
+  assert.equal(ring.snapshot().toString(), 'cdefghij');
+  ring.push(Buffer.from('0123456789'));
+  assert.equal(ring.snapshot().toString(), '23456789');
+  assert.equal(ring.length, 8);
+});
+
+test('many one-byte chunks stay correct and bounded', () => {
+  const ring = new ByteRing(1000);
+  let expected = '';
+  for (let i = 0; i < 5000; i++) {
+    const ch = String.fromCharCode(97 + (i % 26));
+    ring.push(Buffer.from(ch));
+    expected += ch;
+  }
+  assert.equal(ring.snapshot().toString(), expected.slice(-1000));
+});
+
+test('a chunk is copied, so later changes to the caller buffer do not leak in', () => {
+  const ring = new ByteRing(16);
+  const chunk = Buffer.from('stable');
+  ring.push(chunk);
+  chunk.fill(0x78);
+  assert.equal(ring.snapshot().toString(), 'stable');
+  assert.equal(new ByteRing(0).length, 0);
+});

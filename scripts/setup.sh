@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Lifeline needs on Debian or Ubuntu, then its npm dependencies, then builds.
+# System packages: QEMU and a static busybox (lab VMs), the OpenSSH client (the console path
+# users type, and the tests), and a C++ toolchain (better-sqlite3 and ssh2 build from source).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(qemu-system-x86 busybox-static openssh-client socat python3 make g++ ca-certificates)
+
+if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+if ! command -v apt-get >/dev/null; then
+  echo "setup: this script needs apt-get (Debian or Ubuntu). Install the equivalents of: ${packages[*]}" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "setup: Node.js 20 or newer is needed (https://nodejs.org or your distribution's nodejs package)" >&2
+  exit 1
+fi
+
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+npm run build
+echo "setup: done. Start the demo with: npm start    Run the tests with: npm test"
