@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 busybox-static openssh-client socat python3 make g++ ca-certificates)
+packages=(qemu-system-x86 busybox-static openssh-client openssl python3 make g++ ca-certificates)
 
 if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
 if ! command -v apt-get >/dev/null; then

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -125,6 +125,38 @@ describe('lifeline-relay command line and config validation', () => {
     } finally {
       for (const peer of peers) peer.destroy();
       chardev?.close();
+      await relay.stop();
+    }
+  });
+});
+
+describe('control API over TLS', () => {
+  const tls = tempDir('tls');
+  after(() => tls.dispose());
+
+  test('with api.tls the API speaks HTTPS with the given certificate', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { request } = await import('node:https');
+    const cert = join(tls.path, 'cert.pem');
+    const key = join(tls.path, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const dataDir = join(tls.path, 'data');
+    mkdirSync(join(tls.path, 'sockets'));
+    const configPath = join(tls.path, 'relay.yaml');
+    writeFileSync(configPath, `dataDir: ./data\napi: { listen: 127.0.0.1:0, tls: { cert: cert.pem, key: key.pem } }\nssh: { port: 0 }\nvirtualMachines:\n  - { name: vm1, serial: ./sockets/vm1.sock }\n`);
+    const relay = await startRelay(configPath, dataDir);
+    try {
+      assert.match(relay.apiUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(`${relay.apiUrl}/v1/relay`, { ca: readFileSync(cert), headers: { authorization: `Bearer ${relay.token}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(status, 200);
+    } finally {
       await relay.stop();
     }
   });

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import ssh2 from 'ssh2';
+import { generateKey } from '../helpers/openssh.js';
+import { startRelay } from '../helpers/relay-process.js';
+import { tempDir } from '../helpers/temp.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/**
+ * A console that floods faster than any guest under TCG can, so the relay's byte path is
+ * what is measured: a unix socket server in the place of QEMU's chardev, writing as long as
+ * its socket accepts data.
+ */
+function floodingChardev(path: string): Promise<{ written: () => number; close: () => void }> {
+  let written = 0;
+  const peers = new Set<Socket>();
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  const server = createServer((socket) => {
+    peers.add(socket);
+    socket.on('error', () => undefined);
+    const pump = (): void => {
+      while (!socket.destroyed) {
+        written += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', pump);
+      }
+    };
+    pump();
+  });
+  return new Promise((resolve) =>
+    server.listen(path, () =>
+      resolve({
+        written: () => written,
+        close: () => {
+          for (const peer of peers) peer.destroy();
+          server.close();
+        },
+      }),
+    ),
+  );
+}
+
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
+}
+
+describe('backpressure on the serial byte path', () => {
+  const tmp = tempDir('backpressure');
+  after(() => tmp.dispose());
+
+  test('a client that stops reading stops the relay reading the console; memory stays bounded', async () => {
+    const socketPath = join(tmp.path, 'flood.sock');
+    const chardev = await floodingChardev(socketPath);
+    const dataDir = join(tmp.path, 'data');
+    const configPath = join(tmp.path, 'relay.json');
+    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, virtualMachines: [{ name: 'flood', serial: socketPath }] }));
+    const relay = await startRelay(configPath, dataDir);
+    const client = new ssh2.Client();
+    try {
+      const key = generateKey(tmp.path, 'key');
+      const created = await relay.api('PUT', '/v1/virtualMachines/flood/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
+      const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => {
+        client.on('ready', () => client.shell({ term: 'xterm' }, (error, channel) => (error ? reject(error) : resolve(channel))));
+        client.on('error', reject);
+        client.connect({ host: '127.0.0.1', port: relay.sshPort, username: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) });
+      });
+      let received = 0;
+      stream.on('data', (data: Buffer) => (received += data.length));
+      await waitUntil(() => received > 4 * 1024 * 1024, 20_000, 'the flood to reach the client');
+      stream.pause();
+
+      // Let the windows and socket buffers fill, then watch: the chardev must be blocked.
+      await sleep(2000);
+      const writtenAtPause = chardev.written();
+      const rssAtPause = rssKiB(relay.child.pid!);
+      await sleep(3000);
+      const grewBy = chardev.written() - writtenAtPause;
+      const rssAfter = rssKiB(relay.child.pid!);
+      assert.ok(grewBy <= 1024 * 1024, `the relay kept reading ${grewBy} bytes from the console while its client did not read`);
+      assert.ok(rssAfter - rssAtPause < 16 * 1024, `relay RSS grew by ${rssAfter - rssAtPause} KiB while paused`);
+
+      // Reading again lets the flood through again: the path was paused, not broken.
+      const receivedBefore = received;
+      stream.resume();
+      await waitUntil(() => received - receivedBefore > 8 * 1024 * 1024, 20_000, 'the flood to resume');
+      assert.ok(chardev.written() > writtenAtPause + grewBy);
+    } finally {
+      client.end();
+      await relay.stop();
+      chardev.close();
+    }
+  });
+});
