@@ -6,7 +6,6 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ssh2 from 'ssh2';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(root, 'relay', 'bin', 'lifeline-relay.js');
@@ -53,9 +52,7 @@ relay.stdout.on('data', (chunk) => writeFileSync(relayLog, chunk, { flag: 'a' })
 const token = readFileSync(join(dir, 'data', 'admin.token'), 'utf8').trim();
 const keyPath = join(dir, 'id_ed25519');
 if (!existsSync(keyPath)) {
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'lifeline-demo' });
-  writeFileSync(keyPath, pair.private, { mode: 0o600 });
-  writeFileSync(`${keyPath}.pub`, `${pair.public}\n`);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lifeline-demo', '-f', keyPath]);
 }
 chmodSync(keyPath, 0o600);
 const publicKey = readFileSync(`${keyPath}.pub`, 'utf8').trim();

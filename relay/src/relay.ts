@@ -109,7 +109,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       endpoints,
       close(reason = 'the relay is shutting down') {
         closing ??= (async () => {
-          supervisor.closeAll(reason);
+          await supervisor.closeAll(reason);
           await closeAll();
         })();
         return closing;

@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { SocketAddress } from '../config/config.js';
-import { backoffDelay } from '../core/backoff.js';
 import type { Logger } from '../logger.js';
-import { connectTo } from './connect.js';
+import { PersistentConnection } from './persistent-connection.js';
 
 export type PowerState = 'Running' | 'Paused' | 'Stopped' | 'Unavailable';
 
@@ -34,21 +33,20 @@ export function powerStateFromQmp(status: string): PowerState {
  * serves one client at a time). Emits `state` with the new power state.
  */
 export class QmpMonitor extends EventEmitter {
-  private socket: Socket | undefined;
-  private attempt = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private closed = false;
+  private readonly connection: PersistentConnection;
   state: PowerState = 'Unavailable';
 
-  constructor(
-    private readonly address: SocketAddress,
-    private readonly log: Logger,
-  ) {
+  constructor(address: SocketAddress, log: Logger) {
     super();
+    this.connection = new PersistentConnection(address, {
+      connected: (socket) => this.onConnected(socket),
+      disconnected: () => this.setState('Unavailable'),
+      unavailable: () => log.debug('QMP unavailable; retrying'),
+    });
   }
 
   start(): void {
-    void this.connect();
+    this.connection.start();
   }
 
   private setState(state: PowerState): void {
@@ -57,21 +55,7 @@ export class QmpMonitor extends EventEmitter {
     this.emit('state', state);
   }
 
-  private async connect(): Promise<void> {
-    if (this.closed) return;
-    let socket: Socket;
-    try {
-      socket = await connectTo(this.address);
-    } catch {
-      this.scheduleRetry();
-      return;
-    }
-    if (this.closed) {
-      socket.destroy();
-      return;
-    }
-    this.attempt = 0;
-    this.socket = socket;
+  private onConnected(socket: Socket): void {
     let pending = '';
     socket.setEncoding('utf8');
     socket.on('data', (text: string) => {
@@ -83,13 +67,6 @@ export class QmpMonitor extends EventEmitter {
         pending = pending.slice(newline + 1);
         if (line) this.onMessage(line);
       }
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      if (this.socket !== socket) return;
-      this.socket = undefined;
-      this.setState('Unavailable');
-      this.scheduleRetry();
     });
   }
 
@@ -113,20 +90,10 @@ export class QmpMonitor extends EventEmitter {
   }
 
   private send(command: Record<string, unknown>): void {
-    this.socket?.write(`${JSON.stringify(command)}\n`);
-  }
-
-  private scheduleRetry(): void {
-    if (this.closed) return;
-    if (this.attempt === 0) this.log.debug('QMP unavailable; retrying');
-    this.retryTimer = setTimeout(() => void this.connect(), backoffDelay(this.attempt++));
+    this.connection.socket?.write(`${JSON.stringify(command)}\n`);
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.retryTimer);
-    this.socket?.destroy();
-    this.socket = undefined;
+    this.connection.close();
   }
 }

@@ -1,10 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { SocketAddress } from '../config/config.js';
-import { backoffDelay } from '../core/backoff.js';
 import { ByteRing } from '../core/ring-buffer.js';
 import type { Logger } from '../logger.js';
-import { connectTo } from './connect.js';
+import { PersistentConnection } from './persistent-connection.js';
 
 /** Where serial output goes: an SSH channel, or anything else with stream write semantics. */
 export interface SerialSink {
@@ -22,22 +21,28 @@ export interface SerialSink {
  * Events: `state` (connected: boolean), `drain` (the VM side accepts input again).
  */
 export class SerialAttachment extends EventEmitter {
-  private socket: Socket | undefined;
+  private readonly connection: PersistentConnection;
   private sink: SerialSink | undefined;
   private readonly ring: ByteRing;
-  private attempt = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private closed = false;
   private sinkBlocked: (() => void) | undefined;
 
   constructor(
     readonly virtualMachine: string,
-    private readonly address: SocketAddress,
+    address: SocketAddress,
     replayBytes: number,
     private readonly log: Logger,
   ) {
     super();
     this.ring = new ByteRing(replayBytes);
+    this.connection = new PersistentConnection(address, {
+      connected: (socket) => this.onConnected(socket),
+      disconnected: () => this.onDisconnected(),
+      unavailable: (error) => this.log.warn({ err: error.message }, 'serial console unavailable; retrying'),
+    });
+  }
+
+  private get socket(): Socket | undefined {
+    return this.connection.socket;
   }
 
   get connected(): boolean {
@@ -45,56 +50,29 @@ export class SerialAttachment extends EventEmitter {
   }
 
   start(): void {
-    void this.connect();
+    this.connection.start();
   }
 
-  private async connect(): Promise<void> {
-    if (this.closed) return;
-    let socket: Socket;
-    try {
-      socket = await connectTo(this.address);
-    } catch (error) {
-      if (this.attempt === 0) this.log.warn({ err: (error as Error).message }, 'serial console unavailable; retrying');
-      this.scheduleRetry();
-      return;
-    }
-    if (this.closed) {
-      socket.destroy();
-      return;
-    }
-    this.attempt = 0;
-    this.socket = socket;
+  private onConnected(socket: Socket): void {
     socket.setNoDelay(true);
     this.log.info('serial console attached');
-    socket.on('data', (chunk: Buffer) => this.onOutput(chunk));
+    socket.on('data', (chunk: Buffer) => this.onOutput(chunk, socket));
     socket.on('drain', () => this.emit('drain'));
-    socket.on('error', (error) => this.log.debug({ err: error.message }, 'serial socket error'));
-    socket.on('close', () => {
-      if (this.socket !== socket) return;
-      this.socket = undefined;
-      this.releaseBlock();
-      this.emit('state', false);
-      if (!this.closed) {
-        this.log.warn('serial console detached; waiting for the VM');
-        this.notify('[lifeline] serial console disconnected; waiting for the VM to come back');
-        this.scheduleRetry();
-      }
-    });
     this.emit('state', true);
   }
 
-  private scheduleRetry(): void {
-    if (this.closed) return;
-    const delay = backoffDelay(this.attempt++);
-    this.retryTimer = setTimeout(() => void this.connect(), delay);
+  private onDisconnected(): void {
+    this.releaseBlock();
+    this.emit('state', false);
+    this.log.warn('serial console detached; waiting for the VM');
+    this.notify('[lifeline] serial console disconnected; waiting for the VM to come back');
   }
 
-  private onOutput(chunk: Buffer): void {
+  private onOutput(chunk: Buffer, socket: Socket): void {
     this.ring.push(chunk);
     const sink = this.sink;
     if (!sink || sink.write(chunk)) return;
     // The client is not keeping up: stop reading the VM until it drains, so the relay holds at most one window.
-    const socket = this.socket!;
     socket.pause();
     const resume = (): void => {
       if (this.sinkBlocked === resume) this.sinkBlocked = undefined;
@@ -135,12 +113,8 @@ export class SerialAttachment extends EventEmitter {
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.retryTimer);
     this.releaseBlock();
     this.sink = undefined;
-    this.socket?.destroy();
-    this.socket = undefined;
+    this.connection.close();
   }
 }

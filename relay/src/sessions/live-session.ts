@@ -6,8 +6,8 @@ export interface AdmittedConnection {
   readonly grant: SessionGrant;
   readonly endpoint: string;
   readonly remoteAddress: string;
-  /** Ends the connection after telling the client `reason`. Idempotent. */
-  close(reason: string): void;
+  /** Ends the connection after telling the client `reason`; resolves once it is told. Idempotent. */
+  close(reason: string): Promise<void>;
 }
 
 /** A console session (serial or VNC) as `GET /v1/sessions` reports it. */
@@ -21,6 +21,6 @@ export interface LiveSession {
   readonly startedAt: number;
   readonly bytesIn: number;
   readonly bytesOut: number;
-  /** Ends the session after telling the client `reason`. Idempotent. */
-  close(reason: string): void;
+  /** Ends the session after telling the client `reason`; resolves once it is told. Idempotent. */
+  close(reason: string): Promise<void>;
 }

@@ -41,7 +41,7 @@ export class SessionSupervisor {
     const displaced = this.sessions.claim(session);
     if (displaced) {
       this.log.info({ vm: session.virtualMachine, session: displaced.id, by: session.id }, 'session displaced');
-      displaced.close(`another session was opened for ${session.virtualMachine}`);
+      void displaced.close(`another session was opened for ${session.virtualMachine}`);
     }
   }
 
@@ -59,7 +59,7 @@ export class SessionSupervisor {
       if (reason) {
         this.log.info({ vm: virtualMachine, reason }, 'closing connection: console no longer admits it');
         this.connections.delete(connection);
-        connection.close(revocationMessage(reason, virtualMachine));
+        void connection.close(revocationMessage(reason, virtualMachine));
       }
     }
     const stillConnected = [...this.connections].some((c) => c.grant.virtualMachine === virtualMachine);
@@ -73,7 +73,7 @@ export class SessionSupervisor {
     for (const connection of [...this.connections]) {
       if (!predicate(connection)) continue;
       this.connections.delete(connection);
-      connection.close(reason);
+      void connection.close(reason);
       count++;
     }
     return count;
@@ -82,7 +82,7 @@ export class SessionSupervisor {
   closeSession(id: string, reason: string): boolean {
     const session = this.sessions.get(id);
     if (!session) return false;
-    session.close(reason);
+    void session.close(reason);
     this.sessions.release(session);
     return true;
   }
@@ -110,12 +110,12 @@ export class SessionSupervisor {
     this.armExpiryTimer();
   }
 
-  /** Closes everything (relay shutdown). */
-  closeAll(reason: string): void {
+  /** Closes everything (relay shutdown); resolves once every client was told why. */
+  async closeAll(reason: string): Promise<void> {
     this.closed = true;
     clearTimeout(this.expiryTimer);
-    for (const session of this.sessions.list()) session.close(reason);
-    for (const connection of this.connections) connection.close(reason);
+    const closing = [...this.sessions.list().map((session) => session.close(reason)), ...[...this.connections].map((connection) => connection.close(reason))];
     this.connections.clear();
+    await Promise.all(closing);
   }
 }

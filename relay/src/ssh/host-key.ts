@@ -11,6 +11,18 @@ export interface HostKey {
   fingerprint: string;
 }
 
+/**
+ * ssh2's generator drops a leading zero byte of the public key about once in 250 keys, which
+ * makes the key unreadable (ssh2 1.17); generate until the key reads back whole.
+ */
+function generateEd25519(): { private: string; public: string } {
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'lifeline-relay' });
+    const parsed = ssh2.utils.parseKey(pair.private);
+    if (!(parsed instanceof Error) && parsed.getPublicSSH().length === 51) return pair;
+  }
+}
+
 /** Loads the relay's Ed25519 host key from the data folder, creating it (mode 0600) on first start. */
 export function loadOrCreateHostKey(dataDir: string): HostKey {
   const file = join(dataDir, 'ssh_host_ed25519_key');
@@ -19,7 +31,7 @@ export function loadOrCreateHostKey(dataDir: string): HostKey {
     privateKey = readFileSync(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'lifeline-relay' });
+    const pair = generateEd25519();
     writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
     writeFileSync(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
     privateKey = pair.private;

@@ -4,6 +4,9 @@ import type { SerialAttachment } from '../backends/serial-attachment.js';
 import type { Logger } from '../logger.js';
 import type { LiveSession } from '../sessions/live-session.js';
 
+/** How long a closing session waits for its reason line to flush to a client that is not reading. */
+const CLOSE_GRACE_MS = 300;
+
 /** A serial console session: one SSH shell channel bridged to the VM's serial attachment. */
 export class SerialSession implements LiveSession {
   readonly id = randomUUID();
@@ -61,18 +64,30 @@ export class SerialSession implements LiveSession {
     this.log.info({ bytesIn: this.bytesIn, bytesOut: this.bytesOut }, 'serial session ended');
   }
 
-  close(reason: string): void {
-    if (this.ended) return;
+  /** Writes the reason line, then closes the channel once it is flushed (or after a short grace when the client is not reading). */
+  close(reason: string): Promise<void> {
+    if (this.ended) return Promise.resolve();
     this.detach?.();
     this.detach = undefined;
     const channel = this.channel;
-    try {
-      channel.write(`\r\n[lifeline] session closed: ${reason}\r\n`);
-      channel.end();
-      channel.close();
-    } catch {
-      // The channel may already be gone with its connection; finish() still runs.
-    }
     this.finish();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        try {
+          channel.close();
+        } catch {
+          // Already gone with its connection.
+        }
+        resolve();
+      };
+      const timer = setTimeout(done, CLOSE_GRACE_MS);
+      try {
+        // end() queues behind data still being written, so the reason is the last thing the client sees.
+        channel.end(`\r\n[lifeline] session closed: ${reason}\r\n`, done);
+      } catch {
+        done();
+      }
+    });
   }
 }

@@ -13,6 +13,7 @@ import { SerialSession } from './serial-session.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MAX_AUTH_ATTEMPTS = 6;
 const LOGIN_GRACE_MS = 30_000;
+const DISCONNECT_GRACE_MS = 500;
 
 export interface SshConsoleServerOptions {
   hostKey: HostKey;
@@ -61,6 +62,7 @@ export class SshConsoleServer {
     let grantExpiration = 0;
     let admitted: AdmittedConnection | undefined;
     let failures = 0;
+    let clientClosed = false;
     const serialSessions = new Set<SerialSession>();
 
     const grace = setTimeout(() => {
@@ -103,9 +105,12 @@ export class SshConsoleServer {
         grant: current,
         endpoint,
         remoteAddress,
-        close: (reason: string) => {
-          for (const session of serialSessions) session.close(reason);
-          client.end();
+        close: async (reason: string) => {
+          await Promise.all([...serialSessions].map((session) => session.close(reason)));
+          // OpenSSH exits as soon as a disconnect arrives, dropping channel output it has not
+          // printed yet: let the client leave on its own after its session closed, then end it.
+          if (!clientClosed) await new Promise((resolve) => setTimeout(resolve, DISCONNECT_GRACE_MS));
+          if (!clientClosed) client.end();
         },
       };
       this.options.supervisor.admit(admitted, grantExpiration);
@@ -142,9 +147,10 @@ export class SshConsoleServer {
 
     client.on('error', (error: Error) => log.debug({ err: error.message }, 'ssh connection error'));
     client.on('close', () => {
+      clientClosed = true;
       clearTimeout(grace);
       this.clients.delete(client);
-      for (const session of serialSessions) session.close('the connection closed');
+      for (const session of serialSessions) void session.close('the connection closed');
       if (admitted) this.options.supervisor.forget(admitted);
     });
   }
