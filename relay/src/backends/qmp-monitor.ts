@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { SocketAddress } from '../config/config.js';
 import type { Logger } from '../logger.js';
@@ -30,29 +29,22 @@ export function powerStateFromQmp(status: string): PowerState {
 
 /**
  * Keeps a QMP connection open to follow a VM's run state (QMP, like the serial chardev,
- * serves one client at a time). Emits `state` with the new power state.
+ * serves one client at a time).
  */
-export class QmpMonitor extends EventEmitter {
+export class QmpMonitor {
   private readonly connection: PersistentConnection;
   state: PowerState = 'Unavailable';
 
   constructor(address: SocketAddress, log: Logger) {
-    super();
     this.connection = new PersistentConnection(address, {
       connected: (socket) => this.onConnected(socket),
-      disconnected: () => this.setState('Unavailable'),
+      disconnected: () => (this.state = 'Unavailable'),
       unavailable: () => log.debug('QMP unavailable; retrying'),
     });
   }
 
   start(): void {
     this.connection.start();
-  }
-
-  private setState(state: PowerState): void {
-    if (state === this.state) return;
-    this.state = state;
-    this.emit('state', state);
   }
 
   private onConnected(socket: Socket): void {
@@ -81,7 +73,7 @@ export class QmpMonitor extends EventEmitter {
       this.send({ execute: 'qmp_capabilities' });
       this.send({ execute: 'query-status', id: 'status' });
     } else if (message.id === 'status' && typeof (message.return as { status?: unknown })?.status === 'string') {
-      this.setState(powerStateFromQmp((message.return as { status: string }).status));
+      this.state = powerStateFromQmp((message.return as { status: string }).status);
     } else if (typeof message.event === 'string') {
       if (['STOP', 'RESUME', 'SHUTDOWN', 'RESET', 'SUSPEND', 'WAKEUP', 'POWERDOWN'].includes(message.event)) {
         this.send({ execute: 'query-status', id: 'status' });

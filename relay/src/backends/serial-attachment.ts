@@ -18,7 +18,7 @@ export interface SerialSink {
  * life, keeps recent output in a ring, and hands the live stream to the current session.
  * Reconnects by itself when the VM restarts or the socket appears later.
  *
- * Events: `state` (connected: boolean), `drain` (the VM side accepts input again).
+ * Emits `drain` when the VM side accepts input again.
  */
 export class SerialAttachment extends EventEmitter {
   private readonly connection: PersistentConnection;
@@ -58,12 +58,10 @@ export class SerialAttachment extends EventEmitter {
     this.log.info('serial console attached');
     socket.on('data', (chunk: Buffer) => this.onOutput(chunk, socket));
     socket.on('drain', () => this.emit('drain'));
-    this.emit('state', true);
   }
 
   private onDisconnected(): void {
     this.releaseBlock();
-    this.emit('state', false);
     this.log.warn('serial console detached; waiting for the VM');
     this.notify('[lifeline] serial console disconnected; waiting for the VM to come back');
   }
