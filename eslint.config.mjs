@@ -15,6 +15,10 @@ export default tseslint.config(
     },
   },
   {
+    files: ['relay/assets/**/*.js'],
+    languageOptions: { globals: { document: 'readonly', location: 'readonly', history: 'readonly', window: 'readonly', WebSocket: 'readonly', URLSearchParams: 'readonly' } },
+  },
+  {
     files: ['test/**/*.ts', '**/*.test.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },

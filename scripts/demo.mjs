@@ -59,6 +59,7 @@ const publicKey = readFileSync(`${keyPath}.pub`, 'utf8').trim();
 const sshPort = ready.endpoints.find((e) => e.name === 'default').sshPort;
 
 const lines = [];
+const vncLines = [];
 for (const vm of ready.virtualMachines) {
   const response = await fetch(`${ready.api}/v1/virtualMachines/${vm}/console`, {
     method: 'PUT',
@@ -71,6 +72,7 @@ for (const vm of ready.virtualMachines) {
     continue;
   }
   lines.push(`  ${vm}:  ssh -i ${keyPath} -p ${sshPort} ${body.virtualMachineAccessId}@127.0.0.1`);
+  vncLines.push(`  ${vm}:  ssh -i ${keyPath} -p ${sshPort} -N -L 5901:vnc:5900 ${body.virtualMachineAccessId}@127.0.0.1   then a VNC viewer on localhost:5901`);
 }
 
 process.stdout.write(`
@@ -80,6 +82,12 @@ Lifeline relay is running.
 
 Open a VM's serial console (press Enter for the prompt; the VMs boot in a few seconds):
 ${lines.join('\n')}
+
+Its screen, for any VNC viewer:
+${vncLines.join('\n')}
+
+Its screen in a browser (open the "url" this prints within 60 s):
+  curl -s -X POST -H "Authorization: Bearer $(cat ${join(dir, 'data', 'admin.token')})" ${ready.api}/v1/virtualMachines/lab-1/vncTokens
 
 Press Ctrl-C to stop the relay and the lab VMs.
 `);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Runs every test: the relay's colocated unit tests, then the integration suites under test/.
+// A hung test fails after 5 minutes instead of stalling the run.
 // Integration tests use real QEMU VMs, the OpenSSH client and SQLite; missing tools fail loudly
 // here instead of letting suites pass by running nothing.
 import { spawnSync } from 'node:child_process';
@@ -18,7 +19,7 @@ function testFiles(dir) {
   });
 }
 
-const missing = ['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'busybox'].filter(
+const missing = ['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'busybox', 'chromium', 'gvnccapture', 'openssl'].filter(
   (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0,
 );
 if (missing.length > 0) {
@@ -35,7 +36,7 @@ if (files.length === 0) {
   console.error(`no test files match ${filter.join(' ')}`);
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=300000', '--test-reporter=spec', ...files], {
   cwd: root,
   stdio: 'inherit',
 });

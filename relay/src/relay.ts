@@ -13,6 +13,8 @@ import { SessionSupervisor } from './sessions/session-supervisor.js';
 import { loadOrCreateHostKey } from './ssh/host-key.js';
 import { SshConsoleServer } from './ssh/ssh-console-server.js';
 import { SqliteStore } from './store/sqlite-store.js';
+import { VncTokenService } from './vnc/vnc-tokens.js';
+import { VncWebServer } from './vnc/vnc-web-server.js';
 import type { Store } from './store/store.js';
 import { RELAY_VERSION } from './version.js';
 
@@ -62,6 +64,16 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       log: log.child({ component: 'ssh' }),
     });
     closers.push(() => ssh.close());
+    const vncTokens = new VncTokenService(config.vnc.tokenTtlMs);
+    const vncWeb = new VncWebServer({
+      tokens: vncTokens,
+      virtualMachines,
+      supervisor,
+      consoles: store,
+      pingIntervalMs: config.vnc.pingIntervalMs,
+      log: log.child({ component: 'vnc' }),
+    });
+    closers.push(() => vncWeb.close());
     const endpoints = new EndpointManager({
       defaultEndpoint: config.endpoints.default,
       addressPool: config.endpoints.addressPool,
@@ -70,6 +82,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       store,
       supervisor,
       onSshConnection: (socket, endpoint) => ssh.handle(socket, endpoint),
+      onVncConnection: (socket, endpoint) => vncWeb.handle(socket, endpoint),
       log: log.child({ component: 'endpoints' }),
     });
     closers.push(() => endpoints.close());
@@ -81,6 +94,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       endpoints,
       virtualMachines,
       supervisor,
+      vncTokens,
       log,
       relayInfo: () => ({
         id: relayId,

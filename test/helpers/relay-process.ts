@@ -22,11 +22,16 @@ export interface RelayProcess {
 }
 
 /** Rewrites a lab config for a test: its own data folder and ephemeral ports, plus any overrides. */
-export function testConfig(labConfigPath: string, dataDir: string, overrides: Record<string, unknown> = {}): string {
+export function testConfig(
+  labConfigPath: string,
+  dataDir: string,
+  overrides: Record<string, unknown> = {},
+  mapVm: (vm: Record<string, string>) => Record<string, string> = (vm) => vm,
+): string {
   const config = parseYaml(readFileSync(labConfigPath, 'utf8')) as Record<string, any>;
   const labDir = join(labConfigPath, '..');
   config.virtualMachines = (config.virtualMachines as Array<Record<string, string>>).map((vm) =>
-    Object.fromEntries(Object.entries(vm).map(([key, value]) => [key, key === 'name' ? value : join(labDir, value)])),
+    mapVm(Object.fromEntries(Object.entries(vm).map(([key, value]) => [key, key === 'name' ? value : join(labDir, value)]))),
   );
   const merged = { ...config, dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, ...overrides };
   const path = join(dataDir, '..', `relay-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.json`);

@@ -9,6 +9,7 @@ import type { ConsoleService } from '../sessions/console-service.js';
 import type { LiveSession } from '../sessions/live-session.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
+import type { VncTokenService } from '../vnc/vnc-tokens.js';
 import * as S from './schemas.js';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -19,6 +20,7 @@ export interface ApiDependencies {
   endpoints: EndpointManager;
   virtualMachines: VirtualMachineRegistry;
   supervisor: SessionSupervisor;
+  vncTokens: VncTokenService;
   relayInfo: () => Omit<S.RelayInfo, 'endpoints'>;
   log: Logger;
   now?: () => number;
@@ -200,6 +202,34 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     await deps.consoles.delete(request.params.vm);
     return reply.status(204).send();
   });
+
+  app.post<{ Params: { vm: string }; Querystring: { endpoint?: string } }>(
+    '/v1/virtualMachines/:vm/vncTokens',
+    { schema: { params: S.VmParams, querystring: S.VncTokenQuery, response: { 201: S.VncToken, ...errors } } },
+    async (request, reply) => {
+      const vm = requireVm(request.params.vm);
+      if (!vm.consoleTypes.includes('vnc')) {
+        throw new RelayError(409, 'ConsoleTypeNotAvailable', `${vm.name} has no VNC console configured (consoleTypes: ${vm.consoleTypes.join(', ')})`);
+      }
+      const record = await deps.consoles.get(vm.name);
+      const status = detailedStatus(record, now());
+      if (status === 'Disabled') throw new RelayError(409, 'ConsoleDisabled', `the console for ${vm.name} is disabled; enable it with PATCH {"enabled": true} first`);
+      if (status === 'Expired') throw new RelayError(409, 'ConsoleExpired', `the console for ${vm.name} expired; renew it with PATCH {"expiration": …} first`);
+      const endpointName = request.query.endpoint ?? 'default';
+      const endpoint = deps.endpoints.get(endpointName);
+      if (endpoint.provisioningState !== 'Succeeded') {
+        throw new RelayError(409, 'EndpointNotReady', `the endpoint "${endpointName}" is not listening; see the relay log`);
+      }
+      const { token, expiresAt } = deps.vncTokens.mint({ virtualMachine: vm.name, accessId: record.accessId, keyFingerprint: record.keyFingerprint }, endpointName);
+      return reply.status(201).send({
+        token,
+        url: `http://${endpoint.ipAddress}:${endpoint.vncPort}/?token=${token}`,
+        expiresAt: iso(expiresAt),
+        virtualMachine: vm.name,
+        endpoint: endpointName,
+      });
+    },
+  );
 
   app.get('/v1/privateEndpoints', { schema: { response: { 200: S.EndpointList, ...errors } } }, async () => ({ value: deps.endpoints.list() }));
 

@@ -9,4 +9,5 @@ export type {
   RelayInfo,
   SessionResource,
   VirtualMachineResource,
+  VncToken,
 } from './schemas.js';

@@ -100,6 +100,16 @@ export const SessionResource = Type.Object({
 
 export const SessionList = Type.Object({ value: Type.Array(SessionResource) });
 
+export const VncTokenQuery = Type.Object({ endpoint: Type.Optional(Name) }, { additionalProperties: false });
+
+export const VncToken = Type.Object({
+  token: Type.String(),
+  url: Type.String({ description: 'http://<endpoint ip>:<vncPort>/?token=…; ws:// on the same address carries the RFB stream' }),
+  expiresAt: Type.String(),
+  virtualMachine: Type.String(),
+  endpoint: Type.String(),
+});
+
 export const Health = Type.Object({ status: Type.String(), store: Type.Boolean(), listeners: Type.Boolean() });
 
 export type ConsolePutBody = Static<typeof ConsolePutBody>;
@@ -111,3 +121,4 @@ export type EndpointResource = Static<typeof EndpointResource>;
 export type RelayInfo = Static<typeof RelayInfo>;
 export type SessionResource = Static<typeof SessionResource>;
 export type ErrorBody = Static<typeof ErrorBody>;
+export type VncToken = Static<typeof VncToken>;

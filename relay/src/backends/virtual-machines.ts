@@ -1,5 +1,7 @@
-import type { VirtualMachineConfig } from '../config/config.js';
+import type { Socket } from 'node:net';
+import { describeAddress, type VirtualMachineConfig } from '../config/config.js';
 import type { Logger } from '../logger.js';
+import { connectTo } from './connect.js';
 import { QmpMonitor, type PowerState } from './qmp-monitor.js';
 import { SerialAttachment } from './serial-attachment.js';
 
@@ -9,6 +11,7 @@ export type ConsoleType = 'serial' | 'vnc';
 export class VirtualMachine {
   readonly serial: SerialAttachment | undefined;
   private readonly qmp: QmpMonitor | undefined;
+  private readonly log: Logger;
 
   constructor(
     readonly config: VirtualMachineConfig,
@@ -16,6 +19,7 @@ export class VirtualMachine {
     log: Logger,
   ) {
     const vmLog = log.child({ vm: config.name });
+    this.log = vmLog;
     this.serial = config.serial && new SerialAttachment(config.name, config.serial, replayBytes, vmLog);
     this.qmp = config.qmp && new QmpMonitor(config.qmp, vmLog);
   }
@@ -33,6 +37,18 @@ export class VirtualMachine {
     if (this.qmp) return this.qmp.state;
     if (this.serial) return this.serial.connected ? 'Running' : 'Unavailable';
     return 'Unavailable';
+  }
+
+  /** A new connection to the VM's VNC server (QEMU serves several); rejects with a message for the client. */
+  async openVnc(): Promise<Socket> {
+    const address = this.config.vnc;
+    if (!address) throw new Error(`${this.name} has no VNC console`);
+    try {
+      return await connectTo(address, 3000);
+    } catch (error) {
+      this.log.warn({ err: (error as Error).message, vnc: describeAddress(address) }, 'VNC socket unreachable');
+      throw new Error(`the screen of ${this.name} is not available (the VM is not running or its VNC socket is unreachable)`, { cause: error });
+    }
   }
 
   start(): void {

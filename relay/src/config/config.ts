@@ -16,7 +16,7 @@ export interface RelayConfig {
   dataDir: string;
   api: { host: string; port: number; tls?: { cert: string; key: string } };
   ssh: { port: number; keepaliveIntervalMs: number; keepaliveCountMax: number };
-  vnc: { port: number };
+  vnc: { port: number; pingIntervalMs: number; tokenTtlMs: number };
   endpoints: { default: { ipAddress: string; allowedSourcePrefixes: Ipv4Cidr[] }; addressPool: Ipv4Cidr[] };
   consoles: { defaultTtlMs: number; maxTtlMs: number };
   serial: { replayBytes: number };

@@ -159,7 +159,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   }
 
   const ssh = root.section('ssh', ['port', 'keepaliveInterval', 'keepaliveCountMax']);
-  const vnc = root.section('vnc', ['port']);
+  const vnc = root.section('vnc', ['port', 'pingInterval', 'tokenTtl']);
   const endpoints = root.section('endpoints', ['default', 'addressPool']);
   const defaultEndpoint = endpoints.section('default', ['ipAddress', 'allowedSourcePrefixes']);
   const consoles = root.section('consoles', ['defaultTtl', 'maxTtl']);
@@ -188,7 +188,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
       keepaliveIntervalMs: ssh.duration('keepaliveInterval', '15s'),
       keepaliveCountMax: ssh.integer('keepaliveCountMax', 3, 1, 100),
     },
-    vnc: { port: vnc.integer('port', 6080, 0, 65535) },
+    vnc: { port: vnc.integer('port', 6080, 0, 65535), pingIntervalMs: vnc.duration('pingInterval', '30s'), tokenTtlMs: vnc.duration('tokenTtl', '60s') },
     endpoints: {
       default: {
         ipAddress: defaultEndpoint.ipv4('ipAddress', '127.0.0.1'),

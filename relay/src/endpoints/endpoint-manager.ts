@@ -26,9 +26,11 @@ interface Entry {
   ipAddress: string;
   prefixes: Ipv4Cidr[];
   listener: Server | undefined;
-  /** Open connections through this endpoint's listener. */
+  vncListener: Server | undefined;
+  /** Open connections through this endpoint's listeners. */
   sockets: Set<Socket>;
   sshPort: number;
+  vncPort: number;
   createdAt: number;
 }
 
@@ -39,8 +41,9 @@ export interface EndpointManagerOptions {
   vncPort: number;
   store: Store;
   supervisor: SessionSupervisor;
-  /** Receives each admitted connection (source already checked). */
+  /** Receive each admitted connection (source already checked). */
   onSshConnection: (socket: Socket, endpoint: string) => void;
+  onVncConnection: (socket: Socket, endpoint: string) => void;
   log: Logger;
 }
 
@@ -55,13 +58,22 @@ function listen(server: Server, host: string, port: number): Promise<number> {
   });
 }
 
+interface Bound {
+  listener: Server;
+  vncListener: Server;
+  sshPort: number;
+  vncPort: number;
+  sockets: Set<Socket>;
+}
+
 /** Time for reason lines to reach clients before their sockets are torn down. */
 const LINGER_MS = 500;
 
 /** Stops accepting at once; connections still open after a short linger (unauthenticated ones, say) are destroyed. */
-function closeServer(server: Server | undefined, sockets: Set<Socket> | undefined): void {
-  if (!server) return;
-  server.close();
+function closeServer(servers: { listener?: Server | undefined; vncListener?: Server | undefined } | undefined, sockets: Set<Socket> | undefined): void {
+  if (!servers?.listener) return;
+  servers.listener.close();
+  servers.vncListener?.close();
   if (!sockets || sockets.size === 0) return;
   setTimeout(() => {
     for (const socket of sockets) socket.destroy();
@@ -100,30 +112,39 @@ export class EndpointManager {
     return result;
   }
 
-  private newListener(name: string, sockets: Set<Socket>): Server {
+  private newListener(name: string, sockets: Set<Socket>, kind: 'ssh' | 'vnc'): Server {
     const server = createServer({ noDelay: true }, (socket) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
       const entry = this.entries.get(name);
-      if (!entry || entry.listener !== server || !sourceAllowed(entry.prefixes, socket.remoteAddress ?? '')) {
-        this.options.log.info({ endpoint: name, remote: socket.remoteAddress }, 'connection refused: source not allowed');
+      const current = kind === 'ssh' ? entry?.listener : entry?.vncListener;
+      if (!entry || current !== server || !sourceAllowed(entry.prefixes, socket.remoteAddress ?? '')) {
+        this.options.log.info({ endpoint: name, remote: socket.remoteAddress, kind }, 'connection refused: source not allowed');
         socket.resetAndDestroy();
         return;
       }
-      this.options.onSshConnection(socket, name);
+      if (kind === 'ssh') this.options.onSshConnection(socket, name);
+      else this.options.onVncConnection(socket, name);
     });
     server.on('error', (error) => this.options.log.error({ endpoint: name, err: error.message }, 'listener error'));
     return server;
   }
 
-  private async bind(name: string, ipAddress: string): Promise<{ listener: Server; port: number; sockets: Set<Socket> }> {
+  /** Binds the SSH and the WebSocket VNC listener on `ipAddress`; both or neither. */
+  private async bind(name: string, ipAddress: string): Promise<Bound> {
     const sockets = new Set<Socket>();
-    const listener = this.newListener(name, sockets);
+    const listener = this.newListener(name, sockets, 'ssh');
+    const vncListener = this.newListener(name, sockets, 'vnc');
+    let port = this.options.sshPort;
     try {
-      const port = await listen(listener, ipAddress, this.options.sshPort);
-      return { listener, port, sockets };
+      const sshPort = await listen(listener, ipAddress, port);
+      port = this.options.vncPort;
+      const vncPort = await listen(vncListener, ipAddress, port);
+      return { listener, vncListener, sshPort, vncPort, sockets };
     } catch (error) {
-      throw new RelayError(422, 'EndpointBindFailed', `endpoint "${name}": ${bindProblem(error as NodeJS.ErrnoException, ipAddress, this.options.sshPort)}`);
+      listener.close();
+      vncListener.close();
+      throw new RelayError(422, 'EndpointBindFailed', `endpoint "${name}": ${bindProblem(error as NodeJS.ErrnoException, ipAddress, port)}`);
     }
   }
 
@@ -135,9 +156,7 @@ export class EndpointManager {
       name: DEFAULT_ENDPOINT,
       ipAddress: defaultEndpoint.ipAddress,
       prefixes: defaultEndpoint.allowedSourcePrefixes,
-      listener: first.listener,
-      sockets: first.sockets,
-      sshPort: first.port,
+      ...first,
       createdAt: Date.now(),
     });
     for (const record of await this.options.store.listEndpoints()) {
@@ -146,16 +165,15 @@ export class EndpointManager {
         ipAddress: record.ipAddress,
         prefixes: record.allowedSourcePrefixes.map((text) => parseCidr(text)!).filter(Boolean),
         listener: undefined,
+        vncListener: undefined,
         sockets: new Set(),
         sshPort: this.options.sshPort,
+        vncPort: this.options.vncPort,
         createdAt: record.createdAt,
       };
       this.entries.set(record.name, entry);
       try {
-        const bound = await this.bind(record.name, record.ipAddress);
-        entry.listener = bound.listener;
-        entry.sockets = bound.sockets;
-        entry.sshPort = bound.port;
+        Object.assign(entry, await this.bind(record.name, record.ipAddress));
       } catch (error) {
         this.options.log.error({ endpoint: record.name, err: (error as Error).message }, 'cannot restore private endpoint');
       }
@@ -167,7 +185,7 @@ export class EndpointManager {
       name: entry.name,
       ipAddress: entry.ipAddress,
       sshPort: entry.sshPort,
-      vncPort: this.options.vncPort,
+      vncPort: entry.vncPort,
       allowedSourcePrefixes: entry.prefixes.map((cidr) => cidr.text),
       provisioningState: entry.listener ? 'Succeeded' : 'Failed',
     };
@@ -225,29 +243,32 @@ export class EndpointManager {
         updatedAt: now,
       });
     } catch (error) {
-      closeServer(bound?.listener, bound?.sockets);
+      closeServer(bound, bound?.sockets);
       throw error;
     }
     const entry: Entry = {
       name,
       ipAddress,
       prefixes,
-      listener: bound?.listener ?? existing?.listener,
-      sockets: bound?.sockets ?? existing?.sockets ?? new Set(),
-      sshPort: bound?.port ?? existing?.sshPort ?? this.options.sshPort,
+      listener: existing?.listener,
+      vncListener: existing?.vncListener,
+      sockets: existing?.sockets ?? new Set(),
+      sshPort: existing?.sshPort ?? this.options.sshPort,
+      vncPort: existing?.vncPort ?? this.options.vncPort,
+      ...bound,
       createdAt: existing?.createdAt ?? now,
     };
     this.entries.set(name, entry);
     if (existing && bound) {
       this.options.supervisor.closeConnections((c) => c.endpoint === name, `the private endpoint "${name}" moved to ${ipAddress}`);
-      closeServer(existing.listener, existing.sockets);
+      closeServer(existing, existing.sockets);
     } else if (existing) {
       this.options.supervisor.closeConnections(
         (c) => c.endpoint === name && !sourceAllowed(prefixes, c.remoteAddress),
         `your address is no longer allowed on the private endpoint "${name}"`,
       );
     }
-    this.options.log.info({ endpoint: name, ipAddress, port: entry.sshPort }, existing ? 'private endpoint updated' : 'private endpoint created');
+    this.options.log.info({ endpoint: name, ipAddress, sshPort: entry.sshPort, vncPort: entry.vncPort }, existing ? 'private endpoint updated' : 'private endpoint created');
     return { view: this.view(entry), created: !existing };
   }
 
@@ -261,7 +282,7 @@ export class EndpointManager {
       await this.options.store.deleteEndpoint(name);
       this.entries.delete(name);
       this.options.supervisor.closeConnections((c) => c.endpoint === name, `the private endpoint "${name}" was deleted`);
-      closeServer(entry.listener, entry.sockets);
+      closeServer(entry, entry.sockets);
       this.options.log.info({ endpoint: name }, 'private endpoint deleted');
     });
   }
@@ -269,11 +290,11 @@ export class EndpointManager {
   /** Stops accepting connections on every endpoint. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const entry of this.entries.values()) closeServer(entry.listener, entry.sockets);
+    for (const entry of this.entries.values()) closeServer(entry, entry.sockets);
   }
 
   /** True when every endpoint that should listen does. */
   get healthy(): boolean {
-    return !this.closed && [...this.entries.values()].every((entry) => entry.listener?.listening);
+    return !this.closed && [...this.entries.values()].every((entry) => entry.listener?.listening && entry.vncListener?.listening);
   }
 }

@@ -4,12 +4,16 @@ import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { mayAuthenticate, type SessionGrant } from '../core/console-rules.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 import type { Logger } from '../logger.js';
-import type { AdmittedConnection } from '../sessions/live-session.js';
+import type { AdmittedConnection, LiveSession } from '../sessions/live-session.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
 import type { HostKey } from './host-key.js';
+import { VncSession } from '../vnc/vnc-session.js';
 import { SerialSession } from './serial-session.js';
 
+/** The reserved forward destination for a VM's screen: `ssh -L 5901:vnc:5900`. */
+export const VNC_HOST = 'vnc';
+export const VNC_PORT = 5900;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MAX_AUTH_ATTEMPTS = 6;
 const LOGIN_GRACE_MS = 30_000;
@@ -27,7 +31,8 @@ export interface SshConsoleServerOptions {
 
 /**
  * The SSH side of the relay: public-key auth as the console's access id, then a
- * `pty`+`shell` channel bridged to the VM's serial console. Everything else is refused.
+ * `pty`+`shell` channel bridged to the VM's serial console and `direct-tcpip` to `vnc:5900`
+ * bridged to its VNC server. Everything else is refused.
  * Sockets arrive from the endpoint listeners (after their source check) through `handle`.
  */
 export class SshConsoleServer {
@@ -63,7 +68,7 @@ export class SshConsoleServer {
     let admitted: AdmittedConnection | undefined;
     let failures = 0;
     let clientClosed = false;
-    const serialSessions = new Set<SerialSession>();
+    const sessions = new Set<LiveSession>();
 
     const grace = setTimeout(() => {
       if (!grant) client.end();
@@ -106,7 +111,7 @@ export class SshConsoleServer {
         endpoint,
         remoteAddress,
         close: async (reason: string) => {
-          await Promise.all([...serialSessions].map((session) => session.close(reason)));
+          await Promise.all([...sessions].map((session) => session.close(reason)));
           // OpenSSH exits as soon as a disconnect arrives, dropping channel output it has not
           // printed yet: let the client leave on its own after its session closed, then end it.
           if (!clientClosed) await new Promise((resolve) => setTimeout(resolve, DISCONNECT_GRACE_MS));
@@ -131,17 +136,46 @@ export class SshConsoleServer {
         if (!vm?.serial || !admitted) return rejectShell();
         const channel = acceptShell();
         const serial = new SerialSession(vm.name, endpoint, remoteAddress, channel, vm.serial, log.child({ vm: vm.name }), (ended) => {
-          serialSessions.delete(ended);
+          sessions.delete(ended);
           this.options.supervisor.release(ended);
         });
-        serialSessions.add(serial);
+        sessions.add(serial);
         this.options.supervisor.claim(serial);
         serial.start();
       });
     });
 
-    // Forwarding (VNC lands with its own issue), global requests and unix-socket channels: refused.
-    client.on('tcpip', (_accept, reject) => reject());
+    // `ssh -L 5901:vnc:5900`: the one forward destination there is, the VM's VNC stream.
+    client.on('tcpip', (accept, reject, info) => {
+      const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
+      if (info.destIP !== VNC_HOST || info.destPort !== VNC_PORT || !vm?.config.vnc || !admitted) {
+        log.info({ dest: `${info.destIP.slice(0, 64)}:${info.destPort}` }, 'forward refused');
+        return reject();
+      }
+      vm.openVnc().then(
+        (vnc) => {
+          if (clientClosed) return vnc.destroy();
+          const channel = accept();
+          const closeChannel = async (): Promise<void> => {
+            // A forwarded channel has no room for a reason: the client sees the stream end.
+            try {
+              channel.close();
+            } catch {
+              // Gone with its connection.
+            }
+          };
+          const session = new VncSession(vm.name, 'ssh', endpoint, remoteAddress, channel, vnc, closeChannel, log.child({ vm: vm.name }), (ended) => {
+            sessions.delete(ended);
+            this.options.supervisor.release(ended);
+          });
+          sessions.add(session);
+          this.options.supervisor.claim(session);
+          session.start();
+        },
+        () => reject(),
+      );
+    });
+    // Remote forwards, other global requests and unix-socket channels: refused.
     client.on('openssh.streamlocal', (_accept, reject) => reject());
     client.on('request', (_accept, reject) => reject?.());
 
@@ -150,7 +184,7 @@ export class SshConsoleServer {
       clientClosed = true;
       clearTimeout(grace);
       this.clients.delete(client);
-      for (const session of serialSessions) void session.close('the connection closed');
+      for (const session of sessions) void session.close('the connection closed');
       if (admitted) this.options.supervisor.forget(admitted);
     });
   }

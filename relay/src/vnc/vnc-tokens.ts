@@ -1,0 +1,67 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { SessionGrant } from '../core/console-rules.js';
+
+/** How long a minted token may wait for its WebSocket, unless the config says otherwise. */
+export const VNC_TOKEN_TTL_MS = 60_000;
+
+interface PendingToken {
+  grant: SessionGrant;
+  endpoint: string;
+  expiresAt: number;
+}
+
+export type TokenRedemption =
+  | { ok: true; grant: SessionGrant; endpoint: string }
+  | { ok: false; reason: 'unknown' | 'expired' | 'wrong-endpoint' };
+
+function hash(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/**
+ * Single-use browser tokens for the WebSocket VNC path, as nova-novncproxy hands out:
+ * minted for one VM and endpoint, unusable after 60 s (`vnc.tokenTtl`) or after first use. Only hashes are
+ * kept, in memory: a restart voids outstanding tokens, which live a minute anyway.
+ */
+export class VncTokenService {
+  private readonly pending = new Map<string, PendingToken>();
+
+  constructor(
+    private readonly ttlMs = VNC_TOKEN_TTL_MS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  mint(grant: SessionGrant, endpoint: string): { token: string; expiresAt: number } {
+    this.sweep();
+    const token = randomBytes(24).toString('base64url');
+    const expiresAt = this.now() + this.ttlMs;
+    this.pending.set(hash(token), { grant, endpoint, expiresAt });
+    return { token, expiresAt };
+  }
+
+  /** Whether `token` would be accepted on `endpoint` now, without using it up (for the page that precedes the WebSocket). */
+  peek(token: string, endpoint: string): boolean {
+    const entry = this.pending.get(hash(token));
+    return entry !== undefined && entry.endpoint === endpoint && entry.expiresAt > this.now();
+  }
+
+  /** Uses up `token`: whatever the outcome, it cannot be presented again. */
+  redeem(token: string, endpoint: string): TokenRedemption {
+    const key = hash(token);
+    const entry = this.pending.get(key);
+    this.pending.delete(key);
+    if (!entry) return { ok: false, reason: 'unknown' };
+    if (entry.expiresAt <= this.now()) return { ok: false, reason: 'expired' };
+    if (entry.endpoint !== endpoint) return { ok: false, reason: 'wrong-endpoint' };
+    return { ok: true, grant: entry.grant, endpoint };
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [key, entry] of this.pending) if (entry.expiresAt <= now) this.pending.delete(key);
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+}

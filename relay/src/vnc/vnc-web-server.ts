@@ -1,0 +1,218 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { dirname, extname, join, normalize, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
+import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
+import { normalizeRemoteAddress } from '../core/cidr.js';
+import { revocationMessage, revocationReason, type SessionGrant } from '../core/console-rules.js';
+import type { Logger } from '../logger.js';
+import type { AdmittedConnection } from '../sessions/live-session.js';
+import type { ConsoleLookup, SessionSupervisor } from '../sessions/session-supervisor.js';
+import { VncSession } from './vnc-session.js';
+import type { VncTokenService } from './vnc-tokens.js';
+
+const ASSETS = fileURLToPath(new URL('../../assets/vnc/', import.meta.url));
+const NOVNC = join(dirname(fileURLToPath(import.meta.resolve('@novnc/novnc'))), '..');
+const MIME: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.html': 'text/html; charset=utf-8' };
+/** WebSocket close code for "closed by the relay"; the reason text says why. */
+export const CLOSE_BY_RELAY = 4000;
+const MAX_CLIENT_MESSAGE = 4 * 1024 * 1024;
+
+export interface VncWebServerOptions {
+  tokens: VncTokenService;
+  virtualMachines: VirtualMachineRegistry;
+  supervisor: SessionSupervisor;
+  consoles: ConsoleLookup;
+  pingIntervalMs: number;
+  log: Logger;
+}
+
+function securityHeaders(response: ServerResponse): void {
+  response.setHeader('Content-Security-Policy', "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  response.setHeader('Referrer-Policy', 'no-referrer');
+  response.setHeader('X-Content-Type-Options', 'nosniff');
+  response.setHeader('Cache-Control', 'no-store');
+}
+
+function errorPage(title: string, message: string): string {
+  const escape = (text: string): string => text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title><link rel="stylesheet" href="/lifeline/vnc.css"></head><body><main class="error"><h1>${escape(title)}</h1><p>${escape(message)}</p></main></body></html>`;
+}
+
+/** Answers an upgrade request with a plain HTTP error, so a refused client never reaches the VM. */
+function refuseUpgrade(socket: Duplex, status: number, text: string, message: string): void {
+  const body = `${message}\n`;
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+/**
+ * The WebSocket VNC path on every endpoint (port 6080): `ws://<ip>:6080/?token=…` carries raw
+ * RFB in binary frames; the same URL over plain HTTP serves a noVNC page that connects back
+ * with the token. Sockets arrive from the endpoint listeners after their source check.
+ */
+export class VncWebServer {
+  private readonly http = createServer((request, response) => this.onRequest(request, response));
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: MAX_CLIENT_MESSAGE,
+    // noVNC asks for "binary"; websockify clients may ask for nothing. Anything else is answered without a protocol.
+    handleProtocols: (protocols) => (protocols.has('binary') ? 'binary' : false),
+  });
+  private readonly endpointOf = new WeakMap<Socket, string>();
+  private readonly assets = new Map<string, Buffer>();
+
+  constructor(private readonly options: VncWebServerOptions) {
+    this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(request, socket, head));
+    this.http.on('clientError', (_error, socket) => socket.destroy());
+    this.http.headersTimeout = 10_000;
+    this.http.requestTimeout = 15_000;
+  }
+
+  handle(socket: Socket, endpoint: string): void {
+    this.endpointOf.set(socket, endpoint);
+    this.http.emit('connection', socket);
+  }
+
+  private asset(path: string): Buffer | undefined {
+    let cached = this.assets.get(path);
+    if (!cached) {
+      try {
+        cached = readFileSync(path);
+      } catch {
+        return undefined;
+      }
+      this.assets.set(path, cached);
+    }
+    return cached;
+  }
+
+  /** Maps a request path to a file: our page assets, or noVNC's ES modules (core/ and vendor/ only). */
+  private fileFor(pathname: string): string | undefined {
+    if (pathname === '/lifeline/vnc.js' || pathname === '/lifeline/vnc.css') return join(ASSETS, pathname.slice('/lifeline/'.length));
+    if (!pathname.startsWith('/novnc/') || extname(pathname) !== '.js') return undefined;
+    const relative = normalize(decodeURIComponent(pathname.slice('/novnc/'.length)));
+    const file = join(NOVNC, relative);
+    if (!file.startsWith(`${NOVNC}${sep}core${sep}`) && !file.startsWith(`${NOVNC}${sep}vendor${sep}`)) return undefined;
+    return file;
+  }
+
+  private onRequest(request: IncomingMessage, response: ServerResponse): void {
+    securityHeaders(response);
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('only GET\n');
+      return;
+    }
+    let url: URL;
+    try {
+      url = new URL(request.url ?? '/', 'http://relay');
+    } catch {
+      response.writeHead(400).end();
+      return;
+    }
+    if (url.pathname === '/') {
+      const endpoint = this.endpointOf.get(request.socket as Socket) ?? '';
+      const token = url.searchParams.get('token');
+      const send = (status: number, html: string): void => void response.writeHead(status, { 'Content-Type': MIME['.html'] }).end(request.method === 'HEAD' ? undefined : html);
+      if (!token) return send(400, errorPage('No console token', 'This address needs a ?token=… from POST /v1/virtualMachines/{vm}/vncTokens.'));
+      if (!this.options.tokens.peek(token, endpoint)) {
+        return send(403, errorPage('Console link expired', 'This console link is invalid, already used, or older than 60 seconds. Ask for a new one.'));
+      }
+      return send(200, this.asset(join(ASSETS, 'index.html'))!.toString());
+    }
+    const file = this.fileFor(url.pathname);
+    const body = file && this.asset(file);
+    if (!body) {
+      response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    response.writeHead(200, { 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
+    response.end(request.method === 'HEAD' ? undefined : body);
+  }
+
+  private async onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const endpoint = this.endpointOf.get(request.socket as Socket) ?? '';
+    const remoteAddress = normalizeRemoteAddress(request.socket.remoteAddress);
+    const log = this.options.log.child({ endpoint, remote: remoteAddress });
+    socket.on('error', () => undefined);
+    let url: URL;
+    try {
+      url = new URL(request.url ?? '/', 'http://relay');
+    } catch {
+      return refuseUpgrade(socket, 400, 'Bad Request', 'malformed URL');
+    }
+    if (url.pathname !== '/') return refuseUpgrade(socket, 404, 'Not Found', 'connect to /?token=<token>');
+    const token = url.searchParams.get('token');
+    if (!token) return refuseUpgrade(socket, 401, 'Unauthorized', 'missing token: mint one with POST /v1/virtualMachines/{vm}/vncTokens');
+    const redemption = this.options.tokens.redeem(token, endpoint);
+    if (!redemption.ok) {
+      log.info({ reason: redemption.reason }, 'VNC WebSocket refused: token');
+      return refuseUpgrade(socket, 403, 'Forbidden', 'the token is invalid, already used, expired (60 s), or for another endpoint');
+    }
+    const { grant } = redemption;
+    const current = await this.options.consoles.getConsole(grant.virtualMachine);
+    const revoked = revocationReason(grant, current, Date.now());
+    if (revoked || !current) {
+      return refuseUpgrade(socket, 403, 'Forbidden', revocationMessage(revoked ?? 'deleted', grant.virtualMachine));
+    }
+    const vm = this.options.virtualMachines.get(grant.virtualMachine);
+    if (!vm) return refuseUpgrade(socket, 404, 'Not Found', `no virtual machine named ${grant.virtualMachine}`);
+    let vnc: Socket;
+    try {
+      vnc = await vm.openVnc();
+    } catch (error) {
+      return refuseUpgrade(socket, 503, 'Service Unavailable', (error as Error).message);
+    }
+    if (socket.destroyed) {
+      vnc.destroy();
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.startSession(ws, vnc, grant, current.expiration, endpoint, remoteAddress, log));
+  }
+
+  private startSession(ws: WebSocket, vnc: Socket, grant: SessionGrant, expiration: number, endpoint: string, remoteAddress: string, log: Logger): void {
+    const { supervisor } = this.options;
+    const stream = createWebSocketStream(ws);
+    const closeClient = (reason: string): Promise<void> =>
+      new Promise((resolve) => {
+        if (ws.readyState === ws.CLOSED) return resolve();
+        const timer = setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, 1000);
+        ws.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        // A close reason is at most 123 bytes.
+        ws.close(CLOSE_BY_RELAY, Buffer.from(reason).subarray(0, 123).toString());
+      });
+    const admitted: AdmittedConnection = { grant, endpoint, remoteAddress, close: (reason) => session.close(reason) };
+    const session = new VncSession(grant.virtualMachine, 'websocket', endpoint, remoteAddress, stream, vnc, closeClient, log.child({ vm: grant.virtualMachine }), (ended) => {
+      clearInterval(pinger);
+      supervisor.forget(admitted);
+      supervisor.release(ended);
+    });
+    // Pings keep idle sessions alive through proxies and find dead peers.
+    let alive = true;
+    ws.on('pong', () => (alive = true));
+    const pinger = setInterval(() => {
+      if (!alive) return ws.terminate();
+      alive = false;
+      ws.ping();
+    }, this.options.pingIntervalMs);
+    pinger.unref();
+    supervisor.admit(admitted, expiration);
+    supervisor.claim(session);
+    session.start();
+  }
+
+  close(): void {
+    for (const client of this.wss.clients) client.terminate();
+    this.wss.close();
+    this.http.close();
+  }
+}
