@@ -107,7 +107,7 @@ describe('lifeline-relay command line and config validation', () => {
     const dataDir = join(tmp.path, 'late');
     const socketPath = join(sockets, 'late.sock');
     const path = join(tmp.path, 'late.json');
-    writeFileSync(path, JSON.stringify({ ...base, dataDir, virtualMachines: [{ name: 'late', serial: socketPath }] }));
+    writeFileSync(path, JSON.stringify({ ...base, dataDir, vnc: { port: 0 }, virtualMachines: [{ name: 'late', serial: socketPath, vnc: join(sockets, 'late-vnc.sock') }] }));
     const relay = await startRelay(path, dataDir);
     let chardev: Server | undefined;
     const peers = new Set<Socket>();
@@ -122,6 +122,27 @@ describe('lifeline-relay command line and config validation', () => {
       await waitUntil(async () => (await relay.api('GET', '/v1/virtualMachines/late')).body.powerState === 'Running', 10_000, 'the VM to be Running');
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.equal((await relay.api('GET', '/v1/virtualMachines/late')).body.powerState, 'Running', 'stays attached');
+
+      // Its VNC socket never appeared: a VNC connection is refused with a reason, not left hanging.
+      const key = (await import('node:child_process')).execFileSync('sh', ['-c', `ssh-keygen -q -t ed25519 -N '' -f ${join(tmp.path, 'late-key')} && cat ${join(tmp.path, 'late-key.pub')}`], { encoding: 'utf8' }).trim();
+      assert.equal((await relay.api('PUT', '/v1/virtualMachines/late/console', { enabled: true, sshPublicKey: { keyData: key } })).status, 201);
+      const minted = await relay.api('POST', '/v1/virtualMachines/late/vncTokens');
+      assert.equal(minted.status, 201);
+      const started = Date.now();
+      const { WebSocket } = await import('ws');
+      const refusal = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const ws = new WebSocket(minted.body.url.replace(/^http/, 'ws'));
+        ws.once('open', () => reject(new Error('the WebSocket opened')));
+        ws.once('error', () => undefined);
+        ws.once('unexpected-response', (_request, response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        });
+      });
+      assert.equal(refusal.status, 503);
+      assert.match(refusal.body, /the screen of late is not available/);
+      assert.ok(Date.now() - started < 5000);
     } finally {
       for (const peer of peers) peer.destroy();
       chardev?.close();

@@ -55,6 +55,21 @@ describe('private endpoints with allowed source prefixes', () => {
 
     assert.match(await firstBytes('127.0.0.77', port, '127.0.0.9'), /^data:SSH-2\.0-Lifeline/);
     assert.match(await firstBytes('127.0.0.77', port, '127.0.0.10'), /^(error:ECONNRESET|closed)$/);
+    // The WebSocket VNC listener of the endpoint applies the same rule before any HTTP byte.
+    const vncPort = created.body.vncPort as number;
+    const asHttp = (source: string): Promise<string> =>
+      new Promise((resolve) => {
+        const socket = connect({ host: '127.0.0.77', port: vncPort, localAddress: source });
+        socket.once('connect', () => socket.write('GET /?token=x HTTP/1.1\r\nHost: relay\r\n\r\n'));
+        socket.once('data', (data) => {
+          socket.destroy();
+          resolve(`data:${data.toString('latin1').split('\r\n')[0]}`);
+        });
+        socket.once('error', (error: NodeJS.ErrnoException) => resolve(`error:${error.code}`));
+        socket.once('close', () => resolve('closed'));
+      });
+    assert.equal(await asHttp('127.0.0.9'), 'data:HTTP/1.1 403 Forbidden');
+    assert.match(await asHttp('127.0.0.10'), /^(error:ECONNRESET|closed)$/);
 
     const allowed = new OpenSshSession({ port, host: '127.0.0.77', bindAddress: '127.0.0.9', user: accessId, key: key.privateKeyPath });
     sessions.push(allowed);
