@@ -52,7 +52,7 @@ describe('backpressure on the serial byte path', () => {
   const tmp = tempDir('backpressure');
   after(() => tmp.dispose());
 
-  test('a client that stops reading stops the relay reading the console; memory stays bounded', async () => {
+  test('a client that stops reading stops the relay reading the console; memory stays bounded', async (t) => {
     const socketPath = join(tmp.path, 'flood.sock');
     const chardev = await floodingChardev(socketPath);
     const dataDir = join(tmp.path, 'data');
@@ -82,6 +82,7 @@ describe('backpressure on the serial byte path', () => {
       const rssAfter = rssKiB(relay.child.pid!);
       assert.ok(grewBy <= 1024 * 1024, `the relay kept reading ${grewBy} bytes from the console while its client did not read`);
       assert.ok(rssAfter - rssAtPause < 16 * 1024, `relay RSS grew by ${rssAfter - rssAtPause} KiB while paused`);
+      t.diagnostic(`paused reader: the console wrote ${grewBy} more bytes in 3 s; relay RSS ${rssAtPause} -> ${rssAfter} KiB`);
 
       // Reading again lets the flood through again: the path was paused, not broken.
       const receivedBefore = received;

@@ -75,7 +75,7 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
   });
 
   for (const change of ['disable', 'delete', 'rekey', 'expire'] as const) {
-    test(`${change} closes a live session within 1 s with a reason and refuses the next attempt`, async () => {
+    test(`${change} closes a live session within 1 s with a reason and refuses the next attempt`, async (t) => {
       const other = await openConsole('lab-2', await putConsole('lab-2', keyB), keyB);
       const expiration = change === 'expire' ? new Date(Date.now() + 4000).toISOString() : undefined;
       const accessId = await putConsole('lab-1', keyA, expiration ? { expiration } : {});
@@ -106,6 +106,7 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
       }
       const elapsed = await closedWithin(session, reason, start);
       assert.ok(elapsed < 1000, `closed after ${elapsed} ms`);
+      t.diagnostic(`${change}: the client printed the reason and exited ${elapsed} ms after the change`);
 
       const retry = await sshOnce({ port: relay.sshPort, user: accessId, key: keyA.privateKeyPath });
       assert.equal(retry.code, 255);
@@ -148,7 +149,8 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
     assert.equal(passwordResult, 'All configured authentication methods failed');
   });
 
-  test('50 simultaneous connects to one VM leave exactly one session and the relay stays healthy', async () => {
+  test('50 simultaneous connects to one VM leave exactly one session and the relay stays healthy', async (t) => {
+    const started = Date.now();
     const accessId = await putConsole('lab-1', keyA);
     const privateKey = readFileSync(keyA.privateKeyPath);
     const clients: ssh2.Client[] = [];
@@ -176,6 +178,7 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
     );
     try {
       assert.equal(settled, 50, 'every client got its shell answered');
+      t.diagnostic(`50 connects authenticated and answered in ${Date.now() - started} ms`);
       await waitUntil(() => open === 1, 10_000, 'exactly one open shell');
       await sleep(500);
       assert.equal(open, 1);

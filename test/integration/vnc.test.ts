@@ -267,7 +267,7 @@ describe('VNC through the relay: SSH forward and token WebSocket, with noVNC and
     client.end();
   });
 
-  test('disabling the console closes a WebSocket VNC session, and re-keying an SSH-forwarded one, within 1 s', async () => {
+  test('disabling the console closes a WebSocket VNC session, and re-keying an SSH-forwarded one, within 1 s', async (t) => {
     const ws = await openWs((await mint('lab-1')).url);
     await rfbHandshake(ws.stream);
     const disabledAt = Date.now();
@@ -275,6 +275,7 @@ describe('VNC through the relay: SSH forward and token WebSocket, with noVNC and
     const closed = await ws.closed;
     assert.equal(closed.reason, 'the console for lab-1 was disabled');
     assert.ok(closed.at - disabledAt < 1000, `closed after ${closed.at - disabledAt} ms`);
+    t.diagnostic(`disable closed the WebSocket VNC session in ${closed.at - disabledAt} ms`);
     const refused = await relay.api('POST', '/v1/virtualMachines/lab-1/vncTokens');
     assert.equal(refused.status, 409);
     assert.equal(refused.body.error.code, 'ConsoleDisabled');
@@ -290,6 +291,7 @@ describe('VNC through the relay: SSH forward and token WebSocket, with noVNC and
     assert.equal((await relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { sshPublicKey: { keyData: otherKey.publicKey } })).status, 200);
     const at = await socketClosed;
     assert.ok(at - rekeyedAt < 1000, `closed after ${at - rekeyedAt} ms`);
+    t.diagnostic(`re-key closed the SSH-forwarded VNC session in ${at - rekeyedAt} ms`);
     await putConsole('lab-1', key);
   });
 
@@ -362,7 +364,7 @@ describe('VNC through the relay: SSH forward and token WebSocket, with noVNC and
     client.end();
   });
 
-  test('a WebSocket reader that stops reading while the screen changes does not grow the relay', async () => {
+  test('a WebSocket reader that stops reading while the screen changes does not grow the relay', async (t) => {
     const ws = await openWs((await mint('lab-2')).url);
     const init = await rfbHandshake(ws.stream);
     ws.stream.write(rawEncodingOnly());
@@ -383,6 +385,7 @@ describe('VNC through the relay: SSH forward and token WebSocket, with noVNC and
     assert.ok(bytesPaused < 64 * 1024 * 1024, `the relay read ${bytesPaused} bytes for a reader that reads nothing`);
     assert.ok(grew < 1024 * 1024, `the relay kept reading (${grew} bytes) while its client did not`);
     assert.ok(rss() - rssPaused < 16 * 1024, `relay RSS grew by ${rss() - rssPaused} KiB`);
+    t.diagnostic(`paused reader: relay read ${bytesPaused} bytes from QEMU, then ${grew} more in 3 s; RSS ${rssPaused} KiB`);
 
     let received = 0;
     ws.stream.on('data', (chunk: Buffer) => (received += chunk.length));
