@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', 'docs/**'] },
+  { ignores: ['**/node_modules/**', '**/dist/**', 'dist-desktop/**', 'release/**', 'docs/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -13,6 +13,10 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       eqeqeq: ['error', 'always'],
     },
+  },
+  {
+    files: ['renderer/src/**/*.ts'],
+    languageOptions: { globals: { document: 'readonly', window: 'readonly', location: 'readonly', navigator: 'readonly', WebSocket: 'readonly', ResizeObserver: 'readonly', requestAnimationFrame: 'readonly', Blob: 'readonly', TextEncoder: 'readonly', setInterval: 'readonly', HTMLElement: 'readonly' } },
   },
   {
     files: ['relay/assets/**/*.js'],

@@ -4,7 +4,8 @@
 // Integration tests use real QEMU VMs, the OpenSSH client and SQLite; missing tools fail loudly
 // here instead of letting suites pass by running nothing.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,12 +20,28 @@ function testFiles(dir) {
   });
 }
 
-const missing = ['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'busybox', 'chromium', 'gvnccapture', 'openssl'].filter(
+const missing = ['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'busybox', 'chromium', 'gvnccapture', 'openssl', 'dbus-run-session', 'gnome-keyring-daemon', 'secret-tool'].filter(
   (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0,
 );
 if (missing.length > 0) {
   console.error(`missing test prerequisites: ${missing.join(', ')}; install them with: bash scripts/setup.sh`);
   process.exit(1);
+}
+
+// The desktop tests use the real Secret Service: run everything inside a private D-Bus session
+// with an unlocked gnome-keyring whose files live in a temp folder, removed afterwards.
+if (process.env.LIFELINE_TEST_KEYRING !== '1') {
+  const home = mkdtempSync(join(tmpdir(), 'll-keyring-'));
+  const runtime = join(home, 'run');
+  mkdirSync(runtime, { mode: 0o700 });
+  chmodSync(runtime, 0o700);
+  const inner = 'eval "$(printf %s lifeline-test | gnome-keyring-daemon --unlock --components=secrets)"; export GNOME_KEYRING_CONTROL; exec "$0" "$@"';
+  const result = spawnSync('dbus-run-session', ['--', 'bash', '-c', inner, process.execPath, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, LIFELINE_TEST_KEYRING: '1', XDG_DATA_HOME: join(home, 'data'), XDG_RUNTIME_DIR: runtime },
+  });
+  rmSync(home, { recursive: true, force: true });
+  process.exit(result.status ?? 1);
 }
 
 const filter = process.argv.slice(2);

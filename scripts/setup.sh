@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 busybox-static openssh-client openssl chromium gvncviewer python3 make g++ ca-certificates)
+packages=(qemu-system-x86 busybox-static openssh-client openssl chromium gvncviewer dbus gnome-keyring libsecret-tools libsecret-1-dev python3 make g++ ca-certificates)
 
 if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
 if ! command -v apt-get >/dev/null; then
@@ -33,6 +33,13 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
   exit 1
 fi
 
+# Electron's installer downloads its binary from outside the npm registry: install without it,
+# then try the download separately so a closed network only costs the Electron window
+# (browser mode, `npm run web`, works without it).
+export ELECTRON_SKIP_BINARY_DOWNLOAD=1
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+if ! (unset ELECTRON_SKIP_BINARY_DOWNLOAD; timeout 120 node node_modules/electron/install.js) >/dev/null 2>&1; then
+  echo "setup: the Electron binary could not be downloaded; npm start will use browser mode instead"
+fi
 npm run build
 echo "setup: done. Start the demo with: npm start    Run the tests with: npm test"

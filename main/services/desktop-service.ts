@@ -1,0 +1,368 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import type { ConsoleResource } from '@lifeline/relay/client';
+import type { ConsoleKind, DesktopApi, DesktopEvent, EmbeddedStatus, EndpointView, RelayView, TabView, VmView } from '../../preload/contract.js';
+import { ConsoleConnection } from './console-connection.js';
+import { keyAccount, tokenAccount, type Keychain } from './keychain.js';
+import { RelayApi, RelayApiError } from './relay-api.js';
+import type { RelayRecord, SettingsFile } from './settings.js';
+import { describePrivateKey, generateKeyPair, type KeyPair } from './ssh-keys.js';
+
+/** Renew when less than this share of the console's lifetime is left (and at least this long before expiry). */
+const RENEW_AT_REMAINING_SHARE = 0.25;
+const RENEW_CHECK_MS = 1000;
+
+interface Tab {
+  view: TabView;
+  connection: ConsoleConnection;
+  renewTimer?: NodeJS.Timeout;
+  ttlMs: number;
+}
+
+/**
+ * Everything the desktop app does, as plain Node: relays, keys in the keychain, Console
+ * resources, SSH connections, tabs. Both the Electron IPC shell and browser mode serve it.
+ */
+export class DesktopService implements DesktopApi {
+  readonly events = new EventEmitter();
+  private readonly tabs = new Map<string, Tab>();
+  private readonly streams = new Map<string, string>(); // streamId -> tabId
+  private embeddedStatus: EmbeddedStatus = { state: 'stopped', message: 'The embedded relay is not started.' };
+
+  constructor(
+    private readonly keychain: Keychain,
+    private readonly settings: SettingsFile,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private emit(event: DesktopEvent): void {
+    this.events.emit('event', event);
+  }
+
+  setEmbeddedStatus(status: EmbeddedStatus): void {
+    this.embeddedStatus = status;
+    this.emit({ type: 'embeddedStatus', status });
+  }
+
+  async getEmbeddedStatus(): Promise<EmbeddedStatus> {
+    return this.embeddedStatus;
+  }
+
+  // --- relays -------------------------------------------------------------------------
+
+  private relay(id: string): RelayRecord {
+    const record = this.settings.get().relays.find((r) => r.id === id);
+    if (!record) throw new Error(`No relay with id ${id}; it may have been removed.`);
+    return record;
+  }
+
+  private async api(relayId: string): Promise<RelayApi> {
+    const record = this.relay(relayId);
+    const token = await this.keychain.get(tokenAccount(relayId));
+    if (!token) throw new Error(`No API token for the relay "${record.name}" in the keychain; edit the relay to enter it again.`);
+    return new RelayApi(record.url, token);
+  }
+
+  private async view(record: RelayRecord): Promise<RelayView> {
+    const base = { id: record.id, name: record.name, url: record.url, embedded: record.embedded, hostKeyFingerprint: record.hostKeyFingerprint, endpoint: record.endpoint };
+    try {
+      await (await this.api(record.id)).info();
+      return { ...base, status: 'ok' };
+    } catch (error) {
+      return { ...base, status: error instanceof RelayApiError && error.status === 401 ? 'unauthorized' : 'unreachable', error: (error as Error).message };
+    }
+  }
+
+  async listRelays(): Promise<RelayView[]> {
+    return Promise.all(this.settings.get().relays.map((record) => this.view(record)));
+  }
+
+  /** Adds (or, for the embedded relay, re-registers) a relay: checks the token, pins the host key. */
+  async registerRelay(input: { name: string; url: string; token: string; embedded: boolean }): Promise<RelayView> {
+    const url = input.url.trim().replace(/\/+$/, '');
+    if (!/^https?:\/\/[^\s/]+$/.test(url)) throw new Error(`"${input.url}" is not a relay API URL such as http://127.0.0.1:8440`);
+    const info = await new RelayApi(url, input.token.trim()).info();
+    const hostKey = info.sshHostKeys[0]?.fingerprint;
+    if (!hostKey) throw new Error('The relay reported no SSH host key.');
+    const existing = this.settings.get().relays.find((r) => r.id === info.id);
+    if (existing && existing.hostKeyFingerprint !== hostKey) {
+      throw new Error(
+        `The relay ${info.id} now presents the SSH host key ${hostKey}, not the pinned ${existing.hostKeyFingerprint}. ` +
+          'Lifeline refuses it, as OpenSSH would. If the relay was reinstalled, remove it and add it again.',
+      );
+    }
+    await this.keychain.set(tokenAccount(info.id), input.token.trim());
+    const record: RelayRecord = { id: info.id, name: input.name.trim() || url, url, embedded: input.embedded, hostKeyFingerprint: hostKey, endpoint: existing?.endpoint ?? 'default' };
+    this.settings.update((s) => {
+      s.relays = [...s.relays.filter((r) => r.id !== info.id), record];
+    });
+    return this.view(record);
+  }
+
+  addRelay(input: { name: string; url: string; token: string }): Promise<RelayView> {
+    return this.registerRelay({ ...input, embedded: false });
+  }
+
+  async updateRelay(input: { id: string; name?: string; token?: string; endpoint?: string }): Promise<RelayView> {
+    const record = this.relay(input.id);
+    if (input.token !== undefined) {
+      await new RelayApi(record.url, input.token.trim()).info();
+      await this.keychain.set(tokenAccount(record.id), input.token.trim());
+    }
+    if (input.endpoint !== undefined) {
+      const endpoints = await (await this.api(record.id)).endpoints();
+      if (!endpoints.some((e) => e.name === input.endpoint)) throw new Error(`The relay has no private endpoint "${input.endpoint}".`);
+    }
+    const next = { ...record, ...(input.name !== undefined && { name: input.name.trim() || record.name }), ...(input.endpoint !== undefined && { endpoint: input.endpoint }) };
+    this.settings.update((s) => {
+      s.relays = s.relays.map((r) => (r.id === record.id ? next : r));
+    });
+    return this.view(next);
+  }
+
+  async removeRelay(id: string): Promise<void> {
+    this.relay(id);
+    for (const tab of [...this.tabs.values()]) if (tab.view.relayId === id) await this.closeTab(tab.view.id);
+    for (const account of await this.keychain.accounts()) {
+      if (account === tokenAccount(id) || account.startsWith(`key:${id}:`)) await this.keychain.delete(account);
+    }
+    this.settings.update((s) => {
+      s.relays = s.relays.filter((r) => r.id !== id);
+    });
+  }
+
+  // --- VMs and consoles ---------------------------------------------------------------
+
+  private async ownKey(relayId: string, vm: string): Promise<KeyPair | undefined> {
+    const stored = await this.keychain.get(keyAccount(relayId, vm));
+    return stored ? describePrivateKey(stored) : undefined;
+  }
+
+  private async vmView(relayId: string, vm: { name: string; powerState: string; consoleTypes: ConsoleKind[]; console?: ConsoleResource }): Promise<VmView> {
+    const record = this.relay(relayId);
+    const own = await this.ownKey(relayId, vm.name);
+    const c = vm.console;
+    const state = !c ? 'none' : c.detailedStatus === 'Disabled' ? 'disabled' : c.detailedStatus === 'Expired' ? 'expired' : 'enabled';
+    return {
+      relayId,
+      relayName: record.name,
+      name: vm.name,
+      powerState: vm.powerState,
+      consoleTypes: vm.consoleTypes,
+      console: { state, expiresAt: c?.expiration, keyFingerprint: c?.keyFingerprint, ownKey: Boolean(c && own && own.fingerprint === c.keyFingerprint) },
+    };
+  }
+
+  async listVms(): Promise<VmView[]> {
+    const views: VmView[] = [];
+    for (const record of this.settings.get().relays) {
+      let vms;
+      try {
+        vms = await (await this.api(record.id)).virtualMachines();
+      } catch {
+        continue; // listRelays says why
+      }
+      for (const vm of vms) views.push(await this.vmView(record.id, vm));
+    }
+    return views;
+  }
+
+  private async vmAfter(relayId: string, vm: string): Promise<VmView> {
+    const found = (await (await this.api(relayId)).virtualMachines()).find((v) => v.name === vm);
+    if (!found) throw new Error(`The relay has no VM named ${vm}.`);
+    return this.vmView(relayId, found);
+  }
+
+  private async defaultTtlMs(api: RelayApi): Promise<number> {
+    return (await api.info()).consoleDefaults.defaultTtlSeconds * 1000;
+  }
+
+  async renewConsole(relayId: string, vm: string): Promise<VmView> {
+    const api = await this.api(relayId);
+    const expiration = new Date(this.now() + (await this.defaultTtlMs(api))).toISOString();
+    const updated = await api.patchConsole(vm, { expiration });
+    this.emit({ type: 'consoleRenewed', relayId, vm, expiresAt: updated.expiration });
+    return this.vmAfter(relayId, vm);
+  }
+
+  async disableConsole(relayId: string, vm: string): Promise<VmView> {
+    await (await this.api(relayId)).patchConsole(vm, { enabled: false });
+    return this.vmAfter(relayId, vm);
+  }
+
+  async deleteConsole(relayId: string, vm: string): Promise<VmView> {
+    await (await this.api(relayId)).deleteConsole(vm);
+    await this.keychain.delete(keyAccount(relayId, vm));
+    return this.vmAfter(relayId, vm);
+  }
+
+  /** Makes the console usable with our key: creates it, enables it, renews it or re-keys it as needed. */
+  private async readyConsole(api: RelayApi, relayId: string, vm: string, key: KeyPair): Promise<ConsoleResource> {
+    const current = await api.console(vm);
+    const ttlMs = await this.defaultTtlMs(api);
+    const keyData = key.publicKey;
+    if (!current) return api.putConsole(vm, { enabled: true, sshPublicKey: { keyData } });
+    const remaining = Date.parse(current.expiration) - this.now();
+    const change: { enabled?: boolean; sshPublicKey?: { keyData: string }; expiration?: string } = {};
+    if (!current.enabled) change.enabled = true;
+    if (current.keyFingerprint !== key.fingerprint) change.sshPublicKey = { keyData };
+    if (remaining < ttlMs * RENEW_AT_REMAINING_SHARE) change.expiration = new Date(this.now() + ttlMs).toISOString();
+    return Object.keys(change).length > 0 ? api.patchConsole(vm, change) : current;
+  }
+
+  private async keyFor(relayId: string, vm: string): Promise<KeyPair> {
+    const own = await this.ownKey(relayId, vm);
+    if (own) return own;
+    const fresh = generateKeyPair();
+    await this.keychain.set(keyAccount(relayId, vm), fresh.privateKey);
+    return fresh;
+  }
+
+  private async connect(relayId: string, vm: string, kind: ConsoleKind, key: KeyPair, console: ConsoleResource): Promise<ConsoleConnection> {
+    const record = this.relay(relayId);
+    const api = await this.api(relayId);
+    const endpoint = (await api.endpoints()).find((e) => e.name === record.endpoint);
+    if (!endpoint) throw new Error(`The relay has no private endpoint "${record.endpoint}"; choose another in the relay settings.`);
+    return ConsoleConnection.open({
+      host: endpoint.ipAddress,
+      port: endpoint.sshPort,
+      accessId: console.virtualMachineAccessId,
+      privateKey: key.privateKey,
+      hostKeyFingerprint: record.hostKeyFingerprint,
+      kind,
+    });
+  }
+
+  private attach(tabId: string, relayId: string, vm: string, kind: ConsoleKind, connection: ConsoleConnection, console: ConsoleResource, ttlMs: number): TabView {
+    const previous = this.tabs.get(tabId);
+    if (previous) {
+      clearInterval(previous.renewTimer);
+      this.streams.delete(previous.view.streamId);
+    }
+    const view: TabView = {
+      id: tabId,
+      relayId,
+      vm,
+      kind,
+      title: `${vm} — ${kind === 'serial' ? 'serial' : 'VNC'}`,
+      streamId: randomUUID(),
+      keyFingerprint: console.keyFingerprint,
+      expiresAt: console.expiration,
+    };
+    const tab: Tab = { view, connection, ttlMs };
+    this.tabs.set(tabId, tab);
+    this.streams.set(view.streamId, tabId);
+    connection.once('closed', (reason: string) => {
+      if (this.tabs.get(tabId)?.connection !== connection) return; // replaced by a reconnect
+      clearInterval(tab.renewTimer);
+      this.emit({ type: 'tabClosed', tabId, reason });
+    });
+    tab.renewTimer = setInterval(() => void this.autoRenew(tab), RENEW_CHECK_MS);
+    tab.renewTimer.unref();
+    return view;
+  }
+
+  /** Keeps an open console from expiring: renews when a quarter of its lifetime is left. */
+  private async autoRenew(tab: Tab): Promise<void> {
+    if (!this.settings.get().autoRenew || tab.connection.closed) return;
+    const remaining = Date.parse(tab.view.expiresAt) - this.now();
+    if (remaining > tab.ttlMs * RENEW_AT_REMAINING_SHARE) return;
+    try {
+      const api = await this.api(tab.view.relayId);
+      const updated = await api.patchConsole(tab.view.vm, { expiration: new Date(this.now() + tab.ttlMs).toISOString() });
+      tab.view.expiresAt = updated.expiration;
+      this.emit({ type: 'consoleRenewed', relayId: tab.view.relayId, vm: tab.view.vm, expiresAt: updated.expiration });
+    } catch {
+      // Retried on the next tick; the tab shows the relay's reason if the session ends.
+    }
+  }
+
+  async openConsole(relayId: string, vm: string, kind: ConsoleKind): Promise<TabView> {
+    const api = await this.api(relayId);
+    const key = await this.keyFor(relayId, vm);
+    const console = await this.readyConsole(api, relayId, vm, key);
+    const connection = await this.connect(relayId, vm, kind, key, console);
+    return this.attach(randomUUID(), relayId, vm, kind, connection, console, await this.defaultTtlMs(api));
+  }
+
+  private tab(tabId: string): Tab {
+    const tab = this.tabs.get(tabId);
+    if (!tab) throw new Error('This tab is closed.');
+    return tab;
+  }
+
+  async reconnect(tabId: string): Promise<TabView> {
+    const { view, connection } = this.tab(tabId);
+    connection.close('reconnecting');
+    const api = await this.api(view.relayId);
+    const key = await this.keyFor(view.relayId, view.vm);
+    const console = await this.readyConsole(api, view.relayId, view.vm, key);
+    const fresh = await this.connect(view.relayId, view.vm, view.kind, key, console);
+    return this.attach(tabId, view.relayId, view.vm, view.kind, fresh, console, await this.defaultTtlMs(api));
+  }
+
+  /**
+   * One click: a new key, the console re-keyed to it (the relay closes the old session), the
+   * new key stored in place of the old one, and the tab connected again.
+   */
+  async reconnectWithNewKey(tabId: string): Promise<TabView> {
+    const { view } = this.tab(tabId);
+    const api = await this.api(view.relayId);
+    const fresh = generateKeyPair();
+    const console = await api.patchConsole(view.vm, { enabled: true, sshPublicKey: { keyData: fresh.publicKey } });
+    await this.keychain.set(keyAccount(view.relayId, view.vm), fresh.privateKey);
+    const connection = await this.connect(view.relayId, view.vm, view.kind, fresh, console);
+    const previous = this.tab(tabId).connection;
+    const next = this.attach(tabId, view.relayId, view.vm, view.kind, connection, console, await this.defaultTtlMs(api));
+    previous.close('the key was rotated');
+    return next;
+  }
+
+  async closeTab(tabId: string): Promise<void> {
+    const tab = this.tabs.get(tabId);
+    if (!tab) return;
+    clearInterval(tab.renewTimer);
+    this.tabs.delete(tabId);
+    this.streams.delete(tab.view.streamId);
+    tab.connection.close('closed by you');
+  }
+
+  async resizeTerminal(tabId: string, cols: number, rows: number): Promise<void> {
+    this.tab(tabId).connection.resize(cols, rows);
+  }
+
+  async setAutoRenew(enabled: boolean): Promise<void> {
+    this.settings.update((s) => {
+      s.autoRenew = enabled;
+    });
+  }
+
+  // --- endpoints ----------------------------------------------------------------------
+
+  async listEndpoints(relayId: string): Promise<EndpointView[]> {
+    return (await this.api(relayId)).endpoints();
+  }
+
+  async createEndpoint(relayId: string, input: { name: string; ipAddress?: string; allowedSourcePrefixes?: string[] }): Promise<EndpointView> {
+    const { name, ...body } = input;
+    return (await this.api(relayId)).putEndpoint(name, body);
+  }
+
+  async deleteEndpoint(relayId: string, name: string): Promise<void> {
+    if (this.relay(relayId).endpoint === name) throw new Error(`Consoles of this relay open through "${name}"; choose another endpoint first.`);
+    await (await this.api(relayId)).deleteEndpoint(name);
+  }
+
+  // --- streams for the transports -----------------------------------------------------
+
+  /** The byte stream (SSH channel) behind a stream id, for a transport to pipe. */
+  stream(streamId: string): Duplex | undefined {
+    const tabId = this.streams.get(streamId);
+    return tabId ? this.tabs.get(tabId)?.connection.channel : undefined;
+  }
+
+  async close(): Promise<void> {
+    for (const id of [...this.tabs.keys()]) await this.closeTab(id);
+  }
+}

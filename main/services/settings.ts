@@ -1,0 +1,45 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/** A relay the app knows. Nothing secret: the token is in the keychain. */
+export interface RelayRecord {
+  id: string;
+  name: string;
+  url: string;
+  embedded: boolean;
+  hostKeyFingerprint: string;
+  endpoint: string;
+}
+
+export interface Settings {
+  relays: RelayRecord[];
+  autoRenew: boolean;
+}
+
+/** The app's non-secret settings, one JSON file in userData, written atomically. */
+export class SettingsFile {
+  private value: Settings;
+
+  constructor(private readonly path: string) {
+    try {
+      const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<Settings>;
+      this.value = { relays: Array.isArray(parsed.relays) ? parsed.relays : [], autoRenew: parsed.autoRenew !== false };
+    } catch {
+      this.value = { relays: [], autoRenew: true };
+    }
+  }
+
+  get(): Settings {
+    return structuredClone(this.value);
+  }
+
+  update(change: (settings: Settings) => void): Settings {
+    const next = structuredClone(this.value);
+    change(next);
+    mkdirSync(dirname(this.path), { recursive: true });
+    writeFileSync(`${this.path}.tmp`, JSON.stringify(next, null, 2), { mode: 0o600 });
+    renameSync(`${this.path}.tmp`, this.path);
+    this.value = next;
+    return this.get();
+  }
+}

@@ -1,0 +1,161 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { extname, join, normalize, sep } from 'node:path';
+import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
+import type { DesktopEvent } from '../../preload/contract.js';
+import { dispatch } from '../services/api-dispatch.js';
+import type { DesktopService } from '../services/desktop-service.js';
+
+const MIME: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.html': 'text/html; charset=utf-8', '.png': 'image/png' };
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const COOKIE = 'lifeline_session';
+
+export interface BrowserModeOptions {
+  port: number;
+  service: DesktopService;
+  /** The built renderer (index.html, app.js, app.css). */
+  rendererDir: string;
+}
+
+function equal(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * Browser mode: the same renderer and main-process services, served on 127.0.0.1 with the
+ * desktop contract over a WebSocket. A one-time token in the printed URL is traded for a
+ * session cookie; every request and WebSocket needs that cookie and (for WebSockets) our origin.
+ */
+export class BrowserModeServer {
+  private readonly http = createServer((request, response) => this.onRequest(request, response));
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1024 * 1024, handleProtocols: (p) => (p.has('binary') ? 'binary' : false) });
+  private oneTimeToken: string | undefined = randomBytes(24).toString('base64url');
+  private readonly session = randomBytes(32).toString('base64url');
+  private port = 0;
+
+  constructor(private readonly options: BrowserModeOptions) {
+    this.http.on('upgrade', (request, socket, head) => this.onUpgrade(request, socket, head));
+  }
+
+  /** Listens on 127.0.0.1 and returns the URL to open (it works once). */
+  async start(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.options.port, '127.0.0.1', () => resolve());
+    });
+    this.port = (this.http.address() as { port: number }).port;
+    return `http://127.0.0.1:${this.port}/?token=${this.oneTimeToken}`;
+  }
+
+  private authorized(request: IncomingMessage): boolean {
+    const cookie = (request.headers.cookie ?? '').split(/;\s*/).find((c) => c.startsWith(`${COOKIE}=`));
+    return cookie !== undefined && equal(cookie.slice(COOKIE.length + 1), this.session);
+  }
+
+  private sameOrigin(request: IncomingMessage): boolean {
+    return request.headers.origin === `http://127.0.0.1:${this.port}` || request.headers.origin === `http://localhost:${this.port}`;
+  }
+
+  private file(path: string): Buffer | undefined {
+    const full = normalize(join(this.options.rendererDir, path));
+    if (!full.startsWith(`${normalize(this.options.rendererDir)}${sep}`)) return undefined;
+    try {
+      return readFileSync(full);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private onRequest(request: IncomingMessage, response: ServerResponse): void {
+    response.setHeader('Content-Security-Policy', CSP);
+    response.setHeader('X-Content-Type-Options', 'nosniff');
+    response.setHeader('Referrer-Policy', 'no-referrer');
+    response.setHeader('Cache-Control', 'no-store');
+    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+    const token = url.searchParams.get('token');
+    if (url.pathname === '/' && token) {
+      if (this.oneTimeToken && equal(token, this.oneTimeToken)) {
+        this.oneTimeToken = undefined; // used up: a copied URL is worthless afterwards
+        response.writeHead(302, { 'Set-Cookie': `${COOKIE}=${this.session}; HttpOnly; SameSite=Strict; Path=/`, Location: '/' }).end();
+        return;
+      }
+      if (!this.authorized(request)) {
+        response.writeHead(403, { 'Content-Type': MIME['.html'] }).end('<!doctype html><title>Lifeline</title><p>This link was already used or is not valid. Restart <code>npm run web</code> for a new one.</p>');
+        return;
+      }
+    }
+    if (!this.authorized(request)) {
+      response.writeHead(401, { 'Content-Type': MIME['.html'] }).end('<!doctype html><title>Lifeline</title><p>Open the URL that <code>npm run web</code> printed (it works once).</p>');
+      return;
+    }
+    const path = url.pathname === '/' ? 'index.html' : url.pathname.slice(1);
+    const body = /^[A-Za-z0-9._/-]+$/.test(path) ? this.file(path) : undefined;
+    if (!body) {
+      response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    response.writeHead(200, { 'Content-Type': MIME[extname(path)] ?? 'application/octet-stream' }).end(body);
+  }
+
+  private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!this.authorized(request) || !this.sameOrigin(request)) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+    if (url.pathname === '/rpc') {
+      this.wss.handleUpgrade(request, socket, head, (ws) => this.serveRpc(ws));
+      return;
+    }
+    const stream = url.pathname.startsWith('/streams/') ? this.options.service.stream(url.pathname.slice('/streams/'.length)) : undefined;
+    if (!stream) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      // Both directions piped: a renderer that stops reading stops the SSH channel (its window fills).
+      const wsStream = createWebSocketStream(ws);
+      wsStream.on('error', () => undefined);
+      stream.pipe(wsStream);
+      wsStream.pipe(stream, { end: false });
+      const unpipe = (): void => {
+        stream.unpipe(wsStream);
+        wsStream.unpipe(stream);
+      };
+      stream.once('close', () => ws.close(1000, 'console closed'));
+      ws.once('close', unpipe);
+    });
+  }
+
+  private serveRpc(ws: WebSocket): void {
+    const service = this.options.service;
+    const onEvent = (event: DesktopEvent): void => ws.send(JSON.stringify({ event }));
+    service.events.on('event', onEvent);
+    ws.on('close', () => service.events.off('event', onEvent));
+    ws.on('message', async (data, isBinary) => {
+      let message: { id?: unknown; method?: unknown; args?: unknown };
+      try {
+        message = isBinary ? {} : (JSON.parse(data.toString()) as typeof message);
+      } catch {
+        ws.send(JSON.stringify({ id: null, error: { message: 'malformed message: send JSON {id, method, args}' } }));
+        return;
+      }
+      const id = typeof message.id === 'number' ? message.id : null;
+      try {
+        const result = await dispatch(service, message.method, message.args);
+        ws.send(JSON.stringify({ id, result: result ?? null }));
+      } catch (error) {
+        ws.send(JSON.stringify({ id, error: { message: (error as Error).message, name: (error as Error).name } }));
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const client of this.wss.clients) client.terminate();
+    await new Promise<void>((resolve) => this.http.close(() => resolve()));
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * THE desktop API: what the renderer may ask of main, over Electron IPC (preload) or the
+ * browser-mode WebSocket. Names, fingerprints and states only: no key or token ever crosses it.
+ */
+
+export type ConsoleKind = 'serial' | 'vnc';
+export type ConsoleState = 'none' | 'enabled' | 'disabled' | 'expired';
+
+export interface RelayView {
+  id: string;
+  name: string;
+  url: string;
+  embedded: boolean;
+  /** SHA256 fingerprint of the pinned SSH host key. */
+  hostKeyFingerprint: string;
+  /** The private endpoint consoles are opened through. */
+  endpoint: string;
+  status: 'ok' | 'unreachable' | 'unauthorized';
+  error?: string;
+}
+
+export interface VmView {
+  relayId: string;
+  relayName: string;
+  name: string;
+  powerState: string;
+  consoleTypes: ConsoleKind[];
+  console: {
+    state: ConsoleState;
+    expiresAt?: string;
+    keyFingerprint?: string;
+    /** True when the console's key is the one this app keeps for the VM. */
+    ownKey: boolean;
+  };
+}
+
+export interface EndpointView {
+  name: string;
+  ipAddress: string;
+  sshPort: number;
+  vncPort: number;
+  allowedSourcePrefixes: string[];
+  provisioningState: string;
+}
+
+export interface TabView {
+  id: string;
+  relayId: string;
+  vm: string;
+  kind: ConsoleKind;
+  /** "<vm> — serial" or "<vm> — VNC". */
+  title: string;
+  /** Attach to this to carry the console's bytes (terminal or RFB). Changes on reconnect. */
+  streamId: string;
+  keyFingerprint: string;
+  expiresAt: string;
+}
+
+export interface EmbeddedStatus {
+  state: 'starting' | 'running' | 'stopped' | 'unavailable' | 'failed';
+  /** Progress or the reason it is unavailable, e.g. what to install. */
+  message: string;
+}
+
+export interface DesktopApi {
+  getEmbeddedStatus(): Promise<EmbeddedStatus>;
+  listRelays(): Promise<RelayView[]>;
+  addRelay(input: { name: string; url: string; token: string }): Promise<RelayView>;
+  updateRelay(input: { id: string; name?: string; token?: string; endpoint?: string }): Promise<RelayView>;
+  removeRelay(id: string): Promise<void>;
+  listVms(): Promise<VmView[]>;
+  renewConsole(relayId: string, vm: string): Promise<VmView>;
+  disableConsole(relayId: string, vm: string): Promise<VmView>;
+  deleteConsole(relayId: string, vm: string): Promise<VmView>;
+  listEndpoints(relayId: string): Promise<EndpointView[]>;
+  createEndpoint(relayId: string, input: { name: string; ipAddress?: string; allowedSourcePrefixes?: string[] }): Promise<EndpointView>;
+  deleteEndpoint(relayId: string, name: string): Promise<void>;
+  openConsole(relayId: string, vm: string, kind: ConsoleKind): Promise<TabView>;
+  reconnect(tabId: string): Promise<TabView>;
+  reconnectWithNewKey(tabId: string): Promise<TabView>;
+  closeTab(tabId: string): Promise<void>;
+  resizeTerminal(tabId: string, cols: number, rows: number): Promise<void>;
+  setAutoRenew(enabled: boolean): Promise<void>;
+}
+
+/** Pushed from main to the renderer. */
+export type DesktopEvent =
+  | { type: 'tabClosed'; tabId: string; reason: string }
+  | { type: 'embeddedStatus'; status: EmbeddedStatus }
+  | { type: 'consoleRenewed'; relayId: string; vm: string; expiresAt: string };
+
+export const DESKTOP_API_METHODS = [
+  'getEmbeddedStatus',
+  'listRelays',
+  'addRelay',
+  'updateRelay',
+  'removeRelay',
+  'listVms',
+  'renewConsole',
+  'disableConsole',
+  'deleteConsole',
+  'listEndpoints',
+  'createEndpoint',
+  'deleteEndpoint',
+  'openConsole',
+  'reconnect',
+  'reconnectWithNewKey',
+  'closeTab',
+  'resizeTerminal',
+  'setAutoRenew',
+] as const satisfies ReadonlyArray<keyof DesktopApi>;
+
+/** Every method of DesktopApi is listed above: a missing one fails type-checking here. */
+type Missing = Exclude<keyof DesktopApi, (typeof DESKTOP_API_METHODS)[number]>;
+export const NO_METHOD_IS_MISSING: Missing extends never ? true : never = true;
+
+/** What a preload or browser transport gives the renderer: the API, events, and byte streams. */
+export interface DesktopBridge {
+  api: DesktopApi;
+  onEvent(listener: (event: DesktopEvent) => void): () => void;
+  /** Opens the byte stream of a tab; binary both ways, with flow control underneath. */
+  openStream(streamId: string): Promise<ByteStream>;
+}
+
+/** A WebSocket-shaped duplex, which noVNC accepts as its channel and xterm can drive. */
+export interface ByteStream {
+  readonly readyState: number;
+  readonly protocol: string;
+  binaryType: string;
+  send(data: ArrayBuffer | Uint8Array | string): void;
+  close(): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: ArrayBuffer }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+
+/** The channel names between preload and main. */
+export const IPC = { call: 'lifeline:call', event: 'lifeline:event', openStream: 'lifeline:open-stream', stream: 'lifeline:stream' } as const;
+
+/** Flow control for terminal and VNC bytes over a MessagePort: main stops reading the SSH
+ * channel while more than this many bytes are unacknowledged by the renderer. */
+export const STREAM_WINDOW_BYTES = 1024 * 1024;
+
+/** Messages on a stream's MessagePort. */
+export type StreamMessage =
+  | { type: 'data'; data: Uint8Array }
+  | { type: 'ack'; bytes: number }
+  | { type: 'close'; reason: string };
+
+/** What the Electron preload exposes as `window.lifelinePreload` (functions only, as contextBridge allows). */
+export interface PreloadApi {
+  call(method: string, args: unknown[]): Promise<unknown>;
+  onEvent(listener: (event: DesktopEvent) => void): () => void;
+  /** Opens a stream; main answers with a MessagePort that `onPort` receives. */
+  openStream(streamId: string, onMessage: (message: StreamMessage) => void): Promise<{ send: (message: StreamMessage) => void; close: () => void }>;
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// `npm start`: the desktop app on its embedded default. Uses Electron when its binary is
+// installed; otherwise says so and runs the same app in browser mode.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const electronDir = dirname(createRequire(import.meta.url).resolve('electron/package.json'));
+const pathFile = join(electronDir, 'path.txt');
+const binary = existsSync(pathFile) ? join(electronDir, 'dist', readFileSync(pathFile, 'utf8').trim()) : undefined;
+
+const child = binary && existsSync(binary)
+  ? spawn(binary, [root, ...process.argv.slice(2)], { stdio: 'inherit' })
+  : (process.stderr.write('Electron is not installed here (its binary download was skipped or blocked); starting Lifeline in browser mode.\n'),
+    spawn(process.execPath, [join(root, 'dist-desktop', 'main', 'web.js'), ...process.argv.slice(2)], { stdio: 'inherit' }));
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code) => process.exit(code ?? 0));
