@@ -44,6 +44,12 @@ if (process.env.LIFELINE_TEST_KEYRING !== '1') {
   process.exit(result.status ?? 1);
 }
 
+// `run-tests.mjs --script file.ts` runs one script inside the same environment (e.g. the README screenshot).
+if (process.argv[2] === '--script') {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', process.argv[3]], { cwd: root, stdio: 'inherit' });
+  process.exit(result.status ?? 1);
+}
+
 const filter = process.argv.slice(2);
 const files = [...testFiles(join(root, 'relay', 'src')), ...testFiles(join(root, 'test'))]
   .map((file) => relative(root, file))

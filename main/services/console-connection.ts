@@ -63,7 +63,13 @@ export class ConsoleConnection extends EventEmitter {
             channel.on('data', (data: Buffer) => this.noteOutput(data));
             channel.pause();
           }
-          channel.on('close', () => this.finish(this.reasonFromOutput()));
+          channel.on('close', () => {
+            // Output nobody consumed (no renderer attached) may hold the relay's reason line.
+            if (options.kind === 'serial' && channel.readableFlowing !== true) {
+              for (let chunk = channel.read() as Buffer | null; chunk; chunk = channel.read() as Buffer | null) this.noteOutput(chunk);
+            }
+            this.finish(this.reasonFromOutput());
+          });
           resolve();
         };
         if (options.kind === 'serial') {
