@@ -1,15 +1,9 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { RelayView } from '../../preload/contract.js';
 
-/** A relay the app knows. Nothing secret: the token is in the keychain. */
-export interface RelayRecord {
-  id: string;
-  name: string;
-  url: string;
-  embedded: boolean;
-  hostKeyFingerprint: string;
-  endpoint: string;
-}
+/** A relay the app knows: what the UI sees of it, minus its live status. Nothing secret: the token is in the keychain. */
+export type RelayRecord = Omit<RelayView, 'status' | 'error'>;
 
 export interface Settings {
   relays: RelayRecord[];
