@@ -42,4 +42,4 @@ if ! (unset ELECTRON_SKIP_BINARY_DOWNLOAD; timeout 120 node node_modules/electro
   echo "setup: the Electron binary could not be downloaded; npm start will use browser mode instead"
 fi
 npm run build
-echo "setup: done. Start the demo with: npm start    Run the tests with: npm test"
+echo "setup: done. Start the app with: npm start (browser mode: npm run web; relay only: npm run demo). Run the tests with: npm test"
