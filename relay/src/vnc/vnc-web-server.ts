@@ -175,7 +175,8 @@ export class VncWebServer {
 
   private startSession(ws: WebSocket, vnc: Socket, grant: SessionGrant, expiration: number, endpoint: string, remoteAddress: string, log: Logger): void {
     const { supervisor } = this.options;
-    const stream = createWebSocketStream(ws);
+    // A larger buffer than the 16 KiB default lets a 64 KiB socket read go out without waiting on the previous frame.
+    const stream = createWebSocketStream(ws, { highWaterMark: 256 * 1024 });
     const closeClient = (reason: string): Promise<void> =>
       new Promise((resolve) => {
         if (ws.readyState === ws.CLOSED) return resolve();

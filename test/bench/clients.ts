@@ -1,0 +1,149 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import ssh2 from 'ssh2';
+import { createWebSocketStream, WebSocket } from 'ws';
+import { FLOOD_TRIGGER } from './fake-console.js';
+
+export const OPENSSH_OPTIONS = ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'IdentitiesOnly=yes'];
+
+/** ms from spawning OpenSSH `ssh -T` to the first console byte (the echo of a byte sent at once). */
+export function opensshSetup(port: number, user: string, key: string, command?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn('ssh', [...OPENSSH_OPTIONS, '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin.write('x');
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout.once('data', () => {
+      resolve(Number(process.hrtime.bigint() - started) / 1e6);
+      child.kill('SIGKILL');
+    });
+    child.once('exit', (code) => reject(new Error(`ssh exited ${code}: ${err}`)));
+  });
+}
+
+/** The cipher OpenSSH negotiates with a server, from `ssh -v`. */
+export function negotiatedCipher(port: number, user: string, key: string, command?: string): Promise<string> {
+  return new Promise((resolve) => {
+    const verbose = OPENSSH_OPTIONS.map((o) => (o === 'LogLevel=ERROR' ? 'LogLevel=VERBOSE' : o));
+    const child = spawn('ssh', [...verbose, '-v', '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      const match = /kex: server->client cipher: (\S+)/.exec(err);
+      if (match) {
+        resolve(match[1]!);
+        child.kill('SIGKILL');
+      }
+    });
+    child.once('exit', () => resolve('unknown'));
+  });
+}
+
+/** Seconds for OpenSSH `ssh -T` to receive `bytes` of console flood. */
+export function opensshThroughput(port: number, user: string, key: string, bytes: number, command?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', [...OPENSSH_OPTIONS, '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let started = 0n;
+    let received = 0;
+    let primed = false;
+    // Prime with an echo first so setup time is not counted, then trigger the flood.
+    child.stdin.write('x');
+    child.stdout.on('data', (d: Buffer) => {
+      if (!primed) {
+        primed = true;
+        received = d.length - 1;
+        started = process.hrtime.bigint();
+        child.stdin.write(Buffer.from([FLOOD_TRIGGER]));
+        return;
+      }
+      received += d.length;
+      if (received >= bytes) {
+        resolve(Number(process.hrtime.bigint() - started) / 1e9);
+        child.kill('SIGKILL');
+      }
+    });
+    child.once('exit', (code) => (received < bytes ? reject(new Error(`ssh exited ${code} after ${received} bytes`)) : undefined));
+  });
+}
+
+export interface ByteClient {
+  stream: Duplex;
+  close(): void;
+}
+
+export function directClient(path: string): Promise<ByteClient> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect({ path });
+    socket.setNoDelay(true);
+    socket.once('connect', () => resolve({ stream: socket, close: () => socket.destroy() }));
+    socket.once('error', reject);
+  });
+}
+
+/** An ssh2 client session: the relay's shell channel, or sshd's exec of the socket path. */
+export function ssh2Client(port: number, user: string, key: string, command?: string): Promise<ByteClient & { setupMs: number }> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const client = new ssh2.Client();
+    client.once('error', reject);
+    client.once('ready', () => {
+      const done = (error: Error | undefined, channel: ssh2.ClientChannel): void => {
+        if (error) return reject(error);
+        resolve({ stream: channel, setupMs: Number(process.hrtime.bigint() - started) / 1e6, close: () => client.end() });
+      };
+      if (command) client.exec(command, done);
+      else client.shell(false, done);
+    });
+    client.connect({ host: '127.0.0.1', port, username: user, privateKey: readFileSync(key), readyTimeout: 60_000, keepaliveInterval: 0 });
+  });
+}
+
+export function wsClient(url: string): Promise<ByteClient> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, ['binary'], { perMessageDeflate: false });
+    ws.once('open', () => resolve({ stream: createWebSocketStream(ws), close: () => ws.terminate() }));
+    ws.once('error', reject);
+  });
+}
+
+/** Round-trip times (ms) of `count` sequential 1-byte echoes. */
+export async function roundTrips(stream: Duplex, count: number): Promise<number[]> {
+  const times: number[] = [];
+  // Drain anything already buffered (a replay, say).
+  stream.resume();
+  await new Promise((r) => setTimeout(r, 200));
+  stream.pause();
+  stream.removeAllListeners('data');
+  for (let i = 0; i < count; i++) {
+    const started = process.hrtime.bigint();
+    await new Promise<void>((resolve) => {
+      stream.once('data', () => resolve());
+      stream.resume();
+      stream.write('z');
+    });
+    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  return times;
+}
+
+/** Seconds to receive `bytes` of flood on an open stream. */
+export function floodSeconds(stream: Duplex, bytes: number): Promise<number> {
+  return new Promise((resolve) => {
+    let received = 0;
+    stream.removeAllListeners('data');
+    const started = process.hrtime.bigint();
+    const onData = (d: Buffer): void => {
+      received += d.length;
+      if (received >= bytes) {
+        stream.removeListener('data', onData);
+        resolve(Number(process.hrtime.bigint() - started) / 1e9);
+      }
+    };
+    stream.on('data', onData);
+    stream.resume();
+    stream.write(Buffer.from([FLOOD_TRIGGER]));
+  });
+}

@@ -1,0 +1,53 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from 'node:net';
+
+/**
+ * The peer a user would use instead: Debian's OpenSSH sshd with its own config and port,
+ * reaching a console with `socat - UNIX-CONNECT:<socket>` (the socket path is the command).
+ */
+export async function startSshd(dir: string, port: number, authorizedKey: string): Promise<{ stop: () => void; port: number }> {
+  mkdirSync(dir, { recursive: true });
+  mkdirSync('/run/sshd', { recursive: true });
+  const hostKey = join(dir, 'ssh_host_ed25519_key');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  writeFileSync(join(dir, 'authorized_keys'), `${authorizedKey}\n`, { mode: 0o600 });
+  const config = join(dir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${hostKey}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'AllowTcpForwarding yes',
+      'AllowStreamLocalForwarding yes',
+      'ForceCommand exec socat - "UNIX-CONNECT:$SSH_ORIGINAL_COMMAND"',
+      'LogLevel ERROR',
+      'MaxStartups 2000:30:5000',
+      'MaxSessions 100',
+    ].join('\n'),
+  );
+  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (up) break;
+    await sleep(50);
+  }
+  return { port, stop: () => child.kill('SIGTERM') };
+}
