@@ -118,14 +118,23 @@ export class App {
   }
 
   async refresh(): Promise<void> {
+    let relays: RelayView[];
+    let vms: VmView[];
     try {
-      [this.relays, this.vms] = await Promise.all([this.bridge.api.listRelays(), this.bridge.api.listVms()]);
+      [relays, vms] = await Promise.all([this.bridge.api.listRelays(), this.bridge.api.listVms()]);
     } catch (error) {
       this.say((error as Error).message);
       return;
     }
-    this.renderRelays();
-    this.renderVms();
+    // Re-render only what changed, so a form being filled in or a focused button survives the periodic refresh.
+    if (JSON.stringify(relays) !== JSON.stringify(this.relays)) {
+      this.relays = relays;
+      this.renderRelays();
+    }
+    if (JSON.stringify(vms) !== JSON.stringify(this.vms) || this.relays.length === 0) {
+      this.vms = vms;
+      this.renderVms();
+    }
   }
 
   private renderRelays(): void {
@@ -136,13 +145,32 @@ export class App {
           element('span', { class: 'status' }, relay.status === 'ok' ? 'connected' : relay.error ?? relay.status),
           element('small', {}, ` host key ${relay.hostKeyFingerprint}, endpoint ${relay.endpoint}`),
           button('Endpoints', () => this.showEndpoints(relay)),
-          ...(relay.embedded ? [] : [button('Remove', () => this.run(async () => {
-            await this.bridge.api.removeRelay(relay.id);
-            await this.refresh();
-          }), { name: `Remove relay ${relay.name}` })]),
+          ...(relay.embedded ? [] : [
+            this.editRelayForm(relay),
+            button('Remove', () => this.run(async () => {
+              await this.bridge.api.removeRelay(relay.id);
+              await this.refresh();
+            }), { name: `Remove relay ${relay.name}` }),
+          ]),
         ),
       ),
     );
+  }
+
+  /** Rename a relay or give it a new API token (checked against the relay before it is kept). */
+  private editRelayForm(relay: RelayView): HTMLElement {
+    const name = element('input', { value: relay.name, 'aria-label': `New name for ${relay.name}` });
+    const token = element('input', { type: 'password', placeholder: 'new API token (optional)', 'aria-label': `New API token for ${relay.name}` });
+    const form = element('form', { class: 'edit-relay', 'aria-label': `Edit relay ${relay.name}` }, name, token, element('button', { type: 'submit' }, 'Save relay'));
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      void this.run(async () => {
+        await this.bridge.api.updateRelay({ id: relay.id, name: name.value, ...(token.value && { token: token.value }) });
+        token.value = '';
+        await this.refresh();
+      });
+    });
+    return element('details', {}, element('summary', {}, 'Edit'), form);
   }
 
   private renderVms(): void {

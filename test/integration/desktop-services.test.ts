@@ -46,6 +46,11 @@ describe('desktop main-process services against the real relay and keychain', ()
     await assert.rejects(service.addRelay({ name: 'x', url: relay.apiUrl, token: 'llt_wrong-token-0123456789abcdef' }), /refused the API token/);
     await assert.rejects(service.addRelay({ name: 'x', url: 'http://127.0.0.1:9', token: 'llt_wrong-token-0123456789abcdef' }), /Cannot reach the relay at http:\/\/127\.0\.0\.1:9/);
     await assert.rejects(service.addRelay({ name: 'x', url: 'not a url', token: 'llt_wrong-token-0123456789abcdef' }), /is not a relay API URL/);
+    // Editing: a new token is checked before it replaces the stored one; renaming is kept.
+    await assert.rejects(service.updateRelay({ id: relayId, token: 'llt_wrong-token-0123456789abcdef' }), /refused the API token/);
+    assert.equal(await keytar.getPassword('lifeline', `token:${relayId}`), relay.token);
+    assert.equal((await service.updateRelay({ id: relayId, name: 'renamed', token: relay.token })).name, 'renamed');
+    await assert.rejects(service.updateRelay({ id: relayId, endpoint: 'nowhere' }), /has no private endpoint "nowhere"/);
   });
 
   test('auto-renew keeps an open console from expiring (8 s lifetime)', async () => {
