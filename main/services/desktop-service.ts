@@ -198,9 +198,8 @@ export class DesktopService implements DesktopApi {
   }
 
   /** Makes the console usable with our key: creates it, enables it, renews it or re-keys it as needed. */
-  private async readyConsole(api: RelayApi, relayId: string, vm: string, key: KeyPair): Promise<ConsoleResource> {
+  private async readyConsole(api: RelayApi, vm: string, key: KeyPair, ttlMs: number): Promise<ConsoleResource> {
     const current = await api.console(vm);
-    const ttlMs = await this.defaultTtlMs(api);
     const keyData = key.publicKey;
     if (!current) return api.putConsole(vm, { enabled: true, sshPublicKey: { keyData } });
     const remaining = Date.parse(current.expiration) - this.now();
@@ -281,9 +280,10 @@ export class DesktopService implements DesktopApi {
   async openConsole(relayId: string, vm: string, kind: ConsoleKind): Promise<TabView> {
     const api = await this.api(relayId);
     const key = await this.keyFor(relayId, vm);
-    const console = await this.readyConsole(api, relayId, vm, key);
+    const ttlMs = await this.defaultTtlMs(api);
+    const console = await this.readyConsole(api, vm, key, ttlMs);
     const connection = await this.connect(relayId, vm, kind, key, console);
-    return this.attach(randomUUID(), relayId, vm, kind, connection, console, await this.defaultTtlMs(api));
+    return this.attach(randomUUID(), relayId, vm, kind, connection, console, ttlMs);
   }
 
   private tab(tabId: string): Tab {
@@ -297,9 +297,10 @@ export class DesktopService implements DesktopApi {
     connection.close('reconnecting');
     const api = await this.api(view.relayId);
     const key = await this.keyFor(view.relayId, view.vm);
-    const console = await this.readyConsole(api, view.relayId, view.vm, key);
+    const ttlMs = await this.defaultTtlMs(api);
+    const console = await this.readyConsole(api, view.vm, key, ttlMs);
     const fresh = await this.connect(view.relayId, view.vm, view.kind, key, console);
-    return this.attach(tabId, view.relayId, view.vm, view.kind, fresh, console, await this.defaultTtlMs(api));
+    return this.attach(tabId, view.relayId, view.vm, view.kind, fresh, console, ttlMs);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashToken } from './api/app.js';
+import { hashToken } from './core/token-hash.js';
 import type { Logger } from './logger.js';
 import type { Store } from './store/store.js';
 

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { VirtualMachine, VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { detailedStatus, type ConsoleRecord } from '../core/console-rules.js';
 import { RelayError } from '../core/relay-error.js';
+import { hashToken } from '../core/token-hash.js';
 import type { EndpointManager } from '../endpoints/endpoint-manager.js';
 import type { Logger } from '../logger.js';
 import type { ConsoleService } from '../sessions/console-service.js';
@@ -26,10 +26,6 @@ export interface ApiDependencies {
   now?: () => number;
   /** TLS material for the API; plain HTTP when absent. */
   https?: { cert: Buffer; key: Buffer };
-}
-
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
 function iso(ms: number): string {

@@ -1,5 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { SessionGrant } from '../core/console-rules.js';
+import { hashToken as hash } from '../core/token-hash.js';
 
 /** How long a minted token may wait for its WebSocket, unless the config says otherwise. */
 export const VNC_TOKEN_TTL_MS = 60_000;
@@ -13,10 +14,6 @@ interface PendingToken {
 export type TokenRedemption =
   | { ok: true; grant: SessionGrant; endpoint: string }
   | { ok: false; reason: 'unknown' | 'expired' | 'wrong-endpoint' };
-
-function hash(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
 
 /**
  * Single-use browser tokens for the WebSocket VNC path, as nova-novncproxy hands out:
