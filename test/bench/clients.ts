@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
-import { createWebSocketStream, WebSocket } from 'ws';
 import { FLOOD_TRIGGER } from './fake-console.js';
 
 export const OPENSSH_OPTIONS = ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'IdentitiesOnly=yes'];
@@ -42,11 +41,15 @@ export function negotiatedCipher(port: number, user: string, key: string, comman
   });
 }
 
-/** Seconds for OpenSSH `ssh -T` to receive `bytes` of console flood. */
-export function opensshThroughput(port: number, user: string, key: string, bytes: number, command?: string): Promise<number> {
+/**
+ * Seconds for OpenSSH `ssh -T` to receive `bytes` of console flood, and the CPU seconds `cpu()`
+ * went up by meanwhile (sampled before the client is killed, so a per-connection server process still counts).
+ */
+export function opensshThroughput(port: number, user: string, key: string, bytes: number, command?: string, cpu: () => number = () => 0): Promise<{ seconds: number; cpuSeconds: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn('ssh', [...OPENSSH_OPTIONS, '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
     let started = 0n;
+    let cpuBefore = 0;
     let received = 0;
     let primed = false;
     // Prime with an echo first so setup time is not counted, then trigger the flood.
@@ -55,13 +58,15 @@ export function opensshThroughput(port: number, user: string, key: string, bytes
       if (!primed) {
         primed = true;
         received = d.length - 1;
+        cpuBefore = cpu();
         started = process.hrtime.bigint();
         child.stdin.write(Buffer.from([FLOOD_TRIGGER]));
         return;
       }
       received += d.length;
       if (received >= bytes) {
-        resolve(Number(process.hrtime.bigint() - started) / 1e9);
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        resolve({ seconds, cpuSeconds: cpu() - cpuBefore });
         child.kill('SIGKILL');
       }
     });
@@ -101,20 +106,12 @@ export function ssh2Client(port: number, user: string, key: string, command?: st
   });
 }
 
-export function wsClient(url: string): Promise<ByteClient> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, ['binary'], { perMessageDeflate: false });
-    ws.once('open', () => resolve({ stream: createWebSocketStream(ws), close: () => ws.terminate() }));
-    ws.once('error', reject);
-  });
-}
-
 /** Round-trip times (ms) of `count` sequential 1-byte echoes. */
-export async function roundTrips(stream: Duplex, count: number): Promise<number[]> {
+export async function roundTrips(stream: Duplex, count: number, settleMs = 200): Promise<number[]> {
   const times: number[] = [];
   // Drain anything already buffered (a replay, say).
   stream.resume();
-  await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setTimeout(r, settleMs));
   stream.pause();
   stream.removeAllListeners('data');
   for (let i = 0; i < count; i++) {
@@ -129,21 +126,25 @@ export async function roundTrips(stream: Duplex, count: number): Promise<number[
   return times;
 }
 
-/** Seconds to receive `bytes` of flood on an open stream. */
+/** Seconds to receive `bytes` of flood on an open stream; fails if the stream closes first. */
 export function floodSeconds(stream: Duplex, bytes: number): Promise<number> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     let received = 0;
     stream.removeAllListeners('data');
     const started = process.hrtime.bigint();
+    const onClose = (): void => reject(new Error(`the stream closed after ${received} of ${bytes} bytes`));
     const onData = (d: Buffer): void => {
       received += d.length;
       if (received >= bytes) {
         stream.removeListener('data', onData);
+        stream.removeListener('close', onClose);
         resolve(Number(process.hrtime.bigint() - started) / 1e9);
       }
     };
+    stream.once('close', onClose);
     stream.on('data', onData);
     stream.resume();
     stream.write(Buffer.from([FLOOD_TRIGGER]));
   });
 }
+

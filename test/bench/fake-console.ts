@@ -2,6 +2,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 
 /** Ctrl-A asks the console to flood; every other byte is echoed back. */
 export const FLOOD_TRIGGER = 0x01;
+/** Ctrl-B, as the first byte of a read, makes the console swallow `floodBytes` of input and then answer SINK_DONE. */
+export const SINK_TRIGGER = 0x02;
+export const SINK_DONE = 0x4b;
 
 export interface FakeConsole {
   path: string;
@@ -12,7 +15,7 @@ export interface FakeConsole {
  * A unix-socket server that behaves like QEMU's serial chardev for measurement: one client
  * at a time (later ones are dropped while one is connected), echo mode (every byte comes
  * back) and flood mode (Ctrl-A makes it write `floodBytes` as fast as the reader takes
- * them). `multiClient` serves any number of clients, as QEMU's VNC server does.
+ * them), and a sink (Ctrl-B: it reads `floodBytes` of input, then answers one byte). `multiClient` serves any number of clients, as QEMU's VNC server does.
  */
 export function startFakeConsole(path: string, floodBytes: number, multiClient = false): Promise<FakeConsole> {
   const clients = new Set<Socket>();
@@ -26,7 +29,20 @@ export function startFakeConsole(path: string, floodBytes: number, multiClient =
     socket.setNoDelay(true);
     socket.on('close', () => clients.delete(socket));
     socket.on('error', () => undefined);
+    let sinking = 0;
     socket.on('data', (data: Buffer) => {
+      if (sinking > 0 || data[0] === SINK_TRIGGER) {
+        if (sinking === 0) {
+          sinking = floodBytes;
+          data = data.subarray(1);
+        }
+        sinking -= data.length;
+        if (sinking <= 0) {
+          sinking = 0;
+          socket.write(Buffer.from([SINK_DONE]));
+        }
+        return;
+      }
       // Bytes may arrive coalesced ("x" then Ctrl-A as one chunk): echo up to the trigger, then flood.
       const trigger = data.indexOf(FLOOD_TRIGGER);
       if (trigger !== 0) socket.write(trigger < 0 ? data : data.subarray(0, trigger));

@@ -8,7 +8,7 @@ import { connect } from 'node:net';
  * The peer a user would use instead: Debian's OpenSSH sshd with its own config and port,
  * reaching a console with `socat - UNIX-CONNECT:<socket>` (the socket path is the command).
  */
-export async function startSshd(dir: string, port: number, authorizedKey: string): Promise<{ stop: () => void; port: number }> {
+export async function startSshd(dir: string, port: number, authorizedKey: string): Promise<{ stop: () => void; port: number; pid: number }> {
   mkdirSync(dir, { recursive: true });
   mkdirSync('/run/sshd', { recursive: true });
   const hostKey = join(dir, 'ssh_host_ed25519_key');
@@ -49,5 +49,5 @@ export async function startSshd(dir: string, port: number, authorizedKey: string
     if (up) break;
     await sleep(50);
   }
-  return { port, stop: () => child.kill('SIGTERM') };
+  return { port, pid: child.pid!, stop: () => child.kill('SIGTERM') };
 }

@@ -6,10 +6,16 @@ export function quantile(values: readonly number[], q: number): number {
   return sorted[index]!;
 }
 
-export const median = (values: readonly number[]): number => quantile(values, 0.5);
+/** The middle value; the mean of the two middle values for an even count. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
 
-export function spread(values: readonly number[]): string {
-  return `${fmt(Math.min(...values))}–${fmt(Math.max(...values))}`;
+export function spread(values: readonly number[], digits = 2): string {
+  return `${fmt(Math.min(...values), digits)}–${fmt(Math.max(...values), digits)}`;
 }
 
 export function fmt(value: number, digits = 2): string {

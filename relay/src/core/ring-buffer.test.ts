@@ -33,3 +33,29 @@ test('a chunk is copied, so later changes to the caller buffer do not leak in', 
   assert.equal(ring.snapshot().toString(), 'stable');
   assert.equal(new ByteRing(0).length, 0);
 });
+
+test('random chunk sizes, including wrap-around and chunks larger than the ring, match a reference', () => {
+  let seed = 7;
+  const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  for (const capacity of [1, 7, 64, 1000]) {
+    const ring = new ByteRing(capacity);
+    let expected = Buffer.alloc(0);
+    for (let i = 0; i < 400; i++) {
+      const chunk = Buffer.from(Array.from({ length: random(capacity * 2 + 2) }, () => random(256)));
+      ring.push(chunk);
+      expected = Buffer.concat([expected, chunk]).subarray(-capacity);
+      assert.deepEqual(ring.snapshot(), expected, `capacity ${capacity}, step ${i}`);
+      assert.equal(ring.length, expected.length);
+    }
+  }
+});
+
+test('a snapshot is a copy: later pushes do not change it', () => {
+  const ring = new ByteRing(4);
+  ring.push(Buffer.from('abcd'));
+  const before = ring.snapshot();
+  ring.push(Buffer.from('xy'));
+  assert.equal(before.toString(), 'abcd');
+  assert.equal(ring.snapshot().toString(), 'cdxy');
+  assert.equal(new ByteRing(4).snapshot().length, 0);
+});

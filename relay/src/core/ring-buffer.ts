@@ -1,40 +1,38 @@
 /**
- * Keeps the most recent `capacity` bytes of a stream as the chunks that arrived,
- * so appending costs no per-byte work and a snapshot is one concat.
+ * Keeps the most recent `capacity` bytes of a stream in one fixed buffer. Appending is a copy
+ * into place (no allocation per chunk, so a console flood makes no garbage here); the buffer is
+ * allocated on the first byte, so a VM that never prints costs nothing. A snapshot is one copy.
  */
 export class ByteRing {
-  private chunks: Buffer[] = [];
+  private buffer: Buffer | undefined;
+  /** Where the next byte goes. */
+  private head = 0;
   private size = 0;
 
   constructor(readonly capacity: number) {}
 
   push(chunk: Buffer): void {
     if (this.capacity <= 0 || chunk.length === 0) return;
+    const buffer = (this.buffer ??= Buffer.allocUnsafe(this.capacity));
     if (chunk.length >= this.capacity) {
-      this.chunks = [Buffer.from(chunk.subarray(chunk.length - this.capacity))];
+      chunk.copy(buffer, 0, chunk.length - this.capacity);
+      this.head = 0;
       this.size = this.capacity;
       return;
     }
-    // Copy: the socket may reuse or the caller may keep the buffer.
-    this.chunks.push(Buffer.from(chunk));
-    this.size += chunk.length;
-    while (this.size > this.capacity) {
-      const head = this.chunks[0]!;
-      const excess = this.size - this.capacity;
-      if (head.length <= excess) {
-        this.chunks.shift();
-        this.size -= head.length;
-      } else {
-        this.chunks[0] = head.subarray(excess);
-        this.size -= excess;
-      }
-    }
-    // Many tiny chunks (keystroke echoes) would make shift() costly: coalesce them now and then.
-    if (this.chunks.length > 512) this.chunks = [this.snapshot()];
+    const first = Math.min(chunk.length, this.capacity - this.head);
+    chunk.copy(buffer, this.head, 0, first);
+    if (first < chunk.length) chunk.copy(buffer, 0, first);
+    this.head = (this.head + chunk.length) % this.capacity;
+    this.size = Math.min(this.capacity, this.size + chunk.length);
   }
 
   snapshot(): Buffer {
-    return Buffer.concat(this.chunks, this.size);
+    const buffer = this.buffer;
+    if (!buffer || this.size === 0) return Buffer.alloc(0);
+    const start = (this.head - this.size + this.capacity) % this.capacity;
+    if (start + this.size <= this.capacity) return Buffer.from(buffer.subarray(start, start + this.size));
+    return Buffer.concat([buffer.subarray(start), buffer.subarray(0, this.head)], this.size);
   }
 
   get length(): number {

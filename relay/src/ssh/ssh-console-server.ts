@@ -8,7 +8,7 @@ import type { AdmittedConnection, LiveSession } from '../sessions/live-session.j
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
 import type { HostKey } from './host-key.js';
-import { VncSession } from '../vnc/vnc-session.js';
+import { streamClient, VncSession } from '../vnc/vnc-session.js';
 import { SerialSession } from './serial-session.js';
 
 /** The reserved forward destination for a VM's screen: `ssh -L 5901:vnc:5900`. */
@@ -164,7 +164,8 @@ export class SshConsoleServer {
               // Gone with its connection.
             }
           };
-          const session = new VncSession(vm.name, 'ssh', endpoint, remoteAddress, channel, vnc, closeChannel, log.child({ vm: vm.name }), (ended) => {
+          const vmLog = log.child({ vm: vm.name });
+          const session = new VncSession(vm.name, 'ssh', endpoint, remoteAddress, streamClient(channel, closeChannel, vmLog), vnc, vmLog, (ended) => {
             sessions.delete(ended);
             this.options.supervisor.release(ended);
           });

@@ -1,13 +1,79 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
 import type { Logger } from '../logger.js';
 import type { LiveSession } from '../sessions/live-session.js';
 
+/** The client side of a VNC session, whatever carries it (a forwarded SSH channel, a WebSocket). */
+export interface VncClient {
+  /** Sends VNC output. False means the client is behind: stop reading the VM until `onceDrain`. */
+  send(chunk: Buffer): boolean;
+  onceDrain(listener: () => void): void;
+  onData(listener: (chunk: Buffer) => void): void;
+  pause(): void;
+  resume(): void;
+  /** Called once the client has gone (closed, ended or failed). */
+  onEnd(listener: () => void): void;
+  /** Tells the client why, where the transport can carry a reason, and closes it. */
+  close(reason: string): Promise<void>;
+}
+
+/** A stream client (an SSH `direct-tcpip` channel): write/drain, and no room for a reason. */
+export function streamClient(stream: Duplex, close: (reason: string) => Promise<void>, log: Logger): VncClient {
+  stream.on('error', (error: Error) => log.debug({ err: error.message }, 'VNC client stream error'));
+  return {
+    send: (chunk) => stream.write(chunk),
+    onceDrain: (listener) => void stream.once('drain', listener),
+    onData: (listener) => void stream.on('data', listener),
+    pause: () => void stream.pause(),
+    resume: () => void stream.resume(),
+    onEnd: (listener) => {
+      stream.once('close', listener);
+      stream.once('end', listener);
+    },
+    close,
+  };
+}
+
+/** Bytes a WebSocket client may have queued in the relay before the relay stops reading the VM. */
+export const WEBSOCKET_HIGH_WATER = 512 * 1024;
+
 /**
- * A VNC session: the client's stream (a forwarded SSH channel or a WebSocket) piped both
- * ways to a fresh connection to the VM's VNC socket. `pipe` pauses the faster side when the
- * slower one's buffer is full, so a client that stops reading stops the relay reading QEMU.
+ * A WebSocket client, without a stream wrapper in between: each VNC read goes out as one binary
+ * message, and the send callbacks (called once a message is handed to the kernel) count what
+ * is still queued, which is the backpressure signal.
+ */
+export function webSocketClient(ws: WebSocket, close: (reason: string) => Promise<void>, log: Logger): VncClient {
+  let queued = 0;
+  let drained: (() => void) | undefined;
+  ws.on('error', (error: Error) => log.debug({ err: error.message }, 'VNC WebSocket error'));
+  return {
+    send(chunk) {
+      queued += chunk.length;
+      ws.send(chunk, { binary: true }, () => {
+        queued -= chunk.length;
+        if (drained && queued <= WEBSOCKET_HIGH_WATER / 2) {
+          const listener = drained;
+          drained = undefined;
+          listener();
+        }
+      });
+      return queued < WEBSOCKET_HIGH_WATER;
+    },
+    onceDrain: (listener) => void (drained = listener),
+    onData: (listener) => void ws.on('message', (data: Buffer) => listener(data)),
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
+    onEnd: (listener) => void ws.once('close', listener),
+    close,
+  };
+}
+
+/**
+ * A VNC session: the client piped both ways to a fresh connection to the VM's VNC socket.
+ * Each direction pauses its reader while the other side is behind, so a client that stops
+ * reading stops the relay reading QEMU, and a VM that stops reading stops the client.
  */
 export class VncSession implements LiveSession {
   readonly id = randomUUID();
@@ -23,10 +89,8 @@ export class VncSession implements LiveSession {
     readonly path: 'ssh' | 'websocket',
     readonly endpoint: string,
     readonly remoteAddress: string,
-    private readonly client: Duplex,
+    private readonly client: VncClient,
     private readonly vnc: Socket,
-    /** Tells the client why and closes it (a WebSocket close reason; an SSH channel can only close). */
-    private readonly closeClient: (reason: string) => Promise<void>,
     log: Logger,
     private readonly onEnd: (session: VncSession) => void,
   ) {
@@ -36,27 +100,42 @@ export class VncSession implements LiveSession {
   start(): void {
     const { client, vnc } = this;
     vnc.setNoDelay(true);
-    vnc.on('data', (chunk: Buffer) => (this.bytesOut += chunk.length));
-    client.on('data', (chunk: Buffer) => (this.bytesIn += chunk.length));
-    vnc.pipe(client);
-    client.pipe(vnc);
+    let clientBehind = false;
+    vnc.on('data', (chunk: Buffer) => {
+      this.bytesOut += chunk.length;
+      if (client.send(chunk) || clientBehind) return;
+      clientBehind = true;
+      vnc.pause();
+      client.onceDrain(() => {
+        clientBehind = false;
+        if (!this.ended) vnc.resume();
+      });
+    });
+    let vmBehind = false;
+    client.onData((chunk) => {
+      if (this.ended) return;
+      this.bytesIn += chunk.length;
+      if (vnc.write(chunk) || vmBehind) return;
+      vmBehind = true;
+      client.pause();
+      vnc.once('drain', () => {
+        vmBehind = false;
+        if (!this.ended) client.resume();
+      });
+    });
     const end = (): void => void this.close('the VNC connection ended');
     vnc.on('close', end);
     vnc.on('error', (error) => this.log.debug({ err: error.message }, 'VNC socket error'));
-    client.on('close', end);
-    client.on('end', end);
-    client.on('error', (error: Error) => this.log.debug({ err: error.message }, 'VNC client stream error'));
+    client.onEnd(end);
     this.log.info('VNC session started');
   }
 
   close(reason: string): Promise<void> {
     if (this.ended) return Promise.resolve();
     this.ended = true;
-    this.vnc.unpipe(this.client);
-    this.client.unpipe(this.vnc);
     this.vnc.destroy();
     this.onEnd(this);
     this.log.info({ reason, bytesIn: this.bytesIn, bytesOut: this.bytesOut }, 'VNC session ended');
-    return this.closeClient(reason);
+    return this.client.close(reason);
   }
 }

@@ -4,14 +4,14 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { normalizeRemoteAddress } from '../core/cidr.js';
 import { revocationMessage, revocationReason, type SessionGrant } from '../core/console-rules.js';
 import type { Logger } from '../logger.js';
 import type { AdmittedConnection } from '../sessions/live-session.js';
 import type { ConsoleLookup, SessionSupervisor } from '../sessions/session-supervisor.js';
-import { VncSession } from './vnc-session.js';
+import { VncSession, webSocketClient } from './vnc-session.js';
 import type { VncTokenService } from './vnc-tokens.js';
 
 const ASSETS = fileURLToPath(new URL('../../assets/vnc/', import.meta.url));
@@ -175,8 +175,6 @@ export class VncWebServer {
 
   private startSession(ws: WebSocket, vnc: Socket, grant: SessionGrant, expiration: number, endpoint: string, remoteAddress: string, log: Logger): void {
     const { supervisor } = this.options;
-    // A larger buffer than the 16 KiB default lets a 64 KiB socket read go out without waiting on the previous frame.
-    const stream = createWebSocketStream(ws, { highWaterMark: 256 * 1024 });
     const closeClient = (reason: string): Promise<void> =>
       new Promise((resolve) => {
         if (ws.readyState === ws.CLOSED) return resolve();
@@ -192,7 +190,8 @@ export class VncWebServer {
         ws.close(CLOSE_BY_RELAY, Buffer.from(reason).subarray(0, 123).toString());
       });
     const admitted: AdmittedConnection = { grant, endpoint, remoteAddress, close: (reason) => session.close(reason) };
-    const session = new VncSession(grant.virtualMachine, 'websocket', endpoint, remoteAddress, stream, vnc, closeClient, log.child({ vm: grant.virtualMachine }), (ended) => {
+    const vmLog = log.child({ vm: grant.virtualMachine });
+    const session = new VncSession(grant.virtualMachine, 'websocket', endpoint, remoteAddress, webSocketClient(ws, closeClient, vmLog), vnc, vmLog, (ended) => {
       clearInterval(pinger);
       supervisor.forget(admitted);
       supervisor.release(ended);

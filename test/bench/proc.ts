@@ -1,0 +1,52 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Resident set size of a process, KiB. */
+export function rssKiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
+
+/** User + system CPU seconds of a process and its live children (websockify forks one per client). */
+export function cpuSeconds(pid: number): number {
+  let total = 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    total = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100; // own + waited-for children, 10 ms ticks
+    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) total += cpuSeconds(Number(child));
+  } catch {
+    // The process ended.
+  }
+  return total;
+}
+
+/** User and system CPU seconds of one process (not its children). */
+export function cpuSplit(pid: number): { user: number; system: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
+/**
+ * CPU time (user + system, seconds, nanosecond resolution from schedstat) of a process's every
+ * thread (Node's GC and compiler threads count too) and of its live descendants (sshd's
+ * per-connection child and socat, websockify's per-client fork). Sample it while the client is
+ * still connected: an exited child's time is gone.
+ */
+export function treeCpuSeconds(pid: number): number {
+  let nanos = 0;
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0; // The process ended.
+  }
+  for (const tid of tasks) {
+    try {
+      nanos += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+        nanos += treeCpuSeconds(Number(child)) * 1e9;
+      }
+    } catch {
+      // The thread ended.
+    }
+  }
+  return nanos / 1e9;
+}
