@@ -3,13 +3,14 @@
  * benchmark scenario and prints where its CPU time went (self time by function and by package).
  * The raw .cpuprofile is kept (path printed) for Chrome DevTools' Performance panel.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { generateKey } from '../helpers/openssh.js';
 import { REPO_ROOT, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
-import { cpuSplit } from './proc.js';
+import { cpuSplit, treeCpuSeconds } from './proc.js';
 import { opensshThroughput, roundTrips, ssh2Client } from './clients.js';
 import { RawWebSocketClient } from './raw-websocket.js';
 import { startFakeConsole } from './fake-console.js';
@@ -63,14 +64,24 @@ async function main(): Promise<void> {
     writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'bench', serial: serial.path, vnc: vnc.path }] }));
     mkdirSync(outDir, { recursive: true });
     const before = new Set(readdirSync(outDir));
-    const relay = await startRelay(configPath, dataDir, {}, [...(process.env.NO_PROF ? [] : ['--cpu-prof', `--cpu-prof-dir=${outDir}`]), ...(process.env.RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean)]);
+    const relay = await startRelay(configPath, dataDir, {}, [...(process.env.NO_PROF ? [] : ['--cpu-prof', `--cpu-prof-dir=${outDir}`]), ...(process.env.RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean)], process.env.RELAY_BIN);
     try {
       const created = await relay.api('PUT', '/v1/virtualMachines/bench/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
       const accessId = created.body.virtualMachineAccessId as string;
       await sleep(500);
+      // STRACE=<file>: count the relay's system calls during the scenario; PERF=<file>: perf record it.
+      const tracer = process.env.STRACE
+        ? spawn('strace', ['-c', '-f', '-o', process.env.STRACE, '-p', String(relay.child.pid)], { stdio: 'ignore' })
+        : process.env.PERF
+          ? spawn('perf', ['record', '-F', '999', '-g', '-o', process.env.PERF, '-p', String(relay.child.pid)], { stdio: 'ignore' })
+          : undefined;
+      if (tracer) await sleep(1000);
       if (scenario === 'serial') {
-        const { seconds } = await opensshThroughput(relay.sshPort, accessId, key.privateKeyPath, megabytes * MB);
-        process.stderr.write(`serial flood through OpenSSH: ${(megabytes / seconds).toFixed(0)} MB/s\n`);
+        for (let run = 0; run < runs; run++) {
+          const { seconds, cpuSeconds } = await opensshThroughput(relay.sshPort, accessId, key.privateKeyPath, megabytes * MB, undefined, () => treeCpuSeconds(relay.child.pid!));
+          process.stderr.write(`serial flood through OpenSSH: ${(megabytes / seconds).toFixed(0)} MB/s, relay CPU ${((cpuSeconds * 1000) / megabytes).toFixed(2)} ms/MB\n`);
+          await sleep(300);
+        }
       } else if (scenario === 'ws' || scenario === 'ws-up') {
         for (let run = 0; run < runs; run++) {
           const { url } = (await relay.api('POST', '/v1/virtualMachines/bench/vncTokens')).body as { url: string };
@@ -85,7 +96,7 @@ async function main(): Promise<void> {
         }
       } else if (scenario === 'rtt') {
         const client = await ssh2Client(relay.sshPort, accessId, key.privateKeyPath);
-        const raw = await roundTrips(client.stream, 5000);
+        const raw = await roundTrips(client.stream, Number(process.env.RTTS ?? 5000));
         if (process.env.RTT_OUTLIERS) {
           let at = 0;
           for (const [i, t] of raw.entries()) {
@@ -98,6 +109,10 @@ async function main(): Promise<void> {
         process.stderr.write(`round trips: p50 ${times[2500]!.toFixed(3)} ms, p99 ${times[4950]!.toFixed(3)} ms, max ${times.at(-1)!.toFixed(3)} ms\n`);
       } else {
         throw new Error(`unknown scenario ${scenario}: use serial, ws, ws-up or rtt`);
+      }
+      if (tracer) {
+        tracer.kill('SIGINT');
+        await new Promise((resolve) => tracer.once('exit', resolve));
       }
     } finally {
       await relay.stop();

@@ -40,8 +40,8 @@ export function testConfig(
 }
 
 /** Runs the built `lifeline-relay serve` as a user would and waits for its "relay ready" log line. */
-export async function startRelay(configPath: string, dataDir: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<RelayProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, RELAY_BIN, 'serve', '--config', configPath], {
+export async function startRelay(configPath: string, dataDir: string, env: Record<string, string> = {}, nodeArgs: string[] = [], bin = RELAY_BIN): Promise<RelayProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, bin, 'serve', '--config', configPath], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

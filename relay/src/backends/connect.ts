@@ -1,10 +1,13 @@
-import { connect, type Socket } from 'node:net';
+import { connect, type OnReadOpts, type Socket } from 'node:net';
 import type { SocketAddress } from '../config/config.js';
 
-/** Opens a stream to a console channel; resolves once connected, rejects with the socket error. */
-export function connectTo(address: SocketAddress, timeoutMs = 5000): Promise<Socket> {
+/**
+ * Opens a stream to a console channel; resolves once connected, rejects with the socket error.
+ * With `onread`, reads go to its buffers and callback instead of 'data' events.
+ */
+export function connectTo(address: SocketAddress, timeoutMs = 5000, onread?: OnReadOpts): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+    const socket = address.kind === 'unix' ? connect({ path: address.path, onread }) : connect({ host: address.host, port: address.port, onread });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));

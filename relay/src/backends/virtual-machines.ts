@@ -1,11 +1,22 @@
 import type { Socket } from 'node:net';
 import { describeAddress, type VirtualMachineConfig } from '../config/config.js';
 import type { Logger } from '../logger.js';
+import { BufferPool } from '../core/buffer-pool.js';
 import { connectTo } from './connect.js';
+import { PooledReader } from './pooled-reader.js';
 import { QmpMonitor, type PowerState } from './qmp-monitor.js';
 import { SerialAttachment } from './serial-attachment.js';
 
 export type ConsoleType = 'serial' | 'vnc';
+
+/** A connection to a VM's VNC server, read through pooled buffers. */
+export interface VncConnection {
+  socket: Socket;
+  reader: PooledReader;
+}
+
+/** Read buffers for VNC connections, shared by the relay's VMs: 64 KiB is what a socket read returns at most. */
+const VNC_READ_POOL = new BufferPool(64 * 1024, 32);
 
 /** One configured VM and its live channels. */
 export class VirtualMachine {
@@ -40,11 +51,12 @@ export class VirtualMachine {
   }
 
   /** A new connection to the VM's VNC server (QEMU serves several); rejects with a message for the client. */
-  async openVnc(): Promise<Socket> {
+  async openVnc(): Promise<VncConnection> {
     const address = this.config.vnc;
     if (!address) throw new Error(`${this.name} has no VNC console`);
+    const reader = new PooledReader(VNC_READ_POOL);
     try {
-      return await connectTo(address, 3000);
+      return { socket: await connectTo(address, 3000, reader.onread), reader };
     } catch (error) {
       this.log.warn({ err: (error as Error).message, vnc: describeAddress(address) }, 'VNC socket unreachable');
       throw new Error(`the screen of ${this.name} is not available (the VM is not running or its VNC socket is unreachable)`, { cause: error });

@@ -154,7 +154,7 @@ export class SshConsoleServer {
       }
       vm.openVnc().then(
         (vnc) => {
-          if (clientClosed) return vnc.destroy();
+          if (clientClosed) return vnc.socket.destroy();
           const channel = accept();
           const closeChannel = async (): Promise<void> => {
             // A forwarded channel has no room for a reason: the client sees the stream end.

@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import type { VncConnection } from '../backends/virtual-machines.js';
 import type { Logger } from '../logger.js';
 import type { LiveSession } from '../sessions/live-session.js';
 
 /** The client side of a VNC session, whatever carries it (a forwarded SSH channel, a WebSocket). */
 export interface VncClient {
-  /** Sends VNC output. False means the client is behind: stop reading the VM until `onceDrain`. */
-  send(chunk: Buffer): boolean;
+  /**
+   * Sends VNC output; `written` is called once the chunk's memory may be reused. False means the
+   * client is behind: stop reading the VM until `onceDrain`.
+   */
+  send(chunk: Buffer, written: () => void): boolean;
   onceDrain(listener: () => void): void;
   onData(listener: (chunk: Buffer) => void): void;
   pause(): void;
@@ -23,7 +26,7 @@ export interface VncClient {
 export function streamClient(stream: Duplex, close: (reason: string) => Promise<void>, log: Logger): VncClient {
   stream.on('error', (error: Error) => log.debug({ err: error.message }, 'VNC client stream error'));
   return {
-    send: (chunk) => stream.write(chunk),
+    send: (chunk, written) => stream.write(chunk, () => written()),
     onceDrain: (listener) => void stream.once('drain', listener),
     onData: (listener) => void stream.on('data', listener),
     pause: () => void stream.pause(),
@@ -41,17 +44,18 @@ export const WEBSOCKET_HIGH_WATER = 512 * 1024;
 
 /**
  * A WebSocket client, without a stream wrapper in between: each VNC read goes out as one binary
- * message, and the send callbacks (called once a message is handed to the kernel) count what
- * is still queued, which is the backpressure signal.
+ * message, and the send callbacks (called once a message is handed to the kernel, or has
+ * failed) count what is still queued, which is the backpressure signal.
  */
 export function webSocketClient(ws: WebSocket, close: (reason: string) => Promise<void>, log: Logger): VncClient {
   let queued = 0;
   let drained: (() => void) | undefined;
   ws.on('error', (error: Error) => log.debug({ err: error.message }, 'VNC WebSocket error'));
   return {
-    send(chunk) {
+    send(chunk, written) {
       queued += chunk.length;
       ws.send(chunk, { binary: true }, () => {
+        written();
         queued -= chunk.length;
         if (drained && queued <= WEBSOCKET_HIGH_WATER / 2) {
           const listener = drained;
@@ -73,7 +77,9 @@ export function webSocketClient(ws: WebSocket, close: (reason: string) => Promis
 /**
  * A VNC session: the client piped both ways to a fresh connection to the VM's VNC socket.
  * Each direction pauses its reader while the other side is behind, so a client that stops
- * reading stops the relay reading QEMU, and a VM that stops reading stops the client.
+ * reading stops the relay reading QEMU, and a VM that stops reading stops the client. Screen
+ * data is read into pooled buffers that go back to the pool once sent on, so a busy screen
+ * makes no garbage per read.
  */
 export class VncSession implements LiveSession {
   readonly id = randomUUID();
@@ -90,7 +96,7 @@ export class VncSession implements LiveSession {
     readonly endpoint: string,
     readonly remoteAddress: string,
     private readonly client: VncClient,
-    private readonly vnc: Socket,
+    private readonly connection: VncConnection,
     log: Logger,
     private readonly onEnd: (session: VncSession) => void,
   ) {
@@ -98,18 +104,25 @@ export class VncSession implements LiveSession {
   }
 
   start(): void {
-    const { client, vnc } = this;
+    const { client } = this;
+    const { socket: vnc, reader } = this.connection;
     vnc.setNoDelay(true);
     let clientBehind = false;
-    vnc.on('data', (chunk: Buffer) => {
+    reader.start(vnc, (chunk, release) => {
+      if (this.ended) {
+        release();
+        return false;
+      }
       this.bytesOut += chunk.length;
-      if (client.send(chunk) || clientBehind) return;
-      clientBehind = true;
-      vnc.pause();
-      client.onceDrain(() => {
-        clientBehind = false;
-        if (!this.ended) vnc.resume();
-      });
+      if (client.send(chunk, release)) return true;
+      if (!clientBehind) {
+        clientBehind = true;
+        client.onceDrain(() => {
+          clientBehind = false;
+          if (!this.ended) vnc.resume();
+        });
+      }
+      return false;
     });
     let vmBehind = false;
     client.onData((chunk) => {
@@ -133,7 +146,7 @@ export class VncSession implements LiveSession {
   close(reason: string): Promise<void> {
     if (this.ended) return Promise.resolve();
     this.ended = true;
-    this.vnc.destroy();
+    this.connection.socket.destroy();
     this.onEnd(this);
     this.log.info({ reason, bytesIn: this.bytesIn, bytesOut: this.bytesOut }, 'VNC session ended');
     return this.client.close(reason);

@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
+import type { VirtualMachineRegistry, VncConnection } from '../backends/virtual-machines.js';
 import { normalizeRemoteAddress } from '../core/cidr.js';
 import { revocationMessage, revocationReason, type SessionGrant } from '../core/console-rules.js';
 import type { Logger } from '../logger.js';
@@ -160,20 +160,20 @@ export class VncWebServer {
     }
     const vm = this.options.virtualMachines.get(grant.virtualMachine);
     if (!vm) return refuseUpgrade(socket, 404, 'Not Found', `no virtual machine named ${grant.virtualMachine}`);
-    let vnc: Socket;
+    let vnc: VncConnection;
     try {
       vnc = await vm.openVnc();
     } catch (error) {
       return refuseUpgrade(socket, 503, 'Service Unavailable', (error as Error).message);
     }
     if (socket.destroyed) {
-      vnc.destroy();
+      vnc.socket.destroy();
       return;
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => this.startSession(ws, vnc, grant, current.expiration, endpoint, remoteAddress, log));
   }
 
-  private startSession(ws: WebSocket, vnc: Socket, grant: SessionGrant, expiration: number, endpoint: string, remoteAddress: string, log: Logger): void {
+  private startSession(ws: WebSocket, vnc: VncConnection, grant: SessionGrant, expiration: number, endpoint: string, remoteAddress: string, log: Logger): void {
     const { supervisor } = this.options;
     const closeClient = (reason: string): Promise<void> =>
       new Promise((resolve) => {
