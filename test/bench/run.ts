@@ -7,7 +7,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { cpus, totalmem, release } from 'node:os';
+import { cpus, release, totalmem, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { generateKey } from '../helpers/openssh.js';
@@ -25,8 +25,8 @@ const quick = process.argv.includes('--quick');
 const onlyArg = process.argv.indexOf('--only');
 const only = onlyArg > 0 ? new Set((process.argv[onlyArg + 1] ?? '').split(',')) : undefined;
 const P = quick
-  ? { setupRuns: 5, rtts: 500, rounds: 3, warmRtts: 500, floodMB: 20, floodRuns: 2, idle: [200], active: 100, slowReaderS: 5, wsMB: 20 }
-  : { setupRuns: 15, rtts: 1000, rounds: 7, warmRtts: 2000, floodMB: 200, floodRuns: 3, idle: [1000, 5000], active: 1000, slowReaderS: 30, wsMB: 200 };
+  ? { setupRuns: 5, rtts: 500, rounds: 3, warmRtts: 1000, floodMB: 20, floodRuns: 2, warmRuns: 1, idle: [200], active: 100, slowReaderS: 5, wsMB: 20 }
+  : { setupRuns: 15, rtts: 1000, rounds: 9, warmRtts: 5000, floodMB: 200, floodRuns: 5, warmRuns: 2, idle: [1000, 5000], active: 1000, slowReaderS: 30, wsMB: 200 };
 const MB = 1024 * 1024;
 const tmp = tempDir('bench');
 const cleanups: Array<() => unknown> = [];
@@ -79,7 +79,8 @@ async function relayWith(vms: Array<{ name: string; serial?: string; vnc?: strin
   const dataDir = join(tmp.path, `${name}-data`);
   const configPath = join(tmp.path, `${name}.json`);
   writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, consoles: { defaultTtl: '24h', maxTtl: '30d' }, virtualMachines: vms }));
-  const relay = await startRelay(configPath, dataDir);
+  // BENCH_RELAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=.profiles": the relay under the profiler (see profile.ts).
+  const relay = await startRelay(configPath, dataDir, {}, (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean));
   cleanups.push(() => relay.stop());
   return relay;
 }
@@ -118,9 +119,11 @@ async function main(): Promise<void> {
   const sshd = await startSshd(join(tmp.path, 'sshd'), sshdPort, key.publicKey);
   cleanups.push(sshd.stop);
   const sshdSock = consoles.sshd!.path;
+  // sshd logs in the user running the benchmark (root on CI, yourself on a workstation).
+  const sshdUser = userInfo().username;
   const relayCipher = await negotiatedCipher(relay.sshPort, accessId, key.privateKeyPath);
   // A command that fails at once: the cipher is negotiated before it runs, and no socat stays on the console.
-  const sshdCipher = await negotiatedCipher(sshdPort, 'root', key.privateKeyPath, `${sshdSock}.none`);
+  const sshdCipher = await negotiatedCipher(sshdPort, sshdUser, key.privateKeyPath, `${sshdSock}.none`);
 
   await section('1. Session setup (start of the client to the first console byte)', async () => {
     const relayRuns: number[] = [];
@@ -129,7 +132,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < P.setupRuns; i++) {
       relayRuns.push(await opensshSetup(relay.sshPort, accessId, key.privateKeyPath));
       await sleep(100);
-      sshdRuns.push(await opensshSetup(sshdPort, 'root', key.privateKeyPath, sshdSock));
+      sshdRuns.push(await opensshSetup(sshdPort, sshdUser, key.privateKeyPath, sshdSock));
       await sleep(100);
       const client = await ssh2Client(relay.sshPort, accessId, key.privateKeyPath);
       const started = process.hrtime.bigint();
@@ -157,7 +160,7 @@ async function main(): Promise<void> {
     const paths: Array<[string, () => Promise<ByteClient>]> = [
       ['direct unix socket', () => directClient(consoles.direct!.path)],
       ['relay (ssh2 client)', () => ssh2Client(relay.sshPort, accessId, key.privateKeyPath)],
-      ['sshd + socat (ssh2 client)', () => ssh2Client(sshdPort, 'root', key.privateKeyPath, sshdSock)],
+      ['sshd + socat (ssh2 client)', () => ssh2Client(sshdPort, sshdUser, key.privateKeyPath, sshdSock)],
     ];
     const rows: Array<{ name: string; client: ByteClient; cold: number[]; p50: number[]; p99: number[] }> = [];
     for (const [name, open] of paths) {
@@ -194,20 +197,24 @@ async function main(): Promise<void> {
       client.close();
       return { seconds, cpuSeconds: Number.NaN };
     };
-    const paths: Array<{ name: string; run: () => Promise<{ seconds: number; cpuSeconds: number }>; rates: number[]; cpu: number[] }> = [
-      { name: 'direct unix socket', run: direct, rates: [], cpu: [] },
-      { name: `relay (OpenSSH ssh, ${relayCipher})`, run: () => opensshThroughput(relay.sshPort, accessId, key.privateKeyPath, floodBytes, undefined, () => treeCpuSeconds(relay.child.pid!)), rates: [], cpu: [] },
-      { name: `sshd + socat (OpenSSH ssh, ${sshdCipher})`, run: () => opensshThroughput(sshdPort, 'root', key.privateKeyPath, floodBytes, sshdSock, () => treeCpuSeconds(sshd.pid)), rates: [], cpu: [] },
+    const paths: Array<{ name: string; run: () => Promise<{ seconds: number; cpuSeconds: number }>; cold: number; rates: number[]; cpu: number[] }> = [
+      { name: 'direct unix socket', run: direct, cold: Number.NaN, rates: [], cpu: [] },
+      { name: `relay (OpenSSH ssh, ${relayCipher})`, run: () => opensshThroughput(relay.sshPort, accessId, key.privateKeyPath, floodBytes, undefined, () => treeCpuSeconds(relay.child.pid!)), cold: Number.NaN, rates: [], cpu: [] },
+      { name: `sshd + socat (OpenSSH ssh, ${sshdCipher})`, run: () => opensshThroughput(sshdPort, sshdUser, key.privateKeyPath, floodBytes, sshdSock, () => treeCpuSeconds(sshd.pid)), cold: Number.NaN, rates: [], cpu: [] },
     ];
-    // One discarded warm-up run per path (the relay's JIT, the page cache, TCP autotuning), then the runs, interleaved.
+    // Discarded warm-up runs per path (the relay's JIT, the page cache, TCP autotuning), the first one
+    // reported as "cold", then the runs, interleaved.
     for (const path of paths) {
-      log(`bench:   warm-up ${path.name}`);
-      await path.run();
-      await sleep(300);
+      for (let i = 0; i < P.warmRuns; i++) {
+        const { seconds } = await path.run();
+        if (i === 0) path.cold = P.floodMB / seconds;
+        await sleep(300);
+      }
     }
     for (let i = 0; i < P.floodRuns; i++) {
       for (const path of paths) {
         const { seconds, cpuSeconds } = await path.run();
+        if (process.env.BENCH_VERBOSE) log(`bench:   ${path.name}: ${fmt(P.floodMB / seconds)} MB/s, ${fmt((cpuSeconds * 1000) / P.floodMB)} ms/MB`);
         path.rates.push(P.floodMB / seconds);
         path.cpu.push((cpuSeconds * 1000) / P.floodMB);
         await sleep(300);
@@ -215,11 +222,11 @@ async function main(): Promise<void> {
     }
     const [, ours, theirs] = paths as [unknown, (typeof paths)[0], (typeof paths)[0]];
     report.push(
-      `${P.floodRuns} runs per path after one warm-up run, interleaved. MB/s (MB = 2^20 bytes). Server CPU is the relay process (all threads), or sshd's per-connection processes plus socat, per MB moved; the OpenSSH client is the same for both.\n`,
-      '| path | MB/s median | min–max | vs OpenSSH path | server CPU ms/MB |',
-      '|---|---|---|---|---|',
+      `${P.floodRuns} runs per path after ${P.warmRuns} warm-up run(s), interleaved. MB/s (MB = 2^20 bytes). Server CPU is the relay process (all threads), or sshd's per-connection processes plus socat, per MB moved; the OpenSSH client is the same for both. Cold is the first warm-up run.\n`,
+      '| path | MB/s median | min–max | vs OpenSSH path | server CPU ms/MB | cold MB/s |',
+      '|---|---|---|---|---|---|',
     );
-    for (const path of paths) report.push(`| ${path.name} | ${fmt(median(path.rates))} | ${spread(path.rates)} | ${ratio(median(path.rates), median(theirs.rates))} | ${fmt(median(path.cpu))} |`);
+    for (const path of paths) report.push(`| ${path.name} | ${fmt(median(path.rates))} | ${spread(path.rates)} | ${ratio(median(path.rates), median(theirs.rates))} | ${fmt(median(path.cpu))} | ${fmt(path.cold)} |`);
     targets.push({ target: 'serial throughput ≥ OpenSSH path', measured: `${fmt(median(ours.rates))} vs ${fmt(median(theirs.rates))} MB/s (${ratio(median(ours.rates), median(theirs.rates))}); server CPU ${fmt(median(ours.cpu))} vs ${fmt(median(theirs.cpu))} ms/MB`, met: median(ours.rates) >= median(theirs.rates) });
   });
 
@@ -229,7 +236,7 @@ async function main(): Promise<void> {
     cleanups.push(() => websockify.kill('SIGTERM'));
     await waitForPort(wsPort);
     const mint = async (): Promise<string> => ((await relay.api('POST', '/v1/virtualMachines/bench/vncTokens')).body.url as string).replace(/^http/, 'ws');
-    interface WsPath { name: string; url: () => Promise<string>; pid: number; down: number[]; up: number[]; downCpu: number[]; upCpu: number[]; p50: number[]; p99: number[]; rtt?: RawWebSocketClient }
+    interface WsPath { name: string; url: () => Promise<string>; pid: number; coldDown?: number; coldUp?: number; down: number[]; up: number[]; downCpu: number[]; upCpu: number[]; p50: number[]; p99: number[]; rtt?: RawWebSocketClient }
     const paths: WsPath[] = [
       { name: 'relay WebSocket', url: mint, pid: relay.child.pid!, down: [], up: [], downCpu: [], upCpu: [], p50: [], p99: [] },
       { name: `websockify ${packageVersion('websockify')}`, url: async () => `ws://127.0.0.1:${wsPort}/`, pid: websockify.pid!, down: [], up: [], downCpu: [], upCpu: [], p50: [], p99: [] },
@@ -246,8 +253,12 @@ async function main(): Promise<void> {
       return [P.wsMB / seconds, (cpu * 1000) / P.wsMB];
     };
     for (const path of paths) {
-      await transfer(path, 'down'); // warm-up, discarded
-      await transfer(path, 'up');
+      for (let i = 0; i < P.warmRuns; i++) {
+        const [down] = await transfer(path, 'down'); // warm-up, discarded but for the first ("cold")
+        const [up] = await transfer(path, 'up');
+        path.coldDown ??= down;
+        path.coldUp ??= up;
+      }
     }
     for (let i = 0; i < P.floodRuns; i++) {
       for (const path of paths) {
@@ -275,20 +286,20 @@ async function main(): Promise<void> {
     await sleep(300);
     const [ours, theirs] = paths as [WsPath, WsPath];
     report.push(
-      `${P.wsMB} MB each way per run, ${P.floodRuns} runs per path and direction after one warm-up run, interleaved, each on a fresh connection. The client is a minimal WebSocket client written for this (test/bench/raw-websocket.ts: payload bytes counted in place, client frames masked once and re-sent), so the proxies, not the client, are the limit. ` +
+      `${P.wsMB} MB each way per run, ${P.floodRuns} runs per path and direction after ${P.warmRuns} warm-up run(s), interleaved, each on a fresh connection (cold: the first warm-up run). The client is a minimal WebSocket client written for this (test/bench/raw-websocket.ts: payload bytes counted in place, client frames masked once and re-sent), so the proxies, not the client, are the limit. ` +
         `Round trips: ${P.rounds} rounds of ${P.rtts} 1-byte echoes after ${P.warmRtts} warm-up ones, medians over rounds. ` +
         'CPU is the proxy\'s (the relay process\'s threads; websockify and its per-client fork) per MB moved. numpy ' +
         `${numpy ? 'is' : 'is not'} installed for websockify.\n`,
     );
     report.push(
-      '| path | server → client MB/s | min–max | client → server MB/s | min–max | RTT p50 ms | RTT p99 ms (min–max) | CPU ms/MB s→c | CPU ms/MB c→s |',
-      '|---|---|---|---|---|---|---|---|---|',
+      '| path | server → client MB/s | min–max | cold | client → server MB/s | min–max | cold | RTT p50 ms | RTT p99 ms (min–max) | CPU ms/MB s→c | CPU ms/MB c→s |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const p of paths) {
-      report.push(`| ${p.name} | ${fmt(median(p.down))} | ${spread(p.down)} | ${fmt(median(p.up))} | ${spread(p.up)} | ${fmt(median(p.p50), 3)} | ${fmt(median(p.p99), 3)} (${spread(p.p99, 3)}) | ${fmt(median(p.downCpu))} | ${fmt(median(p.upCpu))} |`);
+      report.push(`| ${p.name} | ${fmt(median(p.down))} | ${spread(p.down)} | ${fmt(p.coldDown ?? Number.NaN)} | ${fmt(median(p.up))} | ${spread(p.up)} | ${fmt(p.coldUp ?? Number.NaN)} | ${fmt(median(p.p50), 3)} | ${fmt(median(p.p99), 3)} (${spread(p.p99, 3)}) | ${fmt(median(p.downCpu))} | ${fmt(median(p.upCpu))} |`);
     }
     report.push(
-      `| **ratio relay / websockify** | ${ratio(median(ours.down), median(theirs.down))} | | ${ratio(median(ours.up), median(theirs.up))} | | ${ratio(median(ours.p50), median(theirs.p50))} | ${ratio(median(ours.p99), median(theirs.p99))} | ${ratio(median(ours.downCpu), median(theirs.downCpu))} | ${ratio(median(ours.upCpu), median(theirs.upCpu))} |`,
+      `| **ratio relay / websockify** | ${ratio(median(ours.down), median(theirs.down))} | | ${ratio(ours.coldDown ?? Number.NaN, theirs.coldDown ?? Number.NaN)} | ${ratio(median(ours.up), median(theirs.up))} | | ${ratio(ours.coldUp ?? Number.NaN, theirs.coldUp ?? Number.NaN)} | ${ratio(median(ours.p50), median(theirs.p50))} | ${ratio(median(ours.p99), median(theirs.p99))} | ${ratio(median(ours.downCpu), median(theirs.downCpu))} | ${ratio(median(ours.upCpu), median(theirs.upCpu))} |`,
     );
     for (const [label, key] of [['server → client', 'down'], ['client → server', 'up']] as const) {
       targets.push({ target: `WebSocket VNC throughput ≥ 1.2× websockify (${label})`, measured: `${fmt(median(ours[key]))} vs ${fmt(median(theirs[key]))} MB/s (${ratio(median(ours[key]), median(theirs[key]))})`, met: median(ours[key]) >= 1.2 * median(theirs[key]) });
@@ -301,7 +312,7 @@ async function main(): Promise<void> {
     // ssh -L: the relay's vnc:5900 forward vs OpenSSH's forward to the same kind of socket.
     const forwards: Array<{ name: string; target: string[]; destination: string; pid: number; rates: number[]; cpu: number[] }> = [
       { name: 'relay `ssh -L …:vnc:5900`', target: ['-p', String(relay.sshPort), `${accessId}@127.0.0.1`], destination: 'vnc:5900', pid: relay.child.pid!, rates: [], cpu: [] },
-      { name: 'sshd `ssh -L …:<socket>`', target: ['-p', String(sshdPort), 'root@127.0.0.1'], destination: consoles.vnc!.path, pid: sshd.pid, rates: [], cpu: [] },
+      { name: 'sshd `ssh -L …:<socket>`', target: ['-p', String(sshdPort), `${sshdUser}@127.0.0.1`], destination: consoles.vnc!.path, pid: sshd.pid, rates: [], cpu: [] },
     ];
     const locals: number[] = [];
     for (const forward of forwards) {
@@ -324,7 +335,7 @@ async function main(): Promise<void> {
       await sleep(300);
       return [P.wsMB / seconds, (cpu * 1000) / P.wsMB];
     };
-    for (const [i, forward] of forwards.entries()) await forwardRun(forward, locals[i]!); // warm-up
+    for (let w = 0; w < P.warmRuns; w++) for (const [i, forward] of forwards.entries()) await forwardRun(forward, locals[i]!); // warm-up
     for (let run = 0; run < P.floodRuns; run++) {
       for (const [i, forward] of forwards.entries()) {
         const [rate, cpu] = await forwardRun(forward, locals[i]!);
@@ -432,16 +443,25 @@ async function main(): Promise<void> {
     '|---|---|---|',
     ...targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`),
     '',
-    '**Reading the figures.** SSH session setup is dominated by key exchange and, for sshd, by',
-    'its per-connection fork/exec and the socat it spawns; the relay keeps one connection per VM',
-    'console open, so a session only attaches. Throughput and CPU per MB are where a single',
-    'Node process pays for JavaScript framing: the relay encrypts SSH with ssh2 (OpenSSL',
-    'ciphers via Node crypto, but packet handling in JS), and frames WebSocket messages with',
-    '`ws`, while websockify with numpy and OpenSSH do that work in C. Where a target is not met,',
-    'the next step is a `--cpu-prof` of the relay under the flood (`node --cpu-prof',
-    'relay/bin/lifeline-relay.js serve …`) to see how much is ours (buffer copies, per-chunk',
-    'bookkeeping) and how much is ws/ssh2. The websockify CPU column counts its process tree',
-    '(it forks per client) while the client is connected.',
+    '**Reading the figures.** This is a 2-core virtual machine shared with other tenants: figures',
+    'move by tens of percent from one minute to the next, which is why the paths are interleaved,',
+    'each figure is a median with its spread, and ratios (taken minutes apart at most) matter more',
+    'than absolute MB/s. Every process here (clients, servers, the benchmark) shares the two cores.',
+    '',
+    '- *Setup:* sshd forks, execs and starts socat per session; the relay keeps each VM\'s console',
+    '  attached and a session only attaches to it, so it wins by an order of magnitude.',
+    '- *Keystrokes:* warm, the relay adds about what sshd+socat add. The cold column is the same',
+    '  measurement on the first thousands of keystrokes: V8 is still compiling the hot path then.',
+    '- *Serial and `ssh -L` throughput* are bounded by SSH itself: OpenSSH\'s client decrypting',
+    '  chacha20-poly1305 in one thread, and on the server side ssh2\'s per-packet work (a fresh',
+    '  packet buffer, random padding and a native encrypt call per 32 KiB packet, the client\'s',
+    '  packet size). Server CPU per MB is the fairer comparison of the two servers.',
+    '- *WebSocket:* with a client that costs almost nothing, both proxies spend most of their time',
+    '  in the kernel copying 64 KiB reads and writes; the relay reads the VM\'s screen into pooled',
+    '  buffers and sends each read as one message.',
+    '',
+    'How the relay was profiled, what was fixed, and what remains and why: [performance.md](performance.md).',
+    'Reproduce one scenario under the profiler with `npm run bench:profile -- <serial|ws|ws-up|rtt> [MB] [runs]`.',
   ];
   const text = `${[...header, ...summary, ...report].join('\n')}\n`;
   if (only || quick) {

@@ -10,7 +10,11 @@ import { connect } from 'node:net';
  */
 export async function startSshd(dir: string, port: number, authorizedKey: string): Promise<{ stop: () => void; port: number; pid: number }> {
   mkdirSync(dir, { recursive: true });
-  mkdirSync('/run/sshd', { recursive: true });
+  try {
+    mkdirSync('/run/sshd', { recursive: true }); // its privilege-separation folder, when run as root
+  } catch {
+    // Not root: sshd runs without privilege separation and can only log in this user.
+  }
   const hostKey = join(dir, 'ssh_host_ed25519_key');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
   writeFileSync(join(dir, 'authorized_keys'), `${authorizedKey}\n`, { mode: 0o600 });

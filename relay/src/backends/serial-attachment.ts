@@ -5,11 +5,12 @@ import { ByteRing } from '../core/ring-buffer.js';
 import type { Logger } from '../logger.js';
 import { PersistentConnection } from './persistent-connection.js';
 
-/** Where serial output goes: an SSH channel, or anything else with stream write semantics. */
+/** Where serial output goes: an SSH channel behind a WriteWindow, or anything with the same semantics. */
 export interface SerialSink {
+  /** False means: stop reading the VM until `onceDrain`. */
   write(chunk: Buffer): boolean;
-  once(event: 'drain', listener: () => void): unknown;
-  removeListener(event: 'drain', listener: () => void): unknown;
+  onceDrain(listener: () => void): void;
+  cancelDrain(listener: () => void): void;
 }
 
 /**
@@ -77,13 +78,13 @@ export class SerialAttachment extends EventEmitter {
       socket.resume();
     };
     this.sinkBlocked = resume;
-    sink.once('drain', resume);
+    sink.onceDrain(resume);
   }
 
   private releaseBlock(): void {
     const resume = this.sinkBlocked;
     if (!resume) return;
-    this.sink?.removeListener('drain', resume);
+    this.sink?.cancelDrain(resume);
     resume();
   }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { VncConnection } from '../backends/virtual-machines.js';
+import { WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
 import type { LiveSession } from '../sessions/live-session.js';
 
@@ -22,12 +23,16 @@ export interface VncClient {
   close(reason: string): Promise<void>;
 }
 
-/** A stream client (an SSH `direct-tcpip` channel): write/drain, and no room for a reason. */
+/** Bytes of screen data the relay holds for a client that is behind before it stops reading the VM. */
+export const CLIENT_HIGH_WATER = 512 * 1024;
+
+/** A stream client (an SSH `direct-tcpip` channel): written through a WriteWindow; no room for a reason. */
 export function streamClient(stream: Duplex, close: (reason: string) => Promise<void>, log: Logger): VncClient {
   stream.on('error', (error: Error) => log.debug({ err: error.message }, 'VNC client stream error'));
+  const window = new WriteWindow(CLIENT_HIGH_WATER, (chunk, done) => stream.write(chunk, () => done()));
   return {
-    send: (chunk, written) => stream.write(chunk, () => written()),
-    onceDrain: (listener) => void stream.once('drain', listener),
+    send: (chunk, written) => window.write(chunk, written),
+    onceDrain: (listener) => window.onceDrain(listener),
     onData: (listener) => void stream.on('data', listener),
     pause: () => void stream.pause(),
     resume: () => void stream.resume(),
@@ -39,33 +44,17 @@ export function streamClient(stream: Duplex, close: (reason: string) => Promise<
   };
 }
 
-/** Bytes a WebSocket client may have queued in the relay before the relay stops reading the VM. */
-export const WEBSOCKET_HIGH_WATER = 512 * 1024;
-
 /**
  * A WebSocket client, without a stream wrapper in between: each VNC read goes out as one binary
- * message, and the send callbacks (called once a message is handed to the kernel, or has
- * failed) count what is still queued, which is the backpressure signal.
+ * message; ws's send callbacks (called once a message is handed to the kernel, or has failed)
+ * drive the WriteWindow.
  */
 export function webSocketClient(ws: WebSocket, close: (reason: string) => Promise<void>, log: Logger): VncClient {
-  let queued = 0;
-  let drained: (() => void) | undefined;
   ws.on('error', (error: Error) => log.debug({ err: error.message }, 'VNC WebSocket error'));
+  const window = new WriteWindow(CLIENT_HIGH_WATER, (chunk, done) => ws.send(chunk, { binary: true }, () => done()));
   return {
-    send(chunk, written) {
-      queued += chunk.length;
-      ws.send(chunk, { binary: true }, () => {
-        written();
-        queued -= chunk.length;
-        if (drained && queued <= WEBSOCKET_HIGH_WATER / 2) {
-          const listener = drained;
-          drained = undefined;
-          listener();
-        }
-      });
-      return queued < WEBSOCKET_HIGH_WATER;
-    },
-    onceDrain: (listener) => void (drained = listener),
+    send: (chunk, written) => window.write(chunk, written),
+    onceDrain: (listener) => window.onceDrain(listener),
     onData: (listener) => void ws.on('message', (data: Buffer) => listener(data)),
     pause: () => ws.pause(),
     resume: () => ws.resume(),
