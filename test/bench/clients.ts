@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
@@ -148,3 +149,19 @@ export function floodSeconds(stream: Duplex, bytes: number): Promise<number> {
   });
 }
 
+/** Resolves once something listens on 127.0.0.1:`port` (10 s at most). */
+export async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (up) return;
+    await sleep(50);
+  }
+  throw new Error(`nothing listens on port ${port}`);
+}

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { generateKey } from '../helpers/openssh.js';
 import { REPO_ROOT, startRelay, type RelayProcess } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
-import { directClient, floodSeconds, negotiatedCipher, OPENSSH_OPTIONS, opensshSetup, opensshThroughput, roundTrips, ssh2Client, type ByteClient } from './clients.js';
+import { directClient, floodSeconds, waitForPort, negotiatedCipher, OPENSSH_OPTIONS, opensshSetup, opensshThroughput, roundTrips, ssh2Client, type ByteClient } from './clients.js';
 import { RawWebSocketClient } from './raw-websocket.js';
 import { startFakeConsole, type FakeConsole } from './fake-console.js';
 import { fmt, median, quantile, ratio, spread } from './stats.js';
@@ -45,23 +45,6 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/** Resolves once something listens on 127.0.0.1:`port` (10 s at most). */
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (up) return;
-    await sleep(50);
-  }
-  throw new Error(`nothing listens on port ${port}`);
 }
 
 const numpy = spawnSync('python3', ['-c', 'import numpy']).status === 0;

@@ -1,8 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from 'node:net';
+import { waitForPort } from './clients.js';
 
 /**
  * The peer a user would use instead: Debian's OpenSSH sshd with its own config and port,
@@ -41,17 +40,11 @@ export async function startSshd(dir: string, port: number, authorizedKey: string
     ].join('\n'),
   );
   const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (up) break;
-    await sleep(50);
+  try {
+    await waitForPort(port);
+  } catch (error) {
+    child.kill('SIGTERM');
+    throw error;
   }
   return { port, pid: child.pid!, stop: () => child.kill('SIGTERM') };
 }
