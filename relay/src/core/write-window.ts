@@ -7,6 +7,13 @@
  * the data a slow client has not taken small, and short-lived enough for the young-generation
  * collector.
  */
+/**
+ * Bytes the relay holds for a client that is behind (serial or VNC, any transport) before it
+ * stops reading the VM. ssh2 would buffer 2 MiB per channel; a quarter of that keeps a flood's
+ * buffers young and a slow reader's cost small, and is still several round trips of data.
+ */
+export const CLIENT_HIGH_WATER = 512 * 1024;
+
 export class WriteWindow {
   private queued = 0;
   private waiting: (() => void) | undefined;

@@ -70,11 +70,12 @@ interface Bound {
 const LINGER_MS = 500;
 
 /** Stops accepting at once; connections still open after a short linger (unauthenticated ones, say) are destroyed. */
-function closeServer(servers: { listener?: Server | undefined; vncListener?: Server | undefined } | undefined, sockets: Set<Socket> | undefined): void {
+function closeServer(servers: { listener?: Server | undefined; vncListener?: Server | undefined; sockets: Set<Socket> } | undefined): void {
   if (!servers?.listener) return;
   servers.listener.close();
   servers.vncListener?.close();
-  if (!sockets || sockets.size === 0) return;
+  const { sockets } = servers;
+  if (sockets.size === 0) return;
   setTimeout(() => {
     for (const socket of sockets) socket.destroy();
   }, LINGER_MS).unref();
@@ -243,7 +244,7 @@ export class EndpointManager {
         updatedAt: now,
       });
     } catch (error) {
-      closeServer(bound, bound?.sockets);
+      closeServer(bound);
       throw error;
     }
     const entry: Entry = {
@@ -261,7 +262,7 @@ export class EndpointManager {
     this.entries.set(name, entry);
     if (existing && bound) {
       this.options.supervisor.closeConnections((c) => c.endpoint === name, `the private endpoint "${name}" moved to ${ipAddress}`);
-      closeServer(existing, existing.sockets);
+      closeServer(existing);
     } else if (existing) {
       this.options.supervisor.closeConnections(
         (c) => c.endpoint === name && !sourceAllowed(prefixes, c.remoteAddress),
@@ -282,7 +283,7 @@ export class EndpointManager {
       await this.options.store.deleteEndpoint(name);
       this.entries.delete(name);
       this.options.supervisor.closeConnections((c) => c.endpoint === name, `the private endpoint "${name}" was deleted`);
-      closeServer(entry, entry.sockets);
+      closeServer(entry);
       this.options.log.info({ endpoint: name }, 'private endpoint deleted');
     });
   }
@@ -290,7 +291,7 @@ export class EndpointManager {
   /** Stops accepting connections on every endpoint. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const entry of this.entries.values()) closeServer(entry, entry.sockets);
+    for (const entry of this.entries.values()) closeServer(entry);
   }
 
   /** True when every endpoint that should listen does. */

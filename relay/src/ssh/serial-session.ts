@@ -1,18 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerChannel } from 'ssh2';
 import type { SerialAttachment, SerialSink } from '../backends/serial-attachment.js';
-import { WriteWindow } from '../core/write-window.js';
+import { CLIENT_HIGH_WATER, WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
 import type { LiveSession } from '../sessions/live-session.js';
 
 /** How long a closing session waits for its reason line to flush to a client that is not reading. */
 const CLOSE_GRACE_MS = 300;
-/**
- * Console output the relay holds for a client that is behind before it stops reading the VM.
- * ssh2 would buffer 2 MiB per channel; a quarter of that keeps a flood's buffers young (cheap
- * to collect) and a slow reader's cost small, and is still several round trips of data.
- */
-export const SERIAL_HIGH_WATER = 512 * 1024;
 
 /** A serial console session: one SSH shell channel bridged to the VM's serial attachment. */
 export class SerialSession implements LiveSession {
@@ -41,7 +35,7 @@ export class SerialSession implements LiveSession {
   /** Starts the byte path; call after the session registry has made this the VM's session. */
   start(): void {
     const channel = this.channel;
-    const window = new WriteWindow(SERIAL_HIGH_WATER, (chunk, done) => channel.write(chunk, () => done()));
+    const window = new WriteWindow(CLIENT_HIGH_WATER, (chunk, done) => channel.write(chunk, () => done()));
     const counted: SerialSink = {
       write: (chunk) => {
         this.bytesOut += chunk.length;

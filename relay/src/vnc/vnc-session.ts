@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { VncConnection } from '../backends/virtual-machines.js';
-import { WriteWindow } from '../core/write-window.js';
+import { CLIENT_HIGH_WATER, WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
 import type { LiveSession } from '../sessions/live-session.js';
 
@@ -22,9 +22,6 @@ export interface VncClient {
   /** Tells the client why, where the transport can carry a reason, and closes it. */
   close(reason: string): Promise<void>;
 }
-
-/** Bytes of screen data the relay holds for a client that is behind before it stops reading the VM. */
-export const CLIENT_HIGH_WATER = 512 * 1024;
 
 /** A stream client (an SSH `direct-tcpip` channel): written through a WriteWindow; no room for a reason. */
 export function streamClient(stream: Duplex, close: (reason: string) => Promise<void>, log: Logger): VncClient {
