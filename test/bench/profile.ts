@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { generateKey } from '../helpers/openssh.js';
 import { REPO_ROOT, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
-import { cpuSplit, treeCpuSeconds } from './proc.js';
+import { cpuSplit, treeCpuSeconds } from '../helpers/proc.js';
 import { opensshThroughput, roundTrips, ssh2Client } from './clients.js';
 import { RawWebSocketClient } from './raw-websocket.js';
 import { startFakeConsole } from './fake-console.js';

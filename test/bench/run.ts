@@ -17,7 +17,7 @@ import { directClient, floodSeconds, waitForPort, negotiatedCipher, OPENSSH_OPTI
 import { RawWebSocketClient } from './raw-websocket.js';
 import { startFakeConsole, type FakeConsole } from './fake-console.js';
 import { fmt, median, quantile, ratio, spread } from './stats.js';
-import { cpuSeconds, rssKiB, treeCpuSeconds } from './proc.js';
+import { rssKiB, treeCpuSeconds } from '../helpers/proc.js';
 import { startSshd } from './sshd-peer.js';
 
 const quick = process.argv.includes('--quick');
@@ -362,9 +362,9 @@ async function main(): Promise<void> {
         }, 10);
       }
       await sleep(3000);
-      const cpuBefore = cpuSeconds(scaleRelay.child.pid!);
+      const cpuBefore = treeCpuSeconds(scaleRelay.child.pid!);
       await sleep(5000);
-      const cpuPercent = ((cpuSeconds(scaleRelay.child.pid!) - cpuBefore) / 5) * 100;
+      const cpuPercent = ((treeCpuSeconds(scaleRelay.child.pid!) - cpuBefore) / 5) * 100;
       const rssAfter = rssKiB(scaleRelay.child.pid!);
       let probeP99 = Number.NaN;
       if (state !== 'idle') {
@@ -380,7 +380,7 @@ async function main(): Promise<void> {
       await scaleRelay.stop();
       for (const fake of fakes) fake.close();
     }
-    report.push('\nRSS before is the relay with every VM attached and its consoles created, before any session; the client side (ssh2) runs in the benchmark process on the same two cores.');
+    report.push('\nRSS before is the relay with every VM attached and its consoles created, before any session; relay CPU counts all its threads (schedstat); the client side (ssh2) runs in the benchmark process on the same two cores.');
   });
 
   await section(`6. Memory under a slow reader (${P.slowReaderS} s)`, async () => {

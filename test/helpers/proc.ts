@@ -1,21 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
+// Readings from /proc for the benchmarks and the memory-bound tests.
+
 /** Resident set size of a process, KiB. */
 export function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-}
-
-/** User + system CPU seconds of a process and its live children (websockify forks one per client). */
-export function cpuSeconds(pid: number): number {
-  let total = 0;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    total = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100; // own + waited-for children, 10 ms ticks
-    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) total += cpuSeconds(Number(child));
-  } catch {
-    // The process ended.
-  }
-  return total;
 }
 
 /** User and system CPU seconds of one process (not its children). */

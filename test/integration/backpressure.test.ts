@@ -6,6 +6,7 @@ import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
 import { generateKey } from '../helpers/openssh.js';
+import { rssKiB } from '../helpers/proc.js';
 import { startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -41,11 +42,6 @@ function floodingChardev(path: string): Promise<{ written: () => number; close: 
       }),
     ),
   );
-}
-
-function rssKiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
 }
 
 describe('backpressure on the serial byte path', () => {

@@ -12,6 +12,7 @@ import { launchChromium } from '../helpers/browser.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { startLab, type Lab } from '../helpers/lab.js';
 import { generateKey, OpenSshSession, type KeyPair } from '../helpers/openssh.js';
+import { rssKiB } from '../helpers/proc.js';
 import { qmp } from '../helpers/qmp.js';
 import { startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
 import { rawEncodingOnly, rfbHandshake, updateRequest } from '../helpers/rfb.js';
@@ -376,7 +377,7 @@ describe('VNC through the relay: SSH forward and token WebSocket, with noVNC and
       const list = (await relay.api('GET', '/v1/sessions')).body.value as Array<{ kind: string; virtualMachine: string; bytesOut: number }>;
       return list.find((s) => s.kind === 'vnc' && s.virtualMachine === 'lab-2')?.bytesOut ?? -1;
     };
-    const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.child.pid}/status`, 'utf8'))![1]);
+    const rss = (): number => rssKiB(relay.child.pid!);
     await sleep(3000);
     const bytesPaused = await sessionBytes();
     const rssPaused = rss();
