@@ -4,15 +4,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
+import { OPENSSH_BATCH_OPTIONS } from '../helpers/openssh.js';
 import { FLOOD_TRIGGER } from './fake-console.js';
 
-export const OPENSSH_OPTIONS = ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'IdentitiesOnly=yes'];
+
 
 /** ms from spawning OpenSSH `ssh -T` to the first console byte (the echo of a byte sent at once). */
 export function opensshSetup(port: number, user: string, key: string, command?: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn('ssh', [...OPENSSH_OPTIONS, '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('ssh', [...OPENSSH_BATCH_OPTIONS, '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin.write('x');
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -27,7 +28,7 @@ export function opensshSetup(port: number, user: string, key: string, command?: 
 /** The cipher OpenSSH negotiates with a server, from `ssh -v`. */
 export function negotiatedCipher(port: number, user: string, key: string, command?: string): Promise<string> {
   return new Promise((resolve) => {
-    const verbose = OPENSSH_OPTIONS.map((o) => (o === 'LogLevel=ERROR' ? 'LogLevel=VERBOSE' : o));
+    const verbose = OPENSSH_BATCH_OPTIONS.map((o) => (o === 'LogLevel=ERROR' ? 'LogLevel=VERBOSE' : o));
     const child = spawn('ssh', [...verbose, '-v', '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => {
@@ -48,7 +49,7 @@ export function negotiatedCipher(port: number, user: string, key: string, comman
  */
 export function opensshThroughput(port: number, user: string, key: string, bytes: number, command?: string, cpu: () => number = () => 0): Promise<{ seconds: number; cpuSeconds: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ssh', [...OPENSSH_OPTIONS, '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('ssh', [...OPENSSH_BATCH_OPTIONS, '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
     let started = 0n;
     let cpuBefore = 0;
     let received = 0;

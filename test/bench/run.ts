@@ -10,10 +10,10 @@ import { connect, createServer } from 'node:net';
 import { cpus, release, totalmem, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateKey } from '../helpers/openssh.js';
+import { generateKey, spawnLocalForward } from '../helpers/openssh.js';
 import { REPO_ROOT, startRelay, type RelayProcess } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
-import { directClient, floodSeconds, waitForPort, negotiatedCipher, OPENSSH_OPTIONS, opensshSetup, opensshThroughput, roundTrips, ssh2Client, type ByteClient } from './clients.js';
+import { directClient, floodSeconds, waitForPort, negotiatedCipher, opensshSetup, opensshThroughput, roundTrips, ssh2Client, type ByteClient } from './clients.js';
 import { RawWebSocketClient } from './raw-websocket.js';
 import { startFakeConsole, type FakeConsole } from './fake-console.js';
 import { fmt, median, quantile, ratio, spread } from './stats.js';
@@ -293,15 +293,15 @@ async function main(): Promise<void> {
     }
 
     // ssh -L: the relay's vnc:5900 forward vs OpenSSH's forward to the same kind of socket.
-    const forwards: Array<{ name: string; target: string[]; destination: string; pid: number; rates: number[]; cpu: number[] }> = [
-      { name: 'relay `ssh -L …:vnc:5900`', target: ['-p', String(relay.sshPort), `${accessId}@127.0.0.1`], destination: 'vnc:5900', pid: relay.child.pid!, rates: [], cpu: [] },
-      { name: 'sshd `ssh -L …:<socket>`', target: ['-p', String(sshdPort), `${sshdUser}@127.0.0.1`], destination: consoles.vnc!.path, pid: sshd.pid, rates: [], cpu: [] },
+    const forwards: Array<{ name: string; port: number; user: string; destination: string; pid: number; rates: number[]; cpu: number[] }> = [
+      { name: 'relay `ssh -L …:vnc:5900`', port: relay.sshPort, user: accessId, destination: 'vnc:5900', pid: relay.child.pid!, rates: [], cpu: [] },
+      { name: 'sshd `ssh -L …:<socket>`', port: sshdPort, user: sshdUser, destination: consoles.vnc!.path, pid: sshd.pid, rates: [], cpu: [] },
     ];
     const locals: number[] = [];
     for (const forward of forwards) {
       const local = await freePort();
       locals.push(local);
-      const ssh = spawn('ssh', [...OPENSSH_OPTIONS, '-o', 'ExitOnForwardFailure=yes', '-i', key.privateKeyPath, '-N', '-L', `127.0.0.1:${local}:${forward.destination}`, ...forward.target], { stdio: 'ignore' });
+      const ssh = spawnLocalForward({ port: forward.port, user: forward.user, key: key.privateKeyPath, localPort: local, destination: forward.destination });
       cleanups.push(() => ssh.kill('SIGKILL'));
       await waitForPort(local);
     }

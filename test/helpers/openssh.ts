@@ -15,6 +15,14 @@ export function generateKey(dir: string, name: string, type: 'ed25519' | 'rsa' |
   return { privateKeyPath, publicKey: readFileSync(`${privateKeyPath}.pub`, 'utf8').trim() };
 }
 
+/** OpenSSH client options for a non-interactive run against a throwaway server: no config, no prompts, no host-key memory. */
+export const OPENSSH_BATCH_OPTIONS = ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'IdentitiesOnly=yes'];
+
+/** `ssh -N -L 127.0.0.1:<localPort>:<destination> <user>@127.0.0.1 -p <port>`, exiting if the forward cannot be set up. */
+export function spawnLocalForward(options: { port: number; user: string; key: string; localPort: number; destination: string }): ChildProcess {
+  return spawn('ssh', [...OPENSSH_BATCH_OPTIONS, '-o', 'ExitOnForwardFailure=yes', '-i', options.key, '-p', String(options.port), '-N', '-L', `127.0.0.1:${options.localPort}:${options.destination}`, `${options.user}@127.0.0.1`], { stdio: 'ignore' });
+}
+
 export interface SshOptions {
   port: number;
   user: string;

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -7,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { runCleanups } from '../helpers/cleanup.js';
-import { generateKey, type KeyPair } from '../helpers/openssh.js';
+import { generateKey, spawnLocalForward, type KeyPair } from '../helpers/openssh.js';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -163,7 +162,7 @@ describe('VNC byte integrity through pooled read buffers', () => {
         probe.close(() => resolve(free));
       });
     });
-    const ssh = spawn('ssh', ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'ExitOnForwardFailure=yes', '-o', 'IdentitiesOnly=yes', '-i', key.privateKeyPath, '-p', String(relay.sshPort), '-N', '-L', `127.0.0.1:${port}:vnc:5900`, `${accessId}@127.0.0.1`], { stdio: 'ignore' });
+    const ssh = spawnLocalForward({ port: relay.sshPort, user: accessId, key: key.privateKeyPath, localPort: port, destination: 'vnc:5900' });
     cleanups.push(() => ssh.kill('SIGKILL'));
     // Wait for the forward without opening it (a probe connection would be a VNC session of its own).
     await waitUntil(() => readFileSync('/proc/net/tcp', 'utf8').includes(`:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`), 10_000, 'ssh to listen');

@@ -11,7 +11,7 @@ import { createWebSocketStream, WebSocket } from 'ws';
 import { launchChromium } from '../helpers/browser.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { startLab, type Lab } from '../helpers/lab.js';
-import { generateKey, OpenSshSession, type KeyPair } from '../helpers/openssh.js';
+import { generateKey, OpenSshSession, spawnLocalForward, type KeyPair } from '../helpers/openssh.js';
 import { rssKiB } from '../helpers/proc.js';
 import { qmp } from '../helpers/qmp.js';
 import { startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
@@ -143,7 +143,7 @@ describe('VNC through the relay: SSH forward and token WebSocket, with noVNC and
   }
 
   function sshForward(vm: string, port: number): ChildProcess {
-    const child = spawn('ssh', ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'ExitOnForwardFailure=yes', '-o', 'IdentitiesOnly=yes', '-i', key.privateKeyPath, '-p', String(relay.sshPort), '-N', '-L', `127.0.0.1:${port}:vnc:5900`, `${accessIds[vm]}@127.0.0.1`], { stdio: 'ignore' });
+    const child = spawnLocalForward({ port: relay.sshPort, user: accessIds[vm]!, key: key.privateKeyPath, localPort: port, destination: 'vnc:5900' });
     cleanups.push(() => child.kill('SIGKILL'));
     return child;
   }
