@@ -10,7 +10,15 @@ import type { DesktopService } from '../services/desktop-service.js';
 
 const MIME: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.html': 'text/html; charset=utf-8', '.png': 'image/png' };
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-const COOKIE = 'lifeline_session';
+
+/** Parses a request target; undefined for anything `new URL` would throw on (`//[`). */
+function requestUrl(target: string | undefined): URL | undefined {
+  try {
+    return new URL(target ?? '/', 'http://127.0.0.1');
+  } catch {
+    return undefined;
+  }
+}
 
 export interface BrowserModeOptions {
   port: number;
@@ -38,7 +46,26 @@ export class BrowserModeServer {
   private port = 0;
 
   constructor(private readonly options: BrowserModeOptions) {
-    this.http.on('upgrade', (request, socket, head) => this.onUpgrade(request, socket, head));
+    this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => undefined);
+      try {
+        this.onUpgrade(request, socket, head);
+      } catch {
+        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      }
+    });
+    this.http.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  /**
+   * Cookies are not bound to a port: the name carries ours, so another local service on
+   * 127.0.0.1 (or a second Lifeline) neither receives a cookie it can use here nor overwrites ours.
+   */
+  private get cookieName(): string {
+    return `lifeline_session_${this.port}`;
   }
 
   /** Listens on 127.0.0.1 and returns the URL to open (it works once). */
@@ -52,8 +79,9 @@ export class BrowserModeServer {
   }
 
   private authorized(request: IncomingMessage): boolean {
-    const cookie = (request.headers.cookie ?? '').split(/;\s*/).find((c) => c.startsWith(`${COOKIE}=`));
-    return cookie !== undefined && equal(cookie.slice(COOKIE.length + 1), this.session);
+    const name = `${this.cookieName}=`;
+    const cookie = (request.headers.cookie ?? '').split(/;\s*/).find((c) => c.startsWith(name));
+    return cookie !== undefined && equal(cookie.slice(name.length), this.session);
   }
 
   private sameOrigin(request: IncomingMessage): boolean {
@@ -70,17 +98,31 @@ export class BrowserModeServer {
     }
   }
 
+  /** Whatever a request holds, it gets an answer: a malformed one a plain 400, never a dead app with orphaned VMs. */
   private onRequest(request: IncomingMessage, response: ServerResponse): void {
+    try {
+      this.serveRequest(request, response);
+    } catch {
+      if (response.headersSent) response.destroy();
+      else response.writeHead(400, { 'Content-Type': 'text/plain', Connection: 'close' }).end('bad request\n');
+    }
+  }
+
+  private serveRequest(request: IncomingMessage, response: ServerResponse): void {
     response.setHeader('Content-Security-Policy', CSP);
     response.setHeader('X-Content-Type-Options', 'nosniff');
     response.setHeader('Referrer-Policy', 'no-referrer');
     response.setHeader('Cache-Control', 'no-store');
-    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+    const url = requestUrl(request.url);
+    if (!url) {
+      response.writeHead(400, { 'Content-Type': 'text/plain' }).end('malformed request URL\n');
+      return;
+    }
     const token = url.searchParams.get('token');
     if (url.pathname === '/' && token) {
       if (this.oneTimeToken && equal(token, this.oneTimeToken)) {
         this.oneTimeToken = undefined; // used up: a copied URL is worthless afterwards
-        response.writeHead(302, { 'Set-Cookie': `${COOKIE}=${this.session}; HttpOnly; SameSite=Strict; Path=/`, Location: '/' }).end();
+        response.writeHead(302, { 'Set-Cookie': `${this.cookieName}=${this.session}; HttpOnly; SameSite=Strict; Path=/`, Location: '/' }).end();
         return;
       }
       if (!this.authorized(request)) {
@@ -106,7 +148,11 @@ export class BrowserModeServer {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+    const url = requestUrl(request.url);
+    if (!url) {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     if (url.pathname === '/rpc') {
       this.wss.handleUpgrade(request, socket, head, (ws) => this.serveRpc(ws));
       return;

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { VirtualMachine, VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { detailedStatus, type ConsoleRecord } from '../core/console-rules.js';
@@ -88,8 +89,30 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'api' }),
     bodyLimit: BODY_LIMIT_BYTES,
-    return503OnClosing: true,
+    // Our own 503 (below) answers in the documented error shape; Fastify's would not.
+    return503OnClosing: false,
+    // Errors Fastify raises before routing (a malformed percent-encoding, an over-long path parameter), in our shape.
+    frameworkErrors: (error, _request, reply) => {
+      const refusal =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new RelayError(414, 'UriTooLong', 'a path segment is longer than the relay accepts; names are at most 63 characters')
+          : new RelayError(400, 'InvalidUrl', 'the request URL is malformed (bad percent-encoding?)');
+      void (reply as unknown as { status(code: number): { send(body: unknown): void } }).status(refusal.status).send({ error: { code: refusal.code, message: refusal.message } });
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // Malformed HTTP (a bad request line or header, a timeout) never reaches a route: answer it in our shape too.
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket: Duplex) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, text, code, message] =
+        error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'RequestTimeout', 'the request took too long to arrive']
+          : error.code === 'HPE_HEADER_OVERFLOW'
+            ? [431, 'Request Header Fields Too Large', 'HeadersTooLarge', 'the request headers are too large']
+            : [400, 'Bad Request', 'MalformedRequest', 'the request is not well-formed HTTP/1.1'];
+      const body = JSON.stringify({ error: { code, message } });
+      if (socket.writable) socket.write(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.destroy();
+    },
     ...(deps.https ? { https: deps.https } : {}),
   }) as unknown as FastifyInstance;
 
@@ -114,7 +137,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
         return reply.status(400).send({ error: { code: 'InvalidRequest', message: 'Content-Length does not match the body' } });
     }
-    if (error instanceof SyntaxError || error.statusCode === 400) {
+    if (error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
       return reply.status(400).send({ error: { code: 'InvalidJson', message: 'the body is not valid JSON' } });
     }
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
@@ -127,6 +150,17 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: { code: 'NotFound', message: `no such API route: ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}` } }),
   );
+
+  // While the relay shuts down, new requests get a 503 in the documented shape (and the connection is not kept).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    void reply.header('Connection', 'close');
+    throw new RelayError(503, 'ServiceUnavailable', 'the relay is shutting down; try again when it is back');
+  });
 
   // Authentication runs before the body is read, so unauthenticated clients cannot make the relay parse anything.
   app.addHook('onRequest', async (request) => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { backoffDelay } from './backoff.js';
-import { parseDuration } from './duration.js';
+import { describeDuration, parseDuration } from './duration.js';
 
 test('durations with units and compounds', () => {
   assert.equal(parseDuration('90s'), 90_000);
@@ -13,4 +13,13 @@ test('durations with units and compounds', () => {
 
 test('backoff doubles up to its cap', () => {
   assert.deepEqual([0, 1, 2, 3, 4, 5, 50].map((n) => backoffDelay(n)), [100, 200, 400, 800, 1600, 2000, 2000]);
+});
+
+test('durations are said the way a person reads them', () => {
+  assert.equal(describeDuration(60_000), '60 seconds');
+  assert.equal(describeDuration(1000), '1 second');
+  assert.equal(describeDuration(90_000), '90 seconds');
+  assert.equal(describeDuration(120_000), '2 minutes');
+  assert.equal(describeDuration(3_600_000), '1 hour');
+  assert.equal(describeDuration(300), '1 second');
 });

@@ -14,3 +14,11 @@ export function parseDuration(text: string): number | undefined {
   if (consumed !== trimmed.length || total <= 0) return undefined;
   return Math.round(total);
 }
+
+/** Says a duration the way a person would read it: `60 seconds`, `2 minutes`, `90 seconds`, `1 hour`. */
+export function describeDuration(ms: number): string {
+  const plural = (n: number, unit: string): string => `${n} ${unit}${n === 1 ? '' : 's'}`;
+  if (ms % 3_600_000 === 0 && ms >= 3_600_000) return plural(ms / 3_600_000, 'hour');
+  if (ms % 60_000 === 0 && ms >= 60_000 && ms !== 60_000) return plural(ms / 60_000, 'minute');
+  return plural(Math.max(1, Math.round(ms / 1000)), 'second');
+}

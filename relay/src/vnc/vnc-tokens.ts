@@ -24,7 +24,7 @@ export class VncTokenService {
   private readonly pending = new Map<string, PendingToken>();
 
   constructor(
-    private readonly ttlMs = VNC_TOKEN_TTL_MS,
+    readonly ttlMs = VNC_TOKEN_TTL_MS,
     private readonly now: () => number = Date.now,
   ) {}
 

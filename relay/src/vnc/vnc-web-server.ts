@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { VirtualMachineRegistry, VncConnection } from '../backends/virtual-machines.js';
 import { normalizeRemoteAddress } from '../core/cidr.js';
-import { revocationMessage, revocationReason, type SessionGrant } from '../core/console-rules.js';
+import { describeDuration } from '../core/duration.js';
+import { revocationMessage, revocationReason } from '../core/console-rules.js';
 import type { Logger } from '../logger.js';
 import type { AdmittedConnection } from '../sessions/live-session.js';
 import type { ConsoleLookup, SessionSupervisor } from '../sessions/session-supervisor.js';
@@ -42,6 +43,24 @@ function errorPage(title: string, message: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title><link rel="stylesheet" href="/lifeline/vnc.css"></head><body><main class="error"><h1>${escape(title)}</h1><p>${escape(message)}</p></main></body></html>`;
 }
 
+/** `decodeURIComponent` that answers undefined for malformed percent-encoding (`%ff`) or a NUL, instead of throwing. */
+function decodePath(text: string): string | undefined {
+  try {
+    const decoded = decodeURIComponent(text);
+    return decoded.includes('\0') ? undefined : decoded;
+  } catch {
+    return undefined;
+  }
+}
+
+function plainError(response: ServerResponse, status: number, message: string): void {
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }).end(`${message}\n`);
+}
+
 /** Answers an upgrade request with a plain HTTP error, so a refused client never reaches the VM. */
 function refuseUpgrade(socket: Duplex, status: number, text: string, message: string): void {
   const body = `${message}\n`;
@@ -64,10 +83,17 @@ export class VncWebServer {
   });
   private readonly endpointOf = new WeakMap<Socket, string>();
   private readonly assets = new Map<string, Buffer>();
+  /** How long a token waits for its WebSocket, as the pages and refusals say it. */
+  private readonly ttlText: string;
 
   constructor(private readonly options: VncWebServerOptions) {
-    this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(request, socket, head));
-    this.http.on('clientError', (_error, socket) => socket.destroy());
+    this.ttlText = describeDuration(options.tokens.ttlMs);
+    this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(request, socket, head));
+    // Malformed HTTP (a bad request line or header) gets a plain 400, as Node's default does.
+    this.http.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
     this.http.headersTimeout = 10_000;
     this.http.requestTimeout = 15_000;
   }
@@ -94,13 +120,24 @@ export class VncWebServer {
   private fileFor(pathname: string): string | undefined {
     if (pathname === '/lifeline/vnc.js' || pathname === '/lifeline/vnc.css') return join(ASSETS, pathname.slice('/lifeline/'.length));
     if (!pathname.startsWith('/novnc/') || extname(pathname) !== '.js') return undefined;
-    const relative = normalize(decodeURIComponent(pathname.slice('/novnc/'.length)));
-    const file = join(NOVNC, relative);
+    const decoded = decodePath(pathname.slice('/novnc/'.length));
+    if (decoded === undefined) return undefined;
+    const file = join(NOVNC, normalize(decoded));
     if (!file.startsWith(`${NOVNC}${sep}core${sep}`) && !file.startsWith(`${NOVNC}${sep}vendor${sep}`)) return undefined;
     return file;
   }
 
+  /** Untrusted input never reaches a throwing call unguarded: whatever slips through is a plain 400, not a dead relay. */
   private onRequest(request: IncomingMessage, response: ServerResponse): void {
+    try {
+      this.serveRequest(request, response);
+    } catch (error) {
+      this.options.log.warn({ err: (error as Error).message }, 'VNC page request failed');
+      plainError(response, 400, 'bad request');
+    }
+  }
+
+  private serveRequest(request: IncomingMessage, response: ServerResponse): void {
     securityHeaders(response);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('only GET\n');
@@ -110,8 +147,7 @@ export class VncWebServer {
     try {
       url = new URL(request.url ?? '/', 'http://relay');
     } catch {
-      response.writeHead(400).end();
-      return;
+      return plainError(response, 400, 'malformed request URL');
     }
     if (url.pathname === '/') {
       const endpoint = this.endpointOf.get(request.socket as Socket) ?? '';
@@ -119,9 +155,11 @@ export class VncWebServer {
       const send = (status: number, html: string): void => void response.writeHead(status, { 'Content-Type': MIME['.html'] }).end(request.method === 'HEAD' ? undefined : html);
       if (!token) return send(400, errorPage('No console token', 'This address needs a ?token=… from POST /v1/virtualMachines/{vm}/vncTokens.'));
       if (!this.options.tokens.peek(token, endpoint)) {
-        return send(403, errorPage('Console link expired', 'This console link is invalid, already used, or older than 60 seconds. Ask for a new one.'));
+        return send(403, errorPage('Console link expired', `This console link is invalid, already used, or older than ${this.ttlText}. Ask for a new one.`));
       }
-      return send(200, this.asset(join(ASSETS, 'index.html'))!.toString());
+      const page = this.asset(join(ASSETS, 'index.html'));
+      if (!page) return plainError(response, 503, 'the relay is missing its VNC page (assets/vnc/index.html); reinstall it');
+      return send(200, page.toString());
     }
     const file = this.fileFor(url.pathname);
     const body = file && this.asset(file);
@@ -133,11 +171,19 @@ export class VncWebServer {
     response.end(request.method === 'HEAD' ? undefined : body);
   }
 
-  private async onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => undefined);
+    this.upgrade(request, socket, head).catch((error: unknown) => {
+      // A store or backend failure answers this one client; it never takes the relay down.
+      this.options.log.error({ err: (error as Error).message }, 'VNC WebSocket upgrade failed');
+      if (!socket.destroyed) refuseUpgrade(socket, 503, 'Service Unavailable', 'the relay could not open this console; try again');
+    });
+  }
+
+  private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const endpoint = this.endpointOf.get(request.socket as Socket) ?? '';
     const remoteAddress = normalizeRemoteAddress(request.socket.remoteAddress);
     const log = this.options.log.child({ endpoint, remote: remoteAddress });
-    socket.on('error', () => undefined);
     let url: URL;
     try {
       url = new URL(request.url ?? '/', 'http://relay');
@@ -150,31 +196,70 @@ export class VncWebServer {
     const redemption = this.options.tokens.redeem(token, endpoint);
     if (!redemption.ok) {
       log.info({ reason: redemption.reason }, 'VNC WebSocket refused: token');
-      return refuseUpgrade(socket, 403, 'Forbidden', 'the token is invalid, already used, expired (60 s), or for another endpoint');
+      return refuseUpgrade(socket, 403, 'Forbidden', `the token is invalid, already used, expired (${this.ttlText}), or for another endpoint`);
     }
     const { grant } = redemption;
-    const current = await this.options.consoles.getConsole(grant.virtualMachine);
-    const revoked = revocationReason(grant, current, Date.now());
-    if (revoked || !current) {
-      return refuseUpgrade(socket, 403, 'Forbidden', revocationMessage(revoked ?? 'deleted', grant.virtualMachine));
-    }
+    const { supervisor, consoles } = this.options;
     const vm = this.options.virtualMachines.get(grant.virtualMachine);
     if (!vm) return refuseUpgrade(socket, 404, 'Not Found', `no virtual machine named ${grant.virtualMachine}`);
+
+    // The connection is admitted (so console changes reach it) before the waits that follow; a
+    // change while it is still pending marks it revoked, and it is refused instead of started.
+    let session: VncSession | undefined;
+    let revoked: string | undefined;
+    const admitted: AdmittedConnection = {
+      grant,
+      endpoint,
+      remoteAddress,
+      close: (reason) => {
+        if (session) return session.close(reason);
+        revoked ??= reason;
+        return Promise.resolve();
+      },
+    };
+    const stillAdmitted = async (): Promise<{ expiration: number } | undefined> => {
+      const current = await consoles.getConsole(grant.virtualMachine);
+      const reason = revocationReason(grant, current, Date.now());
+      if (reason) revoked ??= revocationMessage(reason, grant.virtualMachine);
+      return revoked || !current ? undefined : current;
+    };
+    const refuseRevoked = (): void => {
+      supervisor.forget(admitted);
+      refuseUpgrade(socket, 403, 'Forbidden', revoked ?? revocationMessage('deleted', grant.virtualMachine));
+    };
+
+    const current = await stillAdmitted();
+    if (!current) return refuseRevoked();
+    supervisor.admit(admitted, current.expiration);
     let vnc: VncConnection;
     try {
       vnc = await vm.openVnc();
     } catch (error) {
+      supervisor.forget(admitted);
       return refuseUpgrade(socket, 503, 'Service Unavailable', (error as Error).message);
     }
-    if (socket.destroyed) {
+    // Checked again after the last wait: the console may have changed while the VM's screen was opening.
+    let latest: { expiration: number } | undefined;
+    try {
+      latest = await stillAdmitted();
+    } catch (error) {
       vnc.socket.destroy();
-      return;
+      supervisor.forget(admitted);
+      throw error;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.startSession(ws, vnc, grant, current.expiration, endpoint, remoteAddress, log));
+    if (!latest || socket.destroyed) {
+      vnc.socket.destroy();
+      if (socket.destroyed) return void supervisor.forget(admitted);
+      return refuseRevoked();
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      session = this.startSession(ws, vnc, admitted, log);
+    });
   }
 
-  private startSession(ws: WebSocket, vnc: VncConnection, grant: SessionGrant, expiration: number, endpoint: string, remoteAddress: string, log: Logger): void {
+  private startSession(ws: WebSocket, vnc: VncConnection, admitted: AdmittedConnection, log: Logger): VncSession {
     const { supervisor } = this.options;
+    const { grant, endpoint, remoteAddress } = admitted;
     const closeClient = (reason: string): Promise<void> =>
       new Promise((resolve) => {
         if (ws.readyState === ws.CLOSED) return resolve();
@@ -189,7 +274,6 @@ export class VncWebServer {
         // A close reason is at most 123 bytes.
         ws.close(CLOSE_BY_RELAY, Buffer.from(reason).subarray(0, 123).toString());
       });
-    const admitted: AdmittedConnection = { grant, endpoint, remoteAddress, close: (reason) => session.close(reason) };
     const vmLog = log.child({ vm: grant.virtualMachine });
     const session = new VncSession(grant.virtualMachine, 'websocket', endpoint, remoteAddress, webSocketClient(ws, closeClient, vmLog), vnc, vmLog, (ended) => {
       clearInterval(pinger);
@@ -205,9 +289,9 @@ export class VncWebServer {
       ws.ping();
     }, this.options.pingIntervalMs);
     pinger.unref();
-    supervisor.admit(admitted, expiration);
     supervisor.claim(session);
     session.start();
+    return session;
   }
 
   close(): void {

@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import ssh2 from 'ssh2';
+import { startFakeConsole, type FakeConsole } from '../bench/fake-console.js';
+import { startBrowserMode, type BrowserMode } from '../helpers/browser-mode.js';
+import { runCleanups } from '../helpers/cleanup.js';
+import { generateKey } from '../helpers/openssh.js';
+import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
+import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { tempDir } from '../helpers/temp.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/** Cases per listener: a bounded number in CI; `LIFELINE_FUZZ_RUNS` runs more. */
+const RUNS = Number(process.env.LIFELINE_FUZZ_RUNS ?? 150);
+
+const methods = fc.oneof(fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'BREW'), fc.string({ maxLength: 8 }));
+const pathPieces = fc.oneof(
+  fc.constantFrom('/', '//[', '//', '/v1/virtualMachines/', '/v1/relay', '/v1/sessions/', '/v1/privateEndpoints/', 'fuzz-vm', '/console', '/vncTokens', '/novnc/', 'core/rfb.js', '.js', '/lifeline/vnc.js', '/?token=', '/rpc', '/streams/', '/healthz', '%ff', '%', '%e0%80', '%2e%2e/', '../', '%00', '?', '#', '@', '[', ']', '\\', '*', 'é', 'x'.repeat(300)),
+  fc.string({ maxLength: 12 }),
+  fc.string({ unit: 'binary', maxLength: 6 }),
+);
+const paths = fc.array(pathPieces, { maxLength: 8 }).map((pieces) => pieces.join(''));
+const versions = fc.constantFrom('HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 x', '', 'http/1.1', 'HTTP/9');
+const headerNames = fc.oneof(
+  fc.constantFrom('Host', 'Content-Type', 'Content-Length', 'Authorization', 'Upgrade', 'Connection', 'Sec-WebSocket-Key', 'Sec-WebSocket-Version', 'Sec-WebSocket-Protocol', 'Cookie', 'Origin', 'Transfer-Encoding', 'Expect', 'Accept-Version'),
+  fc.string({ minLength: 1, maxLength: 12 }),
+);
+const headerValues = fc.oneof(
+  fc.constantFrom('application/json', 'text/plain', 'websocket', 'Upgrade', '13', '8', 'dGhlIHNhbXBsZSBub25jZQ==', 'binary', 'chunked', '100-continue', '0', '-1', '1e9', 'Bearer llt_0123456789abcdefghij', 'lifeline_session_1=x', 'http://127.0.0.1', '%ff'),
+  fc.string({ maxLength: 40 }),
+  fc.string({ unit: 'binary', maxLength: 20 }),
+);
+const bodies = fc.oneof(fc.constant(''), fc.json({ maxDepth: 3 }), fc.string({ maxLength: 200 }));
+
+/** A raw HTTP/1.x request, deliberately malformed in random ways. */
+const requests = fc.record({ method: methods, path: paths, version: versions, headers: fc.array(fc.tuple(headerNames, headerValues), { maxLength: 6 }), body: bodies }).map(({ method, path, version, headers, body }) => {
+  const lines = [`${method} ${path} ${version}`.trimEnd(), ...headers.map(([name, value]) => `${name}: ${value}`)];
+  if (body && !headers.some(([name]) => /^content-length$/i.test(name))) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
+  return Buffer.from(`${lines.join('\r\n')}\r\n\r\n${body}`);
+});
+
+function assertNoServerError(response: RawResponse, request: Buffer): void {
+  assert.ok(response.status < 500, `a ${response.status} for ${JSON.stringify(request.toString('latin1').slice(0, 300))}:\n${response.headers}\n${response.body.slice(0, 300)}`);
+}
+
+/** Every error the API answers is in the documented {"error":{"code","message"}} shape. */
+function assertErrorShape(response: RawResponse, request: Buffer): void {
+  assertNoServerError(response, request);
+  if (response.status < 400 || response.body === '') return;
+  let parsed: { error?: { code?: unknown; message?: unknown } };
+  try {
+    parsed = JSON.parse(response.body) as typeof parsed;
+  } catch {
+    assert.fail(`a ${response.status} that is not JSON for ${JSON.stringify(request.toString('latin1').slice(0, 200))}: ${response.body.slice(0, 200)}`);
+  }
+  assert.equal(typeof parsed.error?.code, 'string', response.body);
+  assert.match(String(parsed.error?.code), /^[A-Z][A-Za-z]+$/, response.body);
+  assert.equal(typeof parsed.error?.message, 'string', response.body);
+}
+
+describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
+  const tmp = tempDir('untrusted-http');
+  let serial: FakeConsole;
+  let relay: RelayProcess;
+  let vncPort: number;
+  let apiPort: number;
+  let client: ssh2.Client;
+  let channel: ssh2.ClientChannel;
+  let received = '';
+
+  before(async () => {
+    serial = await startFakeConsole(join(tmp.path, 'serial.sock'), 0);
+    const dataDir = join(tmp.path, 'data');
+    const configPath = join(tmp.path, 'relay.json');
+    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'fuzz-vm', serial: serial.path, vnc: join(tmp.path, 'vnc.sock') }] }));
+    relay = await startRelay(configPath, dataDir);
+    apiPort = Number(new URL(relay.apiUrl).port);
+    vncPort = (await relay.api('GET', '/v1/privateEndpoints/default')).body.vncPort;
+    // A live serial session that the flood of bad requests must leave alone.
+    const key = generateKey(tmp.path, 'key');
+    const created = await relay.api('PUT', '/v1/virtualMachines/fuzz-vm/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
+    client = new ssh2.Client();
+    channel = await new Promise<ssh2.ClientChannel>((resolve, reject) => {
+      client.on('ready', () => client.shell({ term: 'xterm' }, (error, stream) => (error ? reject(error) : resolve(stream))));
+      client.on('error', reject);
+      client.connect({ host: '127.0.0.1', port: relay.sshPort, username: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) });
+    });
+    channel.on('data', (data: Buffer) => (received += data.toString()));
+  });
+
+  after(() => runCleanups([() => client?.end(), () => relay?.stop(), () => serial?.close(), tmp.dispose]));
+
+  async function assertRelayUnharmed(marker: string): Promise<void> {
+    assert.equal(relay.child.exitCode, null, `the relay is running:\n${relay.output().slice(-2000)}`);
+    assert.equal((await fetch(`${relay.apiUrl}/healthz`)).status, 200);
+    channel.write(marker);
+    await waitUntil(() => received.includes(marker), 5000, 'the serial session to echo after the bad requests');
+  }
+
+  test('the requests found in review: a bad percent-encoding on the VNC port, a bad URL at the API', async () => {
+    for (const path of ['/novnc/%ff.js', '/novnc/%E0%A4%A.js', '/novnc/%00.js', '//[', '/?token=%ff']) {
+      const response = await rawRequest(vncPort, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      assert.ok([400, 403, 404].includes(response.status), `${path}: ${response.status}`);
+    }
+    const badUrl = await rawRequest(apiPort, 'GET /v1/virtualMachines/%ff HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n\r\n');
+    assert.equal(badUrl.status, 400);
+    assert.equal(JSON.parse(badUrl.body).error.code, 'InvalidUrl');
+    const longName = await relay.api('GET', `/v1/virtualMachines/${'v'.repeat(150)}`);
+    assert.equal(longName.status, 414);
+    assert.equal(longName.body.error.code, 'UriTooLong');
+    const malformed = await rawRequest(apiPort, 'GET /v1/relay HTTP/1.1\r\nBad Header\r\n\r\n');
+    assert.equal(malformed.status, 400);
+    assert.equal(JSON.parse(malformed.body).error.code, 'MalformedRequest');
+    await assertRelayUnharmed('after-review-cases');
+  });
+
+  test(`${RUNS} random raw requests at the API: never a 5xx, every error in the documented shape, the store unchanged`, async () => {
+    const before = (await relay.api('GET', '/v1/virtualMachines/fuzz-vm/console')).body;
+    let answered = 0;
+    await fc.assert(
+      fc.asyncProperty(requests, async (request) => {
+        const response = await rawRequest(apiPort, request, 150);
+        if (response.status) answered++;
+        assertErrorShape(response, request);
+      }),
+      { numRuns: RUNS },
+    );
+    assert.ok(answered > RUNS / 2, `most requests got an answer (${answered}/${RUNS})`);
+    assert.deepEqual((await relay.api('GET', '/v1/virtualMachines/fuzz-vm/console')).body, before);
+    await assertRelayUnharmed('after-api-fuzz');
+  });
+
+  test(`${RUNS} random raw requests at the VNC port: never a 5xx, never a dead relay`, async () => {
+    await fc.assert(
+      fc.asyncProperty(requests, async (request) => assertNoServerError(await rawRequest(vncPort, request, 150), request)),
+      { numRuns: RUNS },
+    );
+    await assertRelayUnharmed('after-vnc-fuzz');
+  });
+
+  describe('browser mode', () => {
+    let web: BrowserMode;
+
+    before(async () => {
+      const dataDir = join(tmp.path, 'web-relay');
+      const configPath = join(tmp.path, 'web-relay.json');
+      writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'web-vm', vnc: join(tmp.path, 'vnc.sock') }] }));
+      web = await startBrowserMode(['--relay-config', configPath, '--data-dir', join(tmp.path, 'web-data')]);
+    });
+
+    after(() => web?.stop());
+
+    test(`GET //[ and ${RUNS} random raw requests: never a 5xx, the app keeps running and its one-time URL still works`, async () => {
+      const port = Number(new URL(web.url).port);
+      const crash = await rawRequest(port, 'GET //[ HTTP/1.1\r\nHost: x\r\n\r\n');
+      assert.equal(crash.status, 400);
+      await fc.assert(
+        fc.asyncProperty(requests, async (request) => assertNoServerError(await rawRequest(port, request, 150), request)),
+        { numRuns: RUNS },
+      );
+      assert.equal(web.child.exitCode, null, `browser mode is running:\n${web.output().slice(-2000)}`);
+      const first = await fetch(web.url, { redirect: 'manual' });
+      assert.equal(first.status, 302, 'the one-time URL was not used up by the random requests');
+      assert.match(first.headers.get('set-cookie') ?? '', new RegExp(`^lifeline_session_${port}=`), 'the session cookie names its port');
+    });
+  });
+});
