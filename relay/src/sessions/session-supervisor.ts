@@ -8,6 +8,7 @@ export interface ConsoleLookup {
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+const EXPIRY_RETRY_MS = 1000;
 
 /**
  * Owns every admitted connection and console session: enforces one session per VM and
@@ -41,7 +42,7 @@ export class SessionSupervisor {
     const displaced = this.sessions.claim(session);
     if (displaced) {
       this.log.info({ vm: session.virtualMachine, session: displaced.id, by: session.id }, 'session displaced');
-      void displaced.close(`another session was opened for ${session.virtualMachine}`);
+      this.closeQuietly(displaced, `another session was opened for ${session.virtualMachine}`);
     }
   }
 
@@ -59,7 +60,7 @@ export class SessionSupervisor {
       if (reason) {
         this.log.info({ vm: virtualMachine, reason }, 'closing connection: console no longer admits it');
         this.connections.delete(connection);
-        void connection.close(revocationMessage(reason, virtualMachine));
+        this.closeQuietly(connection, revocationMessage(reason, virtualMachine));
       }
     }
     const stillConnected = [...this.connections].some((c) => c.grant.virtualMachine === virtualMachine);
@@ -73,7 +74,7 @@ export class SessionSupervisor {
     for (const connection of [...this.connections]) {
       if (!predicate(connection)) continue;
       this.connections.delete(connection);
-      void connection.close(reason);
+      this.closeQuietly(connection, reason);
       count++;
     }
     return count;
@@ -82,7 +83,7 @@ export class SessionSupervisor {
   closeSession(id: string, reason: string): boolean {
     const session = this.sessions.get(id);
     if (!session) return false;
-    void session.close(reason);
+    this.closeQuietly(session, reason);
     this.sessions.release(session);
     return true;
   }
@@ -97,16 +98,41 @@ export class SessionSupervisor {
     if (this.closed || this.expirations.size === 0) return;
     const earliest = Math.min(...this.expirations.values());
     const delay = Math.max(0, Math.min(MAX_TIMER_MS, earliest - this.now() + 5));
-    this.expiryTimer = setTimeout(() => void this.onExpiryTimer(), delay);
+    this.expiryTimer = setTimeout(() => {
+      this.onExpiryTimer().catch((error: unknown) => {
+        // The store failed: try again shortly rather than leave expired consoles open.
+        this.log.error({ err: (error as Error).message }, 'console expiry check failed; retrying');
+        this.retryExpiryCheck();
+      });
+    }, delay);
     this.expiryTimer.unref();
+  }
+
+  private retryExpiryCheck(): void {
+    if (this.closed) return;
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = setTimeout(() => this.armExpiryTimer(), EXPIRY_RETRY_MS);
+    this.expiryTimer.unref();
+  }
+
+  /** Runs `revalidate` from an event handler: a failing store is logged, never an unhandled rejection. */
+  revalidateInBackground(virtualMachine: string): void {
+    this.revalidate(virtualMachine).catch((error: unknown) => this.log.error({ vm: virtualMachine, err: (error as Error).message }, 'console re-check failed'));
+  }
+
+  private closeQuietly(closable: { close(reason: string): Promise<void> }, reason: string): void {
+    closable.close(reason).catch((error: unknown) => this.log.warn({ err: (error as Error).message }, 'closing a session failed'));
   }
 
   private async onExpiryTimer(): Promise<void> {
     const now = this.now();
     const due = [...this.expirations].filter(([, expiration]) => expiration <= now).map(([vm]) => vm);
-    for (const vm of due) this.expirations.delete(vm);
     const stillConnected = new Set([...this.connections].map((c) => c.grant.virtualMachine));
-    for (const vm of due) if (stillConnected.has(vm)) await this.revalidate(vm);
+    for (const vm of due) {
+      // Forgotten only once checked, so a store failure leaves the VM due for the retry.
+      if (stillConnected.has(vm)) await this.revalidate(vm);
+      else this.expirations.delete(vm);
+    }
     this.armExpiryTimer();
   }
 

@@ -17,6 +17,7 @@ export class SerialSession implements LiveSession {
   bytesIn = 0;
   bytesOut = 0;
   private detach: (() => void) | undefined;
+  private stopWaiting: (() => void) | undefined;
   private ended = false;
   private readonly log: Logger;
 
@@ -46,11 +47,16 @@ export class SerialSession implements LiveSession {
     };
     this.detach = this.attachment.attach(counted);
     channel.on('data', (chunk: Buffer) => {
+      // A closed session's keystrokes never reach the VM, even while its channel is still closing.
+      if (this.ended) return;
       this.bytesIn += chunk.length;
       if (!this.attachment.write(chunk)) {
         // The VM is not taking input as fast as it arrives: stop reading the client (the SSH window then fills).
+        // The attachment also signals `drain` when the VM's socket drops, so input never waits for a socket that is gone.
         channel.pause();
-        this.attachment.once('drain', () => channel.resume());
+        const resume = (): void => void channel.resume();
+        this.attachment.once('drain', resume);
+        this.stopWaiting = () => this.attachment.off('drain', resume);
       }
     });
     channel.on('error', (error: Error) => this.log.debug({ err: error.message }, 'channel error'));
@@ -62,6 +68,7 @@ export class SerialSession implements LiveSession {
     if (this.ended) return;
     this.ended = true;
     this.detach?.();
+    this.stopWaiting?.();
     this.onEnd(this);
     this.log.info({ bytesIn: this.bytesIn, bytesOut: this.bytesOut }, 'serial session ended');
   }

@@ -68,6 +68,8 @@ export class SshConsoleServer {
     let admitted: AdmittedConnection | undefined;
     let failures = 0;
     let clientClosed = false;
+    /** Set the moment the console stops admitting this connection: no new channel from then on, whatever the close grace. */
+    let revoked = false;
     const sessions = new Set<LiveSession>();
 
     const grace = setTimeout(() => {
@@ -111,6 +113,7 @@ export class SshConsoleServer {
         endpoint,
         remoteAddress,
         close: async (reason: string) => {
+          revoked = true;
           await Promise.all([...sessions].map((session) => session.close(reason)));
           // OpenSSH exits as soon as a disconnect arrives, dropping channel output it has not
           // printed yet: let the client leave on its own after its session closed, then end it.
@@ -120,11 +123,12 @@ export class SshConsoleServer {
       };
       this.options.supervisor.admit(admitted, grantExpiration);
       // The console may have changed between the key check and now: check once more.
-      void this.options.supervisor.revalidate(current.virtualMachine);
+      this.options.supervisor.revalidateInBackground(current.virtualMachine);
       log.info({ vm: current.virtualMachine }, 'client authenticated');
     });
 
-    client.on('session', (accept) => {
+    client.on('session', (accept, reject) => {
+      if (revoked) return reject();
       const session = accept();
       session.on('pty', (acceptPty) => acceptPty?.());
       session.on('window-change', (acceptChange) => acceptChange?.());
@@ -133,7 +137,7 @@ export class SshConsoleServer {
       }
       session.on('shell', (acceptShell, rejectShell) => {
         const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
-        if (!vm?.serial || !admitted) return rejectShell();
+        if (!vm?.serial || !admitted || revoked) return rejectShell();
         const channel = acceptShell();
         const serial = new SerialSession(vm.name, endpoint, remoteAddress, channel, vm.serial, log.child({ vm: vm.name }), (ended) => {
           sessions.delete(ended);
@@ -148,13 +152,19 @@ export class SshConsoleServer {
     // `ssh -L 5901:vnc:5900`: the one forward destination there is, the VM's VNC stream.
     client.on('tcpip', (accept, reject, info) => {
       const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
+      if (revoked) return reject();
       if (info.destIP !== VNC_HOST || info.destPort !== VNC_PORT || !vm?.config.vnc || !admitted) {
         log.info({ dest: `${info.destIP.slice(0, 64)}:${info.destPort}` }, 'forward refused');
         return reject();
       }
       vm.openVnc().then(
         (vnc) => {
-          if (clientClosed) return vnc.socket.destroy();
+          // Revoked or gone while the VM's screen was opening: never admitted.
+          if (clientClosed || revoked) {
+            vnc.socket.destroy();
+            if (!clientClosed) reject();
+            return;
+          }
           const channel = accept();
           const closeChannel = async (): Promise<void> => {
             // A forwarded channel has no room for a reason: the client sees the stream end.
