@@ -53,7 +53,11 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     closers.push(() => virtualMachines.close());
 
     const supervisor = new SessionSupervisor(store, log);
-    const consoles = new ConsoleService(store, config.consoles, (name) => virtualMachines.get(name) !== undefined, (vm) => supervisor.revalidate(vm));
+    const consoles = new ConsoleService(store, config.consoles, (name) => virtualMachines.get(name) !== undefined, async (vm, change) => {
+      await supervisor.revalidate(vm);
+      // Once the old holder's sessions are closed (detached at once), the next holder must not see their output.
+      if (change.reset) virtualMachines.get(vm)?.serial?.clearReplay();
+    });
     const ssh = new SshConsoleServer({
       hostKey,
       keepaliveIntervalMs: config.ssh.keepaliveIntervalMs,

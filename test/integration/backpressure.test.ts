@@ -91,4 +91,49 @@ describe('backpressure on the serial byte path', () => {
       chardev.close();
     }
   });
+
+  test('input waiting for a VM that stopped reading flows again once the VM socket drops and comes back', async () => {
+    // A chardev that takes no input until its connection is dropped; the next connection echoes.
+    const socketPath = join(tmp.path, 'stuck.sock');
+    const peers = new Set<Socket>();
+    let connections = 0;
+    const chardev = createServer((socket) => {
+      peers.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => peers.delete(socket));
+      if (++connections === 1) socket.pause();
+      else socket.on('data', (data: Buffer) => socket.write(data));
+    });
+    await new Promise<void>((resolve) => chardev.listen(socketPath, resolve));
+    const dataDir = join(tmp.path, 'data-stuck');
+    const configPath = join(tmp.path, 'relay-stuck.json');
+    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, virtualMachines: [{ name: 'stuck', serial: socketPath }] }));
+    const relay = await startRelay(configPath, dataDir);
+    const client = new ssh2.Client();
+    try {
+      const key = generateKey(tmp.path, 'key-stuck');
+      const created = await relay.api('PUT', '/v1/virtualMachines/stuck/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
+      const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => {
+        client.on('ready', () => client.shell({ term: 'xterm' }, (error, channel) => (error ? reject(error) : resolve(channel))));
+        client.on('error', reject);
+        client.connect({ host: '127.0.0.1', port: relay.sshPort, username: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) });
+      });
+      let output = '';
+      stream.on('data', (data: Buffer) => (output += data.toString('latin1')));
+      // More input than the socket buffers hold: the relay stops reading the client and waits for drain.
+      const filler = Buffer.alloc(64 * 1024, 'i');
+      for (let i = 0; i < 64; i++) stream.write(filler);
+      await sleep(1500);
+      // The VM goes away (and comes back at once): the input must not wait for a drain that never comes.
+      for (const peer of peers) peer.destroy();
+      await waitUntil(() => connections >= 2, 10_000, 'the relay to reconnect to the chardev');
+      stream.write('\rmarker-after-reconnect\r');
+      await waitUntil(() => output.includes('marker-after-reconnect'), 20_000, 'input to flow to the VM again');
+    } finally {
+      client.end();
+      await relay.stop();
+      for (const peer of peers) peer.destroy();
+      chardev.close();
+    }
+  });
 });

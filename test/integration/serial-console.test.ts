@@ -122,6 +122,64 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
     });
   }
 
+  /** An ssh2 client with one shell open: for what OpenSSH cannot do on cue (a second channel, input at an exact moment). */
+  async function ssh2Shell(user: string, key: KeyPair): Promise<{ client: ssh2.Client; shell: ssh2.ClientChannel; output: () => string }> {
+    const client = new ssh2.Client();
+    let output = '';
+    const shell = await new Promise<ssh2.ClientChannel>((resolve, reject) => {
+      client.on('ready', () => client.shell({ term: 'xterm' }, (error, stream) => (error ? reject(error) : resolve(stream))));
+      client.on('error', reject);
+      client.connect({ host: '127.0.0.1', port: relay.sshPort, username: user, privateKey: readFileSync(key.privateKeyPath), readyTimeout: 15_000 });
+    });
+    shell.on('data', (data: Buffer) => (output += data.toString()));
+    shell.write('\r');
+    await waitUntil(() => PROMPT('lab-1').test(output), 30_000, 'the prompt');
+    return { client, shell, output: () => output };
+  }
+
+  test('a re-keyed connection opens no new channel during its close grace, and its typing never reaches the VM', async () => {
+    const accessId = await putConsole('lab-1', keyA);
+    const old = await ssh2Shell(accessId, keyA);
+    try {
+      assert.equal((await relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { sshPublicKey: { keyData: keyB.publicKey } })).status, 200);
+      // Still inside the ~800 ms the relay gives a revoked client to read its reason line.
+      old.shell.write('echo stale-$((40+2))\r');
+      const shellAgain = await new Promise<string>((resolve) => old.client.shell({ term: 'xterm' }, (error) => resolve(error ? 'refused' : 'opened')));
+      const forward = await new Promise<string>((resolve) => old.client.forwardOut('127.0.0.1', 0, 'vnc', 5900, (error) => resolve(error ? 'refused' : 'opened')));
+      assert.equal(shellAgain, 'refused', 'a new shell on a revoked connection');
+      assert.equal(forward, 'refused', 'a new VNC forward on a revoked connection');
+      // The new key holder's console: the stale command never ran.
+      const fresh = await openConsole('lab-1', accessId, keyB);
+      await fresh.run('echo fresh-$((2*5))', 'fresh-10');
+      assert.doesNotMatch(fresh.output, /stale-42/, 'the revoked client\'s input reached the VM');
+      const sessions = (await relay.api('GET', '/v1/sessions')).body.value as Array<{ virtualMachine: string }>;
+      assert.equal(sessions.filter((s) => s.virtualMachine === 'lab-1').length, 1, 'only the new key holder has a session');
+      fresh.close();
+    } finally {
+      old.client.end();
+    }
+  });
+
+  test('after a re-key or a delete, the next holder does not see the previous holder\'s output', async () => {
+    for (const change of ['rekey', 'delete'] as const) {
+      const accessId = await putConsole('lab-1', keyA);
+      const first = await openConsole('lab-1', accessId, keyA);
+      await first.run(`echo private-${change}-$((6*7))`, `private-${change}-42`);
+      first.close();
+      await first.exited;
+      let nextId = accessId;
+      if (change === 'rekey') assert.equal((await relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { sshPublicKey: { keyData: keyB.publicKey } })).status, 200);
+      else {
+        assert.equal((await relay.api('DELETE', '/v1/virtualMachines/lab-1/console')).status, 204);
+        nextId = await putConsole('lab-1', keyB);
+      }
+      const next = await openConsole('lab-1', nextId, keyB);
+      await next.run('echo next-$((1+2))', 'next-3');
+      assert.doesNotMatch(next.output, new RegExp(`private-${change}-42`), `${change}: the replay showed the previous holder's output`);
+      next.close();
+    }
+  });
+
   test('wrong key, unknown user, malformed user and password auth are refused alike', async () => {
     const accessId = await putConsole('lab-1', keyA);
     const stranger = randomUUID();

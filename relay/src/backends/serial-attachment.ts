@@ -63,6 +63,8 @@ export class SerialAttachment extends EventEmitter {
 
   private onDisconnected(): void {
     this.releaseBlock();
+    // Input waiting for the old socket to drain would wait forever: it may flow again (and is dropped until the VM is back).
+    this.emit('drain');
     this.log.warn('serial console detached; waiting for the VM');
     this.notify('[lifeline] serial console disconnected; waiting for the VM to come back');
   }
@@ -104,6 +106,11 @@ export class SerialAttachment extends EventEmitter {
       this.releaseBlock();
       this.sink = undefined;
     };
+  }
+
+  /** Forgets the kept output (the console was deleted or re-keyed: it belongs to someone else now). */
+  clearReplay(): void {
+    this.ring.clear();
   }
 
   /** Sends input to the VM. False means wait for `drain`; input while the VM is away is dropped. */

@@ -59,3 +59,13 @@ test('a snapshot is a copy: later pushes do not change it', () => {
   assert.equal(ring.snapshot().toString(), 'cdxy');
   assert.equal(new ByteRing(4).snapshot().length, 0);
 });
+
+test('clear forgets everything kept; pushes after it start afresh', () => {
+  const ring = new ByteRing(8);
+  ring.push(Buffer.from('secret-output'));
+  ring.clear();
+  assert.equal(ring.length, 0);
+  assert.deepEqual(ring.snapshot(), Buffer.alloc(0));
+  ring.push(Buffer.from('new'));
+  assert.equal(ring.snapshot().toString(), 'new');
+});

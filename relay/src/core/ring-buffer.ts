@@ -27,6 +27,12 @@ export class ByteRing {
     this.size = Math.min(this.capacity, this.size + chunk.length);
   }
 
+  /** Forgets everything kept; the buffer itself is kept for reuse. */
+  clear(): void {
+    this.head = 0;
+    this.size = 0;
+  }
+
   snapshot(): Buffer {
     const buffer = this.buffer;
     if (!buffer || this.size === 0) return Buffer.alloc(0);

@@ -10,6 +10,11 @@ export interface ConsoleInput {
   expiration?: string;
 }
 
+/** What a console change means for the VM's kept output: `reset` when the console now belongs to someone else (deleted or re-keyed). */
+export interface ConsoleChange {
+  reset: boolean;
+}
+
 /**
  * Creates, changes and deletes Console resources. Everything is validated before the one
  * store write, so a rejected request changes nothing. `onChange` runs after every write so
@@ -20,7 +25,7 @@ export class ConsoleService {
     private readonly store: Store,
     private readonly policy: TtlPolicy,
     private readonly hasVirtualMachine: (name: string) => boolean,
-    private readonly onChange: (virtualMachine: string) => Promise<void>,
+    private readonly onChange: (virtualMachine: string, change: ConsoleChange) => Promise<void>,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -69,7 +74,7 @@ export class ConsoleService {
       updatedAt: now,
     };
     await this.store.putConsole(record);
-    await this.onChange(virtualMachine);
+    await this.onChange(virtualMachine, { reset: existing !== undefined && existing.keyFingerprint !== record.keyFingerprint });
     return { record, created: !existing };
   }
 
@@ -84,7 +89,7 @@ export class ConsoleService {
       updatedAt: now,
     };
     await this.store.putConsole(record);
-    await this.onChange(virtualMachine);
+    await this.onChange(virtualMachine, { reset: existing.keyFingerprint !== record.keyFingerprint });
     return record;
   }
 
@@ -93,7 +98,7 @@ export class ConsoleService {
     if (!(await this.store.deleteConsole(virtualMachine))) {
       throw new RelayError(404, 'ConsoleNotFound', `virtual machine "${virtualMachine}" has no console`);
     }
-    await this.onChange(virtualMachine);
+    await this.onChange(virtualMachine, { reset: true });
   }
 
   async list(): Promise<Map<string, ConsoleRecord>> {
