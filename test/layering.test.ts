@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -46,4 +46,28 @@ test('the checker reports each kind of bad import', () => {
 test('imports are found in all their forms', () => {
   const refs = importsOf("import a from 'a';\nimport type { B } from \"b\";\nexport * from './c.js';\nconst d = await import('d');\nimport 'e';\nimport {\n  f,\n  g,\n} from 'fg';");
   assert.deepEqual(refs.map((r) => `${r.specifier}${r.typeOnly ? ':type' : ''}`), ['a', 'b:type', './c.js', 'd', 'e', 'fg']);
+});
+
+test('the app package declares every package that main and preload load at run time', () => {
+  const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  const runtime = new Set(Object.keys(manifest.dependencies));
+  const missing = new Set<string>();
+  const walk = (dir: string): string[] =>
+    readdirSync(dir).flatMap((name) => {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) return walk(path);
+      return name.endsWith('.ts') && !name.endsWith('.test.ts') ? [path] : [];
+    });
+  for (const file of [...walk(join(REPO_ROOT, 'main')), ...walk(join(REPO_ROOT, 'preload'))]) {
+    const source = readFileSync(file, 'utf8');
+    for (const { specifier } of importsOf(source)) {
+      if (specifier.startsWith('.') || specifier.startsWith('node:') || specifier === 'electron') continue;
+      const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!;
+      // Type-only imports still need the package at run time when main resolves it (RELAY_BIN does), so all count.
+      if (!runtime.has(name)) missing.add(`${name} (${file.slice(REPO_ROOT.length)})`);
+    }
+  }
+  assert.deepEqual([...missing], []);
+  // Electron itself is a build tool for electron-builder, never a runtime dependency of the packaged app.
+  assert.ok(manifest.devDependencies.electron && !manifest.dependencies.electron);
 });
