@@ -61,6 +61,16 @@ async function serve(args: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // A bug that escapes every handler is logged and ends the relay cleanly (sessions told why,
+  // store flushed) with a failure code for the supervisor to restart it, instead of dying mid-write.
+  const crash = (kind: string) => (error: unknown): void => {
+    log.fatal({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, `${kind}: shutting down`);
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 10_000).unref();
+    relay.close('the relay hit an internal error and is restarting').finally(() => process.exit(1));
+  };
+  process.once('uncaughtException', crash('uncaught exception'));
+  process.once('unhandledRejection', crash('unhandled promise rejection'));
 }
 
 async function lab(args: string[]): Promise<void> {
