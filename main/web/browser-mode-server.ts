@@ -3,10 +3,12 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { extname, join, normalize, sep } from 'node:path';
-import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { DesktopEvent } from '../../preload/contract.js';
 import { dispatch } from '../services/api-dispatch.js';
 import type { DesktopService } from '../services/desktop-service.js';
+import { bridgeStream } from '../services/stream-bridge.js';
+import { webSocketEndpoint } from './websocket-endpoint.js';
 
 const MIME: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.html': 'text/html; charset=utf-8', '.png': 'image/png' };
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -44,6 +46,8 @@ export class BrowserModeServer {
   private oneTimeToken: string | undefined = randomBytes(24).toString('base64url');
   private readonly session = randomBytes(32).toString('base64url');
   private port = 0;
+  /** The pages connected over /rpc. */
+  private readonly pages = new Set<WebSocket>();
 
   constructor(private readonly options: BrowserModeOptions) {
     this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -163,17 +167,8 @@ export class BrowserModeServer {
       return;
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => {
-      // Both directions piped: a renderer that stops reading stops the SSH channel (its window fills).
-      const wsStream = createWebSocketStream(ws);
-      wsStream.on('error', () => undefined);
-      stream.pipe(wsStream);
-      wsStream.pipe(stream, { end: false });
-      const unpipe = (): void => {
-        stream.unpipe(wsStream);
-        wsStream.unpipe(stream);
-      };
-      stream.once('close', () => ws.close(1000, 'console closed'));
-      ws.once('close', unpipe);
+      ws.on('error', () => undefined);
+      bridgeStream(stream, webSocketEndpoint(ws));
     });
   }
 
@@ -181,7 +176,13 @@ export class BrowserModeServer {
     const service = this.options.service;
     const onEvent = (event: DesktopEvent): void => ws.send(JSON.stringify({ event }));
     service.events.on('event', onEvent);
-    ws.on('close', () => service.events.off('event', onEvent));
+    this.pages.add(ws);
+    ws.on('close', () => {
+      service.events.off('event', onEvent);
+      this.pages.delete(ws);
+      // The last page went away (reloaded, closed): its tabs go too, rather than keep SSH sessions renewing for nobody.
+      if (this.pages.size === 0) void service.close();
+    });
     ws.on('message', async (data, isBinary) => {
       let message: { id?: unknown; method?: unknown; args?: unknown };
       try {

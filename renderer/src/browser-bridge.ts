@@ -1,5 +1,6 @@
-import type { ByteStream, DesktopBridge, DesktopEvent } from '../../preload/contract.js';
+import type { DesktopBridge, DesktopEvent } from '../../preload/contract.js';
 import { apiProxy } from './api-proxy.js';
+import { CreditedStream, webSocketPort } from './credited-stream.js';
 
 /** Browser mode: the desktop contract over a WebSocket to the page's own origin. */
 export async function connectBrowserBridge(): Promise<DesktopBridge> {
@@ -42,10 +43,6 @@ export async function connectBrowserBridge(): Promise<DesktopBridge> {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    async openStream(streamId) {
-      const stream = new WebSocket(`${base}/streams/${encodeURIComponent(streamId)}`, ['binary']);
-      stream.binaryType = 'arraybuffer';
-      return stream as unknown as ByteStream;
-    },
+    openStream: async (streamId) => new CreditedStream(webSocketPort(`${base}/streams/${encodeURIComponent(streamId)}`)),
   };
 }
