@@ -3,15 +3,42 @@
  * services (main/services) to a hardened window, IPC and MessagePorts.
  */
 import { join } from 'node:path';
-import { app, BrowserWindow, ipcMain, MessageChannelMain, session, type IpcMainEvent, type IpcMainInvokeEvent } from 'electron';
-import { IPC, STREAM_WINDOW_BYTES, type StreamMessage } from '../preload/contract.js';
+import { app, BrowserWindow, ipcMain, Menu, MessageChannelMain, session, type IpcMainEvent, type IpcMainInvokeEvent, type MenuItemConstructorOptions, type MessagePortMain } from 'electron';
+import { IPC, type StreamMessage } from '../preload/contract.js';
 import { dispatch } from './services/api-dispatch.js';
+import { applicationMenuTemplate } from './services/app-menu.js';
 import { appRoot, startDesktop } from './services/desktop-app.js';
+import { isRendererPage } from './services/renderer-page.js';
+import { bridgeStream, type MessageEndpoint } from './services/stream-bridge.js';
 
 const root = appRoot();
 const rendererPage = join(root, 'renderer', 'dist', 'index.html');
+/** The preload, bundled by esbuild into one CommonJS script: sandboxed windows load nothing else. */
+const preloadScript = join(root, 'dist-desktop', 'preload', 'preload.cjs');
 
-app.whenReady().then(async () => {
+/** The stream protocol over Electron's MessagePortMain. */
+function portEndpoint(port: MessagePortMain): MessageEndpoint {
+  return {
+    send: (message: StreamMessage) => port.postMessage(message),
+    onMessage: (listener) => void port.on('message', ({ data }) => listener(data)),
+    onClose: (listener) => void port.on('close', listener),
+    close: () => port.close(),
+  };
+}
+
+// Two instances would start two relays on one store and one set of lab VMs: the second hands over to the first.
+if (!app.requestSingleInstanceLock()) {
+  app.quit();
+} else {
+  void main().catch((error: unknown) => {
+    console.error(`Lifeline failed to start: ${(error as Error).stack ?? String(error)}`);
+    app.exit(1);
+  });
+}
+
+async function main(): Promise<void> {
+  await app.whenReady();
+  Menu.setApplicationMenu(Menu.buildFromTemplate(applicationMenuTemplate(process.platform) as MenuItemConstructorOptions[]));
   // Deny every permission (camera, notifications, clipboard-read prompts…) by default.
   session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
   session.defaultSession.setPermissionCheckHandler(() => false);
@@ -22,12 +49,36 @@ app.whenReady().then(async () => {
     log: (line) => console.error(line),
   });
 
+  // However the app ends (Quit, a signal, a terminal closed, a bug), the relay and the lab VMs stop with it.
+  let quitting = false;
+  const shutDown = (code: number): void => {
+    if (quitting) return;
+    quitting = true;
+    setTimeout(() => app.exit(code), 15_000).unref();
+    void desktop.close().finally(() => app.exit(code));
+  };
+  app.on('before-quit', (event) => {
+    if (quitting) return;
+    event.preventDefault();
+    shutDown(0);
+  });
+  app.on('window-all-closed', () => app.quit());
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutDown(0));
+  process.on('uncaughtException', (error) => {
+    console.error(`Lifeline hit an internal error and is shutting down: ${error.stack ?? error.message}`);
+    shutDown(1);
+  });
+  process.on('unhandledRejection', (reason) => {
+    console.error(`Lifeline hit an internal error and is shutting down: ${String((reason as Error)?.stack ?? reason)}`);
+    shutDown(1);
+  });
+
   const window = new BrowserWindow({
     width: 1400,
     height: 900,
     title: 'Lifeline',
     webPreferences: {
-      preload: join(root, 'dist-desktop', 'preload', 'index.js'),
+      preload: preloadScript,
       contextIsolation: true,
       sandbox: true,
       nodeIntegration: false,
@@ -35,23 +86,23 @@ app.whenReady().then(async () => {
       spellcheck: false,
     },
   });
-  window.webContents.on('will-navigate', (event) => event.preventDefault());
-  window.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
-  await window.loadFile(rendererPage);
+  app.on('second-instance', () => {
+    if (window.isMinimized()) window.restore();
+    window.focus();
+  });
 
   /** Only our own window's top frame, showing our own page, may call main. */
   const trusted = (event: IpcMainEvent | IpcMainInvokeEvent): boolean =>
-    event.sender === window.webContents && event.senderFrame?.parent === null && event.senderFrame.url.startsWith('file://') && decodeURI(new URL(event.senderFrame.url).pathname) === rendererPage;
+    event.sender === window.webContents && event.senderFrame?.parent === null && isRendererPage(event.senderFrame.url, rendererPage);
 
+  // Handlers first: the renderer calls main as soon as its page runs, during loadFile.
   ipcMain.handle(IPC.call, (event, method: unknown, args: unknown) => {
     if (!trusted(event)) throw new Error('refused: not the Lifeline window');
     return dispatch(desktop.service, method, args);
   });
-
   desktop.service.events.on('event', (event) => {
     if (!window.isDestroyed()) window.webContents.send(IPC.event, event);
   });
-
   ipcMain.on(IPC.openStream, (event, streamId: unknown) => {
     if (!trusted(event) || typeof streamId !== 'string') return;
     const stream = desktop.service.stream(streamId);
@@ -60,37 +111,19 @@ app.whenReady().then(async () => {
       event.sender.postMessage(IPC.stream, { streamId, error: 'This console is closed.' }, [port2]);
       return;
     }
-    // Credit-based flow: stop reading the SSH channel while the renderer has a window's worth unacknowledged.
-    let unacknowledged = 0;
-    const onData = (chunk: Buffer): void => {
-      port1.postMessage({ type: 'data', data: new Uint8Array(chunk) } satisfies StreamMessage);
-      unacknowledged += chunk.length;
-      if (unacknowledged > STREAM_WINDOW_BYTES) stream.pause();
-    };
-    stream.on('data', onData);
-    stream.once('close', () => port1.postMessage({ type: 'close', reason: 'console closed' } satisfies StreamMessage));
-    port1.on('message', ({ data }: { data: StreamMessage }) => {
-      if (data?.type === 'ack' && Number.isInteger(data.bytes) && data.bytes > 0) {
-        unacknowledged = Math.max(0, unacknowledged - data.bytes);
-        if (unacknowledged <= STREAM_WINDOW_BYTES) stream.resume();
-      } else if (data?.type === 'data' && data.data instanceof Uint8Array) {
-        stream.write(Buffer.from(data.data));
-      } else if (data?.type === 'close') {
-        stream.off('data', onData);
-        port1.close();
-      }
-    });
+    bridgeStream(stream, portEndpoint(port1));
     port1.start();
     event.sender.postMessage(IPC.stream, { streamId }, [port2]);
   });
 
-  let quitting = false;
-  app.on('before-quit', (event) => {
-    if (quitting) return;
-    quitting = true;
-    event.preventDefault();
-    // Stop the embedded relay and the lab VMs before leaving.
-    void desktop.close().finally(() => app.exit(0));
+  window.webContents.on('will-navigate', (event) => event.preventDefault());
+  window.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
+  // A page that goes away (a reload from DevTools, a crashed renderer) leaves no tabs behind in main.
+  let loaded = false;
+  window.webContents.on('did-start-loading', () => {
+    if (loaded) void desktop.service.close();
   });
-  app.on('window-all-closed', () => app.quit());
-});
+  window.webContents.on('render-process-gone', () => void desktop.service.close());
+  await window.loadFile(rendererPage);
+  loaded = true;
+}

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { appRoot, startDesktop } from './services/desktop-app.js';
+import { AlreadyRunningError } from './services/instance-lock.js';
 import { BrowserModeServer } from './web/browser-mode-server.js';
 
 const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }, 'relay-config': { type: 'string' }, 'data-dir': { type: 'string' } }, strict: true });
@@ -15,19 +16,38 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 const dataDir = values['data-dir'] ?? join(process.env.XDG_DATA_HOME ?? join(process.env.HOME ?? '.', '.local', 'share'), 'lifeline');
-const app = await startDesktop({ dataDir, relayConfig: values['relay-config'], log: (line) => process.stderr.write(`${line}\n`) });
+let app: Awaited<ReturnType<typeof startDesktop>>;
+try {
+  app = await startDesktop({ dataDir, relayConfig: values['relay-config'], log: (line) => process.stderr.write(`${line}\n`) });
+} catch (error) {
+  process.stderr.write(`lifeline web: ${(error as Error).message}\n`);
+  process.exit(error instanceof AlreadyRunningError ? 3 : 1);
+}
 const server = new BrowserModeServer({ port, service: app.service, rendererDir: join(appRoot(), 'renderer', 'dist') });
-const url = await server.start();
-process.stdout.write(`Lifeline is running in browser mode. Open (works once):\n${url}\n`);
 
 let stopping = false;
-const stop = async (): Promise<void> => {
+/** However browser mode ends (Ctrl-C, SIGTERM, the terminal closed, a bug), the relay and the lab VMs stop with it. */
+const stop = async (code: number): Promise<void> => {
   if (stopping) return;
   stopping = true;
   process.stderr.write('Stopping…\n');
-  await server.close();
-  await app.close();
-  process.exit(0);
+  setTimeout(() => process.exit(code), 20_000).unref();
+  await server.close().catch(() => undefined);
+  await app.close().catch(() => undefined);
+  process.exit(code);
 };
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(0));
+const crash = (error: unknown): void => {
+  process.stderr.write(`lifeline web: internal error, shutting down: ${(error as Error)?.stack ?? String(error)}\n`);
+  void stop(1);
+};
+process.on('uncaughtException', crash);
+process.on('unhandledRejection', crash);
+
+try {
+  const url = await server.start();
+  process.stdout.write(`Lifeline is running in browser mode. Open (works once):\n${url}\n`);
+} catch (error) {
+  process.stderr.write(`lifeline web: cannot listen on 127.0.0.1:${port}: ${(error as Error).message}\n`);
+  await stop(1);
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Bundles the renderer (TypeScript, xterm.js, noVNC) into renderer/dist with esbuild.
+// Bundles the renderer (TypeScript, xterm.js, noVNC) into renderer/dist, and the preload into one
+// CommonJS script, with esbuild.
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -17,6 +18,17 @@ await build({
   platform: 'browser',
   outfile: join(out, 'app.js'),
   sourcemap: true,
+  logLevel: 'warning',
+});
+// The preload, as Electron's sandbox needs it: one CommonJS script that requires only 'electron'.
+await build({
+  entryPoints: [join(root, 'preload', 'index.ts')],
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'es2022',
+  external: ['electron'],
+  outfile: join(root, 'dist-desktop', 'preload', 'preload.cjs'),
   logLevel: 'warning',
 });
 const require = createRequire(import.meta.url);

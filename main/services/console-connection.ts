@@ -58,8 +58,8 @@ export class ConsoleConnection extends EventEmitter {
           }
           this.channel = channel;
           if (options.kind === 'serial') {
-            // Watch the output for the relay's reason line, but stay paused: the bytes are for the
-            // renderer's stream, which starts the flow when it attaches.
+            // Watch the output for the relay's reason line, but stay paused until the renderer's stream
+            // attaches: bridgeStream resumes the flow at once (no ack needed first), so nothing is lost.
             channel.on('data', (data: Buffer) => this.noteOutput(data));
             channel.pause();
           }
@@ -78,7 +78,8 @@ export class ConsoleConnection extends EventEmitter {
           this.client.forwardOut('127.0.0.1', 0, 'vnc', 5900, onChannel);
         }
       });
-      this.client.once('error', (error) => {
+      // `on`, not `once`: ssh2 can report more than one error on a connection, and an unhandled second one would kill main.
+      this.client.on('error', (error) => {
         if (mismatch) return reject(mismatch);
         if (this.channel) return this.finish(`connection error: ${error.message}`);
         const level = (error as { level?: string }).level;

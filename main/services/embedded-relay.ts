@@ -1,10 +1,25 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { EmbeddedStatus } from '../../preload/contract.js';
+
+/**
+ * The admin token a user's relay wrote on its first start (`<dataDir>/admin.token`), read from its
+ * config; undefined when there is none to read.
+ */
+export function adminTokenOfConfig(configPath: string): string | undefined {
+  try {
+    const config = parseYaml(readFileSync(configPath, 'utf8')) as { dataDir?: unknown } | null;
+    const dataDir = typeof config?.dataDir === 'string' ? config.dataDir : './lifeline-data';
+    const dir = isAbsolute(dataDir) ? dataDir : resolve(dirname(configPath), dataDir);
+    return readFileSync(join(dir, 'admin.token'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The relay's command-line entry, shipped inside the app. */
 export const RELAY_BIN = join(dirname(createRequire(import.meta.url).resolve('@lifeline/relay/package.json')), 'bin', 'lifeline-relay.js');
@@ -14,7 +29,10 @@ export interface EmbeddedRelayOptions {
   dir: string;
   /** Run the relay on this config instead of lab VMs. */
   relayConfig?: string;
-  /** The admin token to start the relay with (kept in the keychain by the caller). */
+  /**
+   * The admin token to start the lab relay with (kept in the keychain by the caller). Not used
+   * with `relayConfig`: a relay of the user's keeps its own admin token.
+   */
   adminToken: string;
   onStatus: (status: EmbeddedStatus) => void;
   /** How to run Node scripts: `process.execPath`, with ELECTRON_RUN_AS_NODE under Electron. */
@@ -80,42 +98,56 @@ export class EmbeddedRelay {
         const line = chunk.toString().trim().split('\n').pop();
         if (line) this.options.onStatus({ state: 'starting', message: line.replace(/^lab: /, 'Lab: ') });
       });
+      child.once('error', reject);
       child.once('exit', (code) => {
         if (code !== 0) return reject(new Error(err.trim().split('\n').pop() ?? `lab up exited with ${code}`));
-        // The lab's config uses fixed ports; the embedded relay takes free ones so it never collides.
-        const labConfig = parseYaml(readFileSync(out.trim(), 'utf8')) as Record<string, unknown>;
-        const config = { ...labConfig, dataDir: join(dir, 'data'), api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 } };
-        const path = join(dir, 'embedded-relay.json');
-        writeFileSync(path, JSON.stringify(config, null, 2));
-        resolvePath(path);
+        try {
+          // The lab's config uses fixed ports; the embedded relay takes free ones so it never collides.
+          const labConfig = parseYaml(readFileSync(out.trim(), 'utf8')) as Record<string, unknown>;
+          const config = { ...labConfig, dataDir: join(dir, 'data'), api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 } };
+          const path = join(dir, 'embedded-relay.json');
+          writeFileSync(path, JSON.stringify(config, null, 2));
+          resolvePath(path);
+        } catch (error) {
+          reject(new Error(`lab up wrote no usable config: ${(error as Error).message}`));
+        }
       });
     });
   }
 
   private serve(configPath: string): Promise<string> {
     mkdirSync(this.options.dir, { recursive: true });
+    // The lab relay runs on the app's token; a relay of the user's (relayConfig) keeps its own.
+    const token = this.options.relayConfig ? {} : { LIFELINE_ADMIN_TOKEN: this.options.adminToken };
     const child = spawn(this.node.command, [RELAY_BIN, 'serve', '--config', configPath], {
-      env: { ...process.env, ...this.node.env, LIFELINE_ADMIN_TOKEN: this.options.adminToken },
+      env: { ...process.env, ...this.node.env, ...token },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
     const log = join(this.options.dir, 'relay.log');
-    writeFileSync(log, '');
+    // A stream, not a write per chunk: a full disk is an error event here, not an exception in a data handler.
+    const logFile = createWriteStream(log);
+    logFile.on('error', () => undefined);
+    child.once('exit', () => logFile.end());
     return new Promise((resolveUrl, reject) => {
       let pending = '';
       let ready = false;
+      child.once('error', (error) => reject(new Error(`the embedded relay could not start: ${error.message}`)));
       child.stdout!.on('data', (chunk: Buffer) => {
-        writeFileSync(log, chunk, { flag: 'a' });
+        logFile.write(chunk);
         if (ready) return;
         pending += chunk.toString();
         const line = pending.split('\n').find((l) => l.includes('"relay ready"'));
-        if (line) {
-          ready = true;
+        if (!line) return;
+        ready = true;
+        try {
           resolveUrl((JSON.parse(line) as { api: string }).api);
+        } catch {
+          reject(new Error(`the embedded relay printed an unreadable ready line: ${line.slice(0, 200)}`));
         }
       });
       child.stderr!.on('data', (chunk: Buffer) => {
-        writeFileSync(log, chunk, { flag: 'a' });
+        logFile.write(chunk);
         pending += chunk.toString();
       });
       child.once('exit', (code) => {
