@@ -62,8 +62,22 @@ export interface EmbeddedStatus {
   message: string;
 }
 
+/** The app's own settings the UI shows. */
+export interface DesktopSettings {
+  autoRenew: boolean;
+}
+
+export interface OpenConsoleOptions {
+  /**
+   * The fingerprint of another key the console holds, which the user agreed to replace with this
+   * app's key (that locks out whoever holds it). Without it, such a console is not re-keyed.
+   */
+  replaceKey?: string;
+}
+
 export interface DesktopApi {
   getEmbeddedStatus(): Promise<EmbeddedStatus>;
+  getSettings(): Promise<DesktopSettings>;
   listRelays(): Promise<RelayView[]>;
   addRelay(input: { name: string; url: string; token: string }): Promise<RelayView>;
   updateRelay(input: { id: string; name?: string; token?: string; endpoint?: string }): Promise<RelayView>;
@@ -75,7 +89,7 @@ export interface DesktopApi {
   listEndpoints(relayId: string): Promise<EndpointView[]>;
   createEndpoint(relayId: string, input: { name: string; ipAddress?: string; allowedSourcePrefixes?: string[] }): Promise<EndpointView>;
   deleteEndpoint(relayId: string, name: string): Promise<void>;
-  openConsole(relayId: string, vm: string, kind: ConsoleKind): Promise<TabView>;
+  openConsole(relayId: string, vm: string, kind: ConsoleKind, options?: OpenConsoleOptions): Promise<TabView>;
   reconnect(tabId: string): Promise<TabView>;
   reconnectWithNewKey(tabId: string): Promise<TabView>;
   closeTab(tabId: string): Promise<void>;
@@ -91,6 +105,7 @@ export type DesktopEvent =
 
 export const DESKTOP_API_METHODS = [
   'getEmbeddedStatus',
+  'getSettings',
   'listRelays',
   'addRelay',
   'updateRelay',

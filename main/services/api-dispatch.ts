@@ -8,6 +8,7 @@ const kind = z.enum(['serial', 'vnc']);
 /** The argument schema of every DesktopApi method: what IPC and the browser transport accept. */
 export const METHOD_ARGUMENTS = {
   getEmbeddedStatus: z.tuple([]),
+  getSettings: z.tuple([]),
   listRelays: z.tuple([]),
   addRelay: z.tuple([z.object({ name: z.string().max(100), url: z.string().min(1).max(500), token: z.string().min(1).max(600) }).strict()]),
   updateRelay: z.tuple([z.object({ id, name: z.string().max(100).optional(), token: z.string().min(1).max(600).optional(), endpoint: name.optional() }).strict()]),
@@ -19,7 +20,7 @@ export const METHOD_ARGUMENTS = {
   listEndpoints: z.tuple([id]),
   createEndpoint: z.tuple([id, z.object({ name, ipAddress: z.string().max(64).optional(), allowedSourcePrefixes: z.array(z.string().max(64)).max(256).optional() }).strict()]),
   deleteEndpoint: z.tuple([id, name]),
-  openConsole: z.tuple([id, name, kind]),
+  openConsole: z.union([z.tuple([id, name, kind]), z.tuple([id, name, kind, z.object({ replaceKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{1,64}$/).optional() }).strict()])]),
   reconnect: z.tuple([id]),
   reconnectWithNewKey: z.tuple([id]),
   closeTab: z.tuple([id]),

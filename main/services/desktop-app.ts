@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DesktopService } from './desktop-service.js';
-import { EmbeddedRelay, newAdminToken } from './embedded-relay.js';
+import { adminTokenOfConfig, EmbeddedRelay, newAdminToken } from './embedded-relay.js';
+import { acquireInstanceLock } from './instance-lock.js';
 import { OsKeychain, tokenAccount, type Keychain } from './keychain.js';
 import { SettingsFile } from './settings.js';
 
@@ -34,6 +35,8 @@ export function appRoot(): string {
  * background (its progress goes to the UI as `embeddedStatus` events).
  */
 export async function startDesktop(options: DesktopAppOptions): Promise<{ service: DesktopService; ready: Promise<void>; close: () => Promise<void> }> {
+  // One app per data folder: a second one would start a second relay on the same store and VMs.
+  const releaseLock = acquireInstanceLock(options.dataDir);
   const keychain = options.keychain ?? new OsKeychain();
   const settings = new SettingsFile(join(options.dataDir, 'settings.json'));
   const service = new DesktopService(keychain, settings);
@@ -42,7 +45,8 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
   const ready = (async () => {
     if (options.embedded === false) return;
     const known = settings.get().relays.find((r) => r.embedded);
-    const adminToken = (known && (await keychain.get(tokenAccount(known.id)))) ?? newAdminToken();
+    const keptToken = known ? await keychain.get(tokenAccount(known.id)) : undefined;
+    const adminToken = keptToken ?? newAdminToken();
     embedded = new EmbeddedRelay({
       dir: join(options.dataDir, 'embedded'),
       relayConfig: options.relayConfig,
@@ -55,7 +59,22 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
     });
     try {
       const url = await embedded.start();
-      if (url) await service.registerRelay({ name: 'This computer', url, token: adminToken, embedded: true });
+      if (!url) return;
+      if (!options.relayConfig) {
+        await service.registerRelay({ name: 'This computer', url, token: adminToken, embedded: true });
+        return;
+      }
+      // A relay of the user's keeps its admin token: use the one we kept, the one it wrote, or the environment's.
+      const candidates = [keptToken, adminTokenOfConfig(options.relayConfig), process.env.LIFELINE_ADMIN_TOKEN];
+      for (const token of new Set(candidates.filter((t): t is string => Boolean(t)))) {
+        try {
+          await service.registerRelay({ name: 'This computer', url, token, embedded: true });
+          return;
+        } catch {
+          // Try the next one.
+        }
+      }
+      throw new Error(`the relay runs at ${url}, but no admin token for it was found: none in the keychain, in its <dataDir>/admin.token or in LIFELINE_ADMIN_TOKEN. Add it as a relay with its token.`);
     } catch (error) {
       service.setEmbeddedStatus({ state: 'failed', message: `The embedded relay failed: ${(error as Error).message}` });
     }
@@ -66,8 +85,12 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
     ready,
     close: async () => {
       await ready.catch(() => undefined);
-      await service.close();
-      await embedded?.stop();
+      try {
+        await service.close();
+        await embedded?.stop();
+      } finally {
+        releaseLock();
+      }
     },
   };
 }

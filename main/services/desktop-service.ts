@@ -2,12 +2,24 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { ConsoleResource } from '@lifeline/relay/client';
-import type { ConsoleKind, DesktopApi, DesktopEvent, EmbeddedStatus, EndpointView, RelayView, TabView, VmView } from '../../preload/contract.js';
+import type { ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, OpenConsoleOptions, RelayView, TabView, VmView } from '../../preload/contract.js';
 import { ConsoleConnection } from './console-connection.js';
 import { keyAccount, tokenAccount, type Keychain } from './keychain.js';
 import { RelayApi, RelayApiError } from './relay-api.js';
 import type { RelayRecord, SettingsFile } from './settings.js';
 import { describePrivateKey, generateKeyPair, type KeyPair } from './ssh-keys.js';
+
+/** The console holds a key this app does not have; re-keying it needs the user's say-so. */
+export class KeyConflictError extends Error {
+  override name = 'KeyConflictError';
+
+  constructor(
+    readonly vm: string,
+    readonly keyFingerprint: string,
+  ) {
+    super(`The console of ${vm} holds another key (${keyFingerprint}), not this app's. Opening it replaces that key and locks out whoever holds it; confirm to replace it.`);
+  }
+}
 
 /** Renew when less than this share of the console's lifetime is left (and at least this long before expiry). */
 const RENEW_AT_REMAINING_SHARE = 0.25;
@@ -47,6 +59,10 @@ export class DesktopService implements DesktopApi {
 
   async getEmbeddedStatus(): Promise<EmbeddedStatus> {
     return this.embeddedStatus;
+  }
+
+  async getSettings(): Promise<DesktopSettings> {
+    return { autoRenew: this.settings.get().autoRenew };
   }
 
   // --- relays -------------------------------------------------------------------------
@@ -197,11 +213,16 @@ export class DesktopService implements DesktopApi {
     return this.vmAfter(relayId, vm);
   }
 
-  /** Makes the console usable with our key: creates it, enables it, renews it or re-keys it as needed. */
-  private async readyConsole(api: RelayApi, vm: string, key: KeyPair, ttlMs: number): Promise<ConsoleResource> {
+  /**
+   * Makes the console usable with our key: creates it, enables it or renews it as needed. A
+   * console holding another key is re-keyed only when the user agreed to replace exactly that key
+   * (`replaceKey`): re-keying locks out whoever holds it.
+   */
+  private async readyConsole(api: RelayApi, vm: string, key: KeyPair, ttlMs: number, replaceKey?: string): Promise<ConsoleResource> {
     const current = await api.console(vm);
     const keyData = key.publicKey;
     if (!current) return api.putConsole(vm, { enabled: true, sshPublicKey: { keyData } });
+    if (current.keyFingerprint !== key.fingerprint && current.keyFingerprint !== replaceKey) throw new KeyConflictError(vm, current.keyFingerprint);
     const remaining = Date.parse(current.expiration) - this.now();
     const change: { enabled?: boolean; sshPublicKey?: { keyData: string }; expiration?: string } = {};
     if (!current.enabled) change.enabled = true;
@@ -277,11 +298,11 @@ export class DesktopService implements DesktopApi {
     }
   }
 
-  async openConsole(relayId: string, vm: string, kind: ConsoleKind): Promise<TabView> {
+  async openConsole(relayId: string, vm: string, kind: ConsoleKind, options: OpenConsoleOptions = {}): Promise<TabView> {
     const api = await this.api(relayId);
     const key = await this.keyFor(relayId, vm);
     const ttlMs = await this.defaultTtlMs(api);
-    const console = await this.readyConsole(api, vm, key, ttlMs);
+    const console = await this.readyConsole(api, vm, key, ttlMs, options.replaceKey);
     const connection = await this.connect(relayId, vm, kind, key, console);
     return this.attach(randomUUID(), relayId, vm, kind, connection, console, ttlMs);
   }
@@ -304,15 +325,24 @@ export class DesktopService implements DesktopApi {
   }
 
   /**
-   * One click: a new key, the console re-keyed to it (the relay closes the old session), the
-   * new key stored in place of the old one, and the tab connected again.
+   * One click: a new key, stored in place of the old one first, then the console re-keyed to it
+   * (the relay closes the old session), and the tab connected again. If the relay refuses the new
+   * key, the old one goes back into the keychain: at no point does the console hold a key nobody has.
    */
   async reconnectWithNewKey(tabId: string): Promise<TabView> {
     const { view } = this.tab(tabId);
     const api = await this.api(view.relayId);
     const fresh = generateKeyPair();
-    const console = await api.patchConsole(view.vm, { enabled: true, sshPublicKey: { keyData: fresh.publicKey } });
-    await this.keychain.set(keyAccount(view.relayId, view.vm), fresh.privateKey);
+    const account = keyAccount(view.relayId, view.vm);
+    const previousKey = await this.keychain.get(account);
+    await this.keychain.set(account, fresh.privateKey);
+    let console: ConsoleResource;
+    try {
+      console = await api.patchConsole(view.vm, { enabled: true, sshPublicKey: { keyData: fresh.publicKey } });
+    } catch (error) {
+      await (previousKey === undefined ? this.keychain.delete(account) : this.keychain.set(account, previousKey));
+      throw error;
+    }
     const connection = await this.connect(view.relayId, view.vm, view.kind, fresh, console);
     const previous = this.tab(tabId).connection;
     const next = this.attach(tabId, view.relayId, view.vm, view.kind, connection, console, await this.defaultTtlMs(api));

@@ -1,5 +1,5 @@
 import type { DesktopBridge, DesktopEvent, RelayView, TabView, VmView } from '../../preload/contract.js';
-import { button, checkbox, element } from './dom.js';
+import { button, checkbox, confirmDialog, element } from './dom.js';
 import { SerialTab } from './serial-tab.js';
 import { VncTab } from './vnc-tab.js';
 
@@ -42,18 +42,18 @@ export class App {
   ) {}
 
   async start(): Promise<void> {
-    this.render();
+    this.render((await this.bridge.api.getSettings()).autoRenew);
     this.bridge.onEvent((event) => this.onEvent(event));
     this.showEmbedded(await this.bridge.api.getEmbeddedStatus());
     await this.refresh();
     setInterval(() => void this.refresh(), 5000);
   }
 
-  private render(): void {
+  private render(autoRenew: boolean): void {
     const addForm = this.addRelayForm();
     this.filter.addEventListener('input', () => this.renderVms());
     this.root.append(
-      element('header', {}, element('h1', {}, 'Lifeline'), this.embedded, checkbox('Auto-renew open consoles', true, (on) => void this.bridge.api.setAutoRenew(on))),
+      element('header', {}, element('h1', {}, 'Lifeline'), this.embedded, checkbox('Auto-renew open consoles', autoRenew, (on) => void this.run(() => this.bridge.api.setAutoRenew(on)))),
       this.notice,
       element('main', {},
         element('aside', {},
@@ -256,8 +256,19 @@ export class App {
   private async open(vm: VmView, kind: 'serial' | 'vnc'): Promise<void> {
     const existing = [...this.tabs.values()].find((t) => t.view.vm === vm.name && t.view.relayId === vm.relayId && t.view.kind === kind);
     if (existing) return this.select(existing);
+    // A console with someone else's key: replacing it locks them out, so ask, naming the key.
+    let replaceKey: string | undefined;
+    if (vm.console.state !== 'none' && !vm.console.ownKey && vm.console.keyFingerprint) {
+      const replace = await confirmDialog(
+        'Replace console key?',
+        `The console of ${vm.name} holds another key (${vm.console.keyFingerprint}), not this app's. Opening it replaces that key with this app's: whoever holds ${vm.console.keyFingerprint} loses access and their open session is closed.`,
+        'Replace key and open',
+      );
+      if (!replace) return;
+      replaceKey = vm.console.keyFingerprint;
+    }
     this.say(`Opening the ${kind === 'serial' ? 'serial' : 'VNC'} console of ${vm.name}…`);
-    const view = await this.run(() => this.bridge.api.openConsole(vm.relayId, vm.name, kind));
+    const view = await this.run(() => this.bridge.api.openConsole(vm.relayId, vm.name, kind, replaceKey ? { replaceKey } : {}));
     if (!view) return;
     const content = kind === 'serial' ? new SerialTab(this.bridge, view) : new VncTab(this.bridge);
     const banner = element('div', { class: 'banner', role: 'alert' });

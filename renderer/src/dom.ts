@@ -27,3 +27,28 @@ export function element<K extends keyof HTMLElementTagNameMap>(tag: K, attribute
   node.append(...children);
   return node;
 }
+
+/** A modal question with the action spelled out on its button; resolves true only when that button is pressed. */
+export function confirmDialog(title: string, message: string, confirmLabel: string): Promise<boolean> {
+  const dialog = element('dialog', { class: 'confirm', 'aria-label': title });
+  const heading = element('h2', {}, title);
+  const text = element('p', {}, message);
+  return new Promise((resolve) => {
+    const done = (answer: boolean): void => {
+      dialog.close();
+      dialog.remove();
+      resolve(answer);
+    };
+    const cancel = button('Cancel', () => done(false));
+    const confirm = button(confirmLabel, () => done(true));
+    confirm.classList.add('danger');
+    dialog.append(heading, text, element('div', { class: 'dialog-actions' }, cancel, confirm));
+    dialog.addEventListener('cancel', (event) => {
+      event.preventDefault();
+      done(false);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    cancel.focus();
+  });
+}

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import keytar from 'keytar';
@@ -119,6 +120,39 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
     }, 10_000, 'a later expiration');
     assert.ok(Date.parse(after) > Date.parse(before));
     await waitUntil(async () => (await vmRow('lab-1').locator('.expires').getAttribute('data-expires')) === after, 10_000, 'the list to show the new expiration');
+  });
+
+  test('"Open serial console" on a console holding someone else\'s key asks first, naming the key', async () => {
+    // Someone else puts their key on lab-2's console.
+    const keyData = execFileSync('sh', ['-c', `ssh-keygen -q -t ed25519 -N '' -f ${join(tmp.path, 'theirs')} && cat ${join(tmp.path, 'theirs')}.pub`], { encoding: 'utf8' }).trim();
+    const put = await relayApi('PUT', '/v1/virtualMachines/lab-2/console', { enabled: true, sshPublicKey: { keyData } });
+    await waitUntil(async () => ((await vmRow('lab-2').textContent()) ?? '').includes(put.keyFingerprint), 15_000, 'the list to show their key');
+    await vmRow('lab-2').getByRole('button', { name: 'Open serial console' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Replace console key?' });
+    await dialog.waitFor();
+    assert.ok(((await dialog.textContent()) ?? '').includes(put.keyFingerprint), 'the dialog names the key it replaces');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal((await relayApi('GET', '/v1/virtualMachines/lab-2/console')).keyFingerprint, put.keyFingerprint, 'cancel changes nothing');
+    assert.equal(await page.getByRole('tab', { name: 'lab-2 — serial' }).count(), 0);
+    await vmRow('lab-2').getByRole('button', { name: 'Open serial console' }).click();
+    await dialog.getByRole('button', { name: 'Replace key and open' }).click();
+    await page.getByRole('tab', { name: 'lab-2 — serial' }).waitFor({ timeout: 30_000 });
+    assert.notEqual((await relayApi('GET', '/v1/virtualMachines/lab-2/console')).keyFingerprint, put.keyFingerprint);
+  });
+
+  test('after a reload the auto-renew checkbox shows the saved setting and the old page\'s sessions are closed', async () => {
+    const box = page.getByRole('checkbox', { name: 'Auto-renew open consoles' });
+    assert.equal(await box.isChecked(), true);
+    await box.uncheck();
+    assert.ok(((await relayApi('GET', '/v1/sessions')).value as unknown[]).length > 0, 'tabs are open before the reload');
+    await page.reload();
+    // The reloaded page has no tabs: main closed the old page's sessions instead of renewing them for nobody.
+    await waitUntil(async () => ((await relayApi('GET', '/v1/sessions')).value as unknown[]).length === 0, 10_000, 'the old page\'s sessions to close');
+    await page.getByRole('checkbox', { name: 'Auto-renew open consoles' }).waitFor();
+    await waitUntil(async () => (await vmRow('lab-1').count()) > 0, 30_000, 'the app after the reload');
+    assert.equal(await page.getByRole('checkbox', { name: 'Auto-renew open consoles' }).isChecked(), false);
+    await page.getByRole('checkbox', { name: 'Auto-renew open consoles' }).check();
   });
 
   test('a wrong relay token gets a clear message', async () => {

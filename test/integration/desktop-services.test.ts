@@ -3,7 +3,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import keytar from 'keytar';
+import { MessageChannel } from 'node:worker_threads';
+import type { StreamMessage } from '../../preload/contract.js';
+import { startDesktop } from '../../main/services/desktop-app.js';
 import { DesktopService } from '../../main/services/desktop-service.js';
+import { generateKeyPair } from '../../main/services/ssh-keys.js';
+import { bridgeStream } from '../../main/services/stream-bridge.js';
 import { OsKeychain } from '../../main/services/keychain.js';
 import { SettingsFile } from '../../main/services/settings.js';
 import { runCleanups } from '../helpers/cleanup.js';
@@ -31,8 +36,9 @@ describe('desktop main-process services against the real relay and keychain', ()
     relayId = view.id;
   });
 
+  // Only this test's own entries are removed (a developer's real keychain may hold others).
   after(() => runCleanups([() => service?.close(), async () => {
-    for (const c of await keytar.findCredentials('lifeline')) await keytar.deletePassword('lifeline', c.account);
+    for (const c of await keytar.findCredentials('lifeline')) if (relayId && c.account.includes(relayId)) await keytar.deletePassword('lifeline', c.account);
   }, () => relay?.stop(), () => lab?.down(), tmp.dispose]));
 
   test('adding a relay pins its host key and keeps the token only in the keychain', async () => {
@@ -53,10 +59,13 @@ describe('desktop main-process services against the real relay and keychain', ()
     await assert.rejects(service.updateRelay({ id: relayId, endpoint: 'nowhere' }), /has no private endpoint "nowhere"/);
   });
 
-  test('auto-renew keeps an open console from expiring (8 s lifetime)', async () => {
+  test('auto-renew keeps an open console from expiring (8 s lifetime)', async (t) => {
     const tab = await service.openConsole(relayId, 'lab-1', 'serial');
-    // What a transport does with the tab's stream: read it.
-    service.stream(tab.streamId)!.resume();
+    // What a transport does with the tab's stream: bridge it to a renderer port that acknowledges what it reads.
+    const { port1, port2 } = new MessageChannel();
+    port2.on('message', (message: StreamMessage) => message.type === 'data' && port2.postMessage({ type: 'ack', bytes: message.data.byteLength }));
+    bridgeStream(service.stream(tab.streamId)!, { send: (m) => port1.postMessage(m), onMessage: (l) => void port1.on('message', l), onClose: (l) => void port1.on('close', l), close: () => port1.close() });
+    t.after(() => port2.close());
     const firstExpiration = Date.parse(tab.expiresAt);
     let closedReason: string | undefined;
     service.events.on('event', (event) => {
@@ -98,6 +107,57 @@ describe('desktop main-process services against the real relay and keychain', ()
     }
   });
 
+  test('the auto-renew setting is read back as saved', async () => {
+    await service.setAutoRenew(false);
+    assert.deepEqual(await service.getSettings(), { autoRenew: false });
+    assert.deepEqual(await new DesktopService(new OsKeychain(), new SettingsFile(settingsPath)).getSettings(), { autoRenew: false });
+    await service.setAutoRenew(true);
+    assert.deepEqual(await service.getSettings(), { autoRenew: true });
+  });
+
+  test('a console holding someone else\'s key is not re-keyed without the user naming that key', async () => {
+    const tab = await service.openConsole(relayId, 'lab-1', 'serial');
+    await service.closeTab(tab.id);
+    // Someone else takes the console with their key.
+    const theirs = generateKeyPair();
+    const taken = (await relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { sshPublicKey: { keyData: theirs.publicKey } })).body;
+    await assert.rejects(service.openConsole(relayId, 'lab-1', 'serial'), (error: Error) => {
+      assert.equal(error.name, 'KeyConflictError');
+      assert.ok(error.message.includes(theirs.fingerprint), error.message);
+      return true;
+    });
+    await assert.rejects(service.openConsole(relayId, 'lab-1', 'serial', { replaceKey: 'SHA256:someOtherKeyThanTheirs' }), /holds another key/);
+    assert.equal((await relay.api('GET', '/v1/virtualMachines/lab-1/console')).body.keyFingerprint, taken.keyFingerprint, 'their key is still on the console');
+    // Confirmed for exactly their key: replaced by ours.
+    const confirmed = await service.openConsole(relayId, 'lab-1', 'serial', { replaceKey: theirs.fingerprint });
+    assert.notEqual(confirmed.keyFingerprint, theirs.fingerprint);
+    await service.closeTab(confirmed.id);
+  });
+
+  test('key rotation stores the new key before the console changes and rolls back when the relay refuses it', async () => {
+    const account = `key:${relayId}:lab-1`;
+    // The keychain fails: the console keeps the key we still have.
+    const failing = new (class extends OsKeychain {
+      override async set(): Promise<void> {
+        throw new Error('the keychain is locked');
+      }
+    })();
+    const locked = new DesktopService(failing, new SettingsFile(settingsPath));
+    const tab = await locked.openConsole(relayId, 'lab-1', 'serial');
+    const before = (await relay.api('GET', '/v1/virtualMachines/lab-1/console')).body.keyFingerprint;
+    await assert.rejects(locked.reconnectWithNewKey(tab.id), /the keychain is locked/);
+    assert.equal((await relay.api('GET', '/v1/virtualMachines/lab-1/console')).body.keyFingerprint, before, 'the console was not re-keyed');
+    await locked.close();
+
+    // The relay refuses the new key (the console was deleted meanwhile): the old key goes back into the keychain.
+    const open = await service.openConsole(relayId, 'lab-1', 'serial');
+    const oldKey = await keytar.getPassword('lifeline', account);
+    assert.equal((await relay.api('DELETE', '/v1/virtualMachines/lab-1/console')).status, 204);
+    await assert.rejects(service.reconnectWithNewKey(open.id), /console/i);
+    assert.equal(await keytar.getPassword('lifeline', account), oldKey, 'the previous key is back');
+    await service.closeTab(open.id);
+  });
+
   test('deleting a console removes its key from the keychain; removing the relay removes its secrets', async () => {
     const tab = await service.openConsole(relayId, 'lab-1', 'serial');
     await service.closeTab(tab.id);
@@ -109,5 +169,30 @@ describe('desktop main-process services against the real relay and keychain', ()
     await service.removeRelay(relayId);
     const left = (await keytar.findCredentials('lifeline')).map((c) => c.account).filter((a) => a.includes(relayId));
     assert.deepEqual(left, []);
+  });
+});
+
+describe('the app on a relay config of the user\'s (--relay-config)', () => {
+  const tmp = tempDir('own-relay');
+  after(() => tmp.dispose());
+
+  test('that relay keeps its own admin token: the one in its admin.token still works', async () => {
+    const dataDir = join(tmp.path, 'relay-data');
+    const configPath = join(tmp.path, 'relay.json');
+    writeFileSync(configPath, JSON.stringify({ dataDir: './relay-data', api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'vm1', vnc: join(tmp.path, 'absent.sock') }] }));
+    const first = await startRelay(configPath, dataDir);
+    await first.stop();
+    const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+    const desktop = await startDesktop({ dataDir: join(tmp.path, 'app'), relayConfig: configPath, log: () => undefined });
+    try {
+      await desktop.ready;
+      const [view] = await desktop.service.listRelays();
+      assert.equal(view?.status, 'ok', JSON.stringify(view));
+      const check = await fetch(`${view!.url}/v1/relay`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(check.status, 200, 'the token in admin.token was not replaced');
+    } finally {
+      await desktop.close();
+      for (const c of await keytar.findCredentials('lifeline')) if (c.account.startsWith('token:') && (await keytar.getPassword('lifeline', c.account)) === token) await keytar.deletePassword('lifeline', c.account);
+    }
   });
 });
