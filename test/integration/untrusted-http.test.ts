@@ -14,7 +14,7 @@ import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /** Cases per listener: a bounded number in CI; `LIFELINE_FUZZ_RUNS` runs more. */
-const RUNS = Number(process.env.LIFELINE_FUZZ_RUNS ?? 150);
+const RUNS = Number(process.env.LIFELINE_FUZZ_RUNS ?? 500);
 
 const methods = fc.oneof(fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'BREW'), fc.string({ maxLength: 8 }));
 const pathPieces = fc.oneof(
@@ -75,7 +75,7 @@ describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
     serial = await startFakeConsole(join(tmp.path, 'serial.sock'), 0);
     const dataDir = join(tmp.path, 'data');
     const configPath = join(tmp.path, 'relay.json');
-    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'fuzz-vm', serial: serial.path, vnc: join(tmp.path, 'vnc.sock') }] }));
+    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0, tokenTtl: '90s' }, virtualMachines: [{ name: 'fuzz-vm', serial: serial.path, vnc: join(tmp.path, 'vnc.sock') }] }));
     relay = await startRelay(configPath, dataDir);
     apiPort = Number(new URL(relay.apiUrl).port);
     vncPort = (await relay.api('GET', '/v1/privateEndpoints/default')).body.vncPort;
@@ -105,6 +105,13 @@ describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
       const response = await rawRequest(vncPort, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
       assert.ok([400, 403, 404].includes(response.status), `${path}: ${response.status}`);
     }
+    // The token page and the WebSocket refusal say the configured vnc.tokenTtl (90 s here), not always 60 s.
+    const expired = await fetch(`http://127.0.0.1:${vncPort}/?token=not-a-token`);
+    assert.equal(expired.status, 403);
+    assert.match(await expired.text(), /older than 90 seconds/);
+    const refused = await rawRequest(vncPort, 'GET /?token=not-a-token HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    assert.equal(refused.status, 403);
+    assert.match(refused.body, /expired \(90 seconds\)/);
     const badUrl = await rawRequest(apiPort, 'GET /v1/virtualMachines/%ff HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n\r\n');
     assert.equal(badUrl.status, 400);
     assert.equal(JSON.parse(badUrl.body).error.code, 'InvalidUrl');
