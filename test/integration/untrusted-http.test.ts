@@ -118,6 +118,10 @@ describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
     const longName = await relay.api('GET', `/v1/virtualMachines/${'v'.repeat(150)}`);
     assert.equal(longName.status, 414);
     assert.equal(longName.body.error.code, 'UriTooLong');
+    // Found by this suite's fuzzing: Node answered a missing Host header itself, with an empty chunked body.
+    const noHost = await rawRequest(apiPort, 'GET / HTTP/1.1\r\n\r\n');
+    assert.equal(noHost.status, 400);
+    assert.equal(JSON.parse(noHost.body).error.code, 'MalformedRequest');
     const malformed = await rawRequest(apiPort, 'GET /v1/relay HTTP/1.1\r\nBad Header\r\n\r\n');
     assert.equal(malformed.status, 400);
     assert.equal(JSON.parse(malformed.body).error.code, 'MalformedRequest');

@@ -113,7 +113,9 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       if (socket.writable) socket.write(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
       socket.destroy();
     },
-    ...(deps.https ? { https: deps.https } : {}),
+    // Node would answer a missing Host header itself, with an empty body; the hook below answers it in our shape.
+    http: { requireHostHeader: false },
+    ...(deps.https ? { https: { ...deps.https, requireHostHeader: false } } : {}),
   }) as unknown as FastifyInstance;
 
   // JSON only: Fastify would otherwise hand text/plain bodies to the JSON schemas as strings.
@@ -150,6 +152,12 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: { code: 'NotFound', message: `no such API route: ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}` } }),
   );
+
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && !request.headers.host) {
+      throw new RelayError(400, 'MalformedRequest', 'an HTTP/1.1 request needs a Host header');
+    }
+  });
 
   // While the relay shuts down, new requests get a 503 in the documented shape (and the connection is not kept).
   let closing = false;
