@@ -34,7 +34,7 @@ describe('a console change while a VNC WebSocket waits for the VM\'s screen', ()
   let port: number;
   let keyA: KeyPair;
   let keyB: KeyPair;
-  let opening: Array<() => void> = [];
+  const opening: Array<() => void> = [];
   let opened = 0;
 
   before(async () => {

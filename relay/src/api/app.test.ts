@@ -23,17 +23,18 @@ test('a request that arrives while the relay shuts down gets a 503 in the docume
   const request = 'GET /v1/virtualMachines HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer llt_0123456789abcdefghij\r\n\r\n';
   let received = '';
   let duringClose = '';
-  let socket: ReturnType<typeof connect> | undefined;
+  const client: { socket?: ReturnType<typeof connect> } = {};
   // Sent on a kept-alive connection after close() began and before the listener stops.
   app.addHook('preClose', async () => {
     received = '';
-    socket!.write(request);
+    client.socket!.write(request);
     const deadline = Date.now() + 3000;
     while (!received.includes('}}') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     duringClose = received;
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  socket = connect({ host: '127.0.0.1', port: (app.server.address() as { port: number }).port });
+  const socket = connect({ host: '127.0.0.1', port: (app.server.address() as { port: number }).port });
+  client.socket = socket;
   socket.on('data', (data: Buffer) => (received += data.toString()));
   socket.on('error', () => undefined);
   socket.write(request);
