@@ -261,7 +261,11 @@ export class App {
     if (vm.console.state !== 'none' && !vm.console.ownKey && vm.console.keyFingerprint) {
       const replace = await confirmDialog(
         'Replace console key?',
-        `The console of ${vm.name} holds another key (${vm.console.keyFingerprint}), not this app's. Opening it replaces that key with this app's: whoever holds ${vm.console.keyFingerprint} loses access and their open session is closed.`,
+        [
+          `The console of ${vm.name} holds another key, not this app's:`,
+          element('code', { class: 'key-fingerprint' }, vm.console.keyFingerprint),
+          'Opening it replaces that key with this app\'s. Whoever holds it loses access, and their open session is closed.',
+        ],
         'Replace key and open',
       );
       if (!replace) return;

@@ -29,10 +29,10 @@ export function element<K extends keyof HTMLElementTagNameMap>(tag: K, attribute
 }
 
 /** A modal question with the action spelled out on its button; resolves true only when that button is pressed. */
-export function confirmDialog(title: string, message: string, confirmLabel: string): Promise<boolean> {
+export function confirmDialog(title: string, message: Array<Node | string>, confirmLabel: string): Promise<boolean> {
   const dialog = element('dialog', { class: 'confirm', 'aria-label': title });
   const heading = element('h2', {}, title);
-  const text = element('p', {}, message);
+  const text = element('p', {}, ...message);
   return new Promise((resolve) => {
     const done = (answer: boolean): void => {
       dialog.close();
