@@ -106,4 +106,19 @@ describe('the stream bridge between a console connection and a renderer port', (
     await waitUntil(() => next.closed(), 5000, 'a close message');
     again2.close();
   });
+
+  test('a second error on the ssh2 connection is handled, not an uncaught exception in main', async () => {
+    const key = generateKeyPair();
+    const created = (await relay.api('PUT', '/v1/virtualMachines/vm1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } })).body;
+    const info = (await relay.api('GET', '/v1/relay')).body;
+    const second = await ConsoleConnection.open({ host: '127.0.0.1', port: relay.sshPort, accessId: created.virtualMachineAccessId, privateKey: key.privateKey, hostKeyFingerprint: info.sshHostKeys[0].fingerprint, kind: 'serial' });
+    const reasons: string[] = [];
+    second.on('closed', (reason: string) => reasons.push(reason));
+    // What ssh2 does when a connection fails twice (a socket error, then a protocol error on the rest).
+    const client = (second as unknown as { client: { emit(event: string, error: Error): boolean } }).client;
+    client.emit('error', new Error('read ECONNRESET'));
+    client.emit('error', new Error('bad packet length'));
+    assert.deepEqual(reasons, ['connection error: read ECONNRESET']);
+    assert.equal(second.closed, true);
+  });
 });
