@@ -4,8 +4,9 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import ssh2 from 'ssh2';
+import type ssh2 from 'ssh2';
 import { generateKey } from '../helpers/openssh.js';
+import { openSsh2Shell } from '../helpers/ssh2-shell.js';
 import { rssKiB } from '../helpers/proc.js';
 import { startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
@@ -55,15 +56,13 @@ describe('backpressure on the serial byte path', () => {
     const configPath = join(tmp.path, 'relay.json');
     writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, virtualMachines: [{ name: 'flood', serial: socketPath }] }));
     const relay = await startRelay(configPath, dataDir);
-    const client = new ssh2.Client();
+    let client: ssh2.Client | undefined;
     try {
       const key = generateKey(tmp.path, 'key');
       const created = await relay.api('PUT', '/v1/virtualMachines/flood/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
-      const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => {
-        client.on('ready', () => client.shell({ term: 'xterm' }, (error, channel) => (error ? reject(error) : resolve(channel))));
-        client.on('error', reject);
-        client.connect({ host: '127.0.0.1', port: relay.sshPort, username: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) });
-      });
+      const opened = await openSsh2Shell({ port: relay.sshPort, user: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) });
+      client = opened.client;
+      const stream = opened.shell;
       let received = 0;
       stream.on('data', (data: Buffer) => (received += data.length));
       await waitUntil(() => received > 4 * 1024 * 1024, 20_000, 'the flood to reach the client');
@@ -86,7 +85,7 @@ describe('backpressure on the serial byte path', () => {
       await waitUntil(() => received - receivedBefore > 8 * 1024 * 1024, 20_000, 'the flood to resume');
       assert.ok(chardev.written() > writtenAtPause + grewBy);
     } finally {
-      client.end();
+      client?.end();
       await relay.stop();
       chardev.close();
     }
@@ -109,15 +108,13 @@ describe('backpressure on the serial byte path', () => {
     const configPath = join(tmp.path, 'relay-stuck.json');
     writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, virtualMachines: [{ name: 'stuck', serial: socketPath }] }));
     const relay = await startRelay(configPath, dataDir);
-    const client = new ssh2.Client();
+    let client: ssh2.Client | undefined;
     try {
       const key = generateKey(tmp.path, 'key-stuck');
       const created = await relay.api('PUT', '/v1/virtualMachines/stuck/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
-      const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => {
-        client.on('ready', () => client.shell({ term: 'xterm' }, (error, channel) => (error ? reject(error) : resolve(channel))));
-        client.on('error', reject);
-        client.connect({ host: '127.0.0.1', port: relay.sshPort, username: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) });
-      });
+      const opened = await openSsh2Shell({ port: relay.sshPort, user: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) });
+      client = opened.client;
+      const stream = opened.shell;
       let output = '';
       stream.on('data', (data: Buffer) => (output += data.toString('latin1')));
       // More input than the socket buffers hold: the relay stops reading the client and waits for drain.
@@ -130,7 +127,7 @@ describe('backpressure on the serial byte path', () => {
       stream.write('\rmarker-after-reconnect\r');
       await waitUntil(() => output.includes('marker-after-reconnect'), 20_000, 'input to flow to the VM again');
     } finally {
-      client.end();
+      client?.end();
       await relay.stop();
       for (const peer of peers) peer.destroy();
       chardev.close();

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import ssh2 from 'ssh2';
 import { startFakeConsole } from '../bench/fake-console.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { generateKey } from '../helpers/openssh.js';
+import { openSsh2Shell } from '../helpers/ssh2-shell.js';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -27,18 +27,10 @@ test('a bug that escapes every handler is logged, sessions are told why, and the
   relay = await startRelay(configPath, dataDir, {}, ['--import', inject]);
   const key = generateKey(tmp.path, 'key');
   const created = await relay.api('PUT', '/v1/virtualMachines/vm1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
-  const client = new ssh2.Client();
+  const { client, shell } = await openSsh2Shell({ port: relay.sshPort, user: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) });
   cleanups.push(() => client.end());
   let output = '';
-  await new Promise<void>((resolve, reject) => {
-    client.on('ready', () => client.shell({ term: 'xterm' }, (error, stream) => {
-      if (error) return reject(error);
-      stream.on('data', (data: Buffer) => (output += data.toString()));
-      resolve();
-    }));
-    client.on('error', reject);
-    client.connect({ host: '127.0.0.1', port: relay!.sshPort, username: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) });
-  });
+  shell.on('data', (data: Buffer) => (output += data.toString()));
   writeFileSync(trigger, '');
   const code = await new Promise<number | null>((resolve) => relay!.child.once('exit', (exitCode) => resolve(exitCode)));
   assert.equal(code, 1);

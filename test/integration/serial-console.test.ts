@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
 import { startLab, type Lab } from '../helpers/lab.js';
 import { generateKey, OpenSshSession, sshOnce, type KeyPair } from '../helpers/openssh.js';
+import { openSsh2Shell } from '../helpers/ssh2-shell.js';
 import { startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -124,13 +125,8 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
 
   /** An ssh2 client with one shell open: for what OpenSSH cannot do on cue (a second channel, input at an exact moment). */
   async function ssh2Shell(user: string, key: KeyPair): Promise<{ client: ssh2.Client; shell: ssh2.ClientChannel; output: () => string }> {
-    const client = new ssh2.Client();
+    const { client, shell } = await openSsh2Shell({ port: relay.sshPort, user, privateKey: readFileSync(key.privateKeyPath) });
     let output = '';
-    const shell = await new Promise<ssh2.ClientChannel>((resolve, reject) => {
-      client.on('ready', () => client.shell({ term: 'xterm' }, (error, stream) => (error ? reject(error) : resolve(stream))));
-      client.on('error', reject);
-      client.connect({ host: '127.0.0.1', port: relay.sshPort, username: user, privateKey: readFileSync(key.privateKeyPath), readyTimeout: 15_000 });
-    });
     shell.on('data', (data: Buffer) => (output += data.toString()));
     shell.write('\r');
     await waitUntil(() => PROMPT('lab-1').test(output), 30_000, 'the prompt');

@@ -3,12 +3,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import ssh2 from 'ssh2';
+import type ssh2 from 'ssh2';
 import { startFakeConsole, type FakeConsole } from '../bench/fake-console.js';
 import { startBrowserMode, type BrowserMode } from '../helpers/browser-mode.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { generateKey } from '../helpers/openssh.js';
 import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
+import { openSsh2Shell } from '../helpers/ssh2-shell.js';
 import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -82,12 +83,7 @@ describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
     // A live serial session that the flood of bad requests must leave alone.
     const key = generateKey(tmp.path, 'key');
     const created = await relay.api('PUT', '/v1/virtualMachines/fuzz-vm/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
-    client = new ssh2.Client();
-    channel = await new Promise<ssh2.ClientChannel>((resolve, reject) => {
-      client.on('ready', () => client.shell({ term: 'xterm' }, (error, stream) => (error ? reject(error) : resolve(stream))));
-      client.on('error', reject);
-      client.connect({ host: '127.0.0.1', port: relay.sshPort, username: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) });
-    });
+    ({ client, shell: channel } = await openSsh2Shell({ port: relay.sshPort, user: created.body.virtualMachineAccessId, privateKey: readFileSync(key.privateKeyPath) }));
     channel.on('data', (data: Buffer) => (received += data.toString()));
   });
 
