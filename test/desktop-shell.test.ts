@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import { applicationMenuTemplate, type MenuItemTemplate } from '../main/services/app-menu.js';
 import { acquireInstanceLock, AlreadyRunningError } from '../main/services/instance-lock.js';
 import { isRendererPage } from '../main/services/renderer-page.js';
+import { EmbeddedRelay } from '../main/services/embedded-relay.js';
 import { tempDir } from './helpers/temp.js';
 
 const tmp = tempDir('shell');
@@ -68,4 +69,19 @@ test('one app per data folder: a second lock is refused while the first holder l
   } finally {
     sleeper.kill();
   }
+});
+
+test('a relay child that misbehaves is a clear start failure, never an exception in main\'s event handlers', async () => {
+  // Stands in for `node lifeline-relay.js …`: lab up names a config that does not exist; serve prints a broken ready line.
+  const fake = join(tmp.path, 'fake-node.sh');
+  writeFileSync(fake, '#!/bin/sh\ncase "$2" in\n  lab) echo /nonexistent/relay.yaml ;;\n  serve) echo \'{"msg":"relay ready", broken\'; sleep 5 ;;\nesac\n', { mode: 0o755 });
+  const statuses: string[] = [];
+  const lab = new EmbeddedRelay({ dir: join(tmp.path, 'lab-app'), adminToken: 'llt_0123456789abcdefghij', onStatus: (s) => statuses.push(s.message), node: { command: fake, env: {} } });
+  await assert.rejects(lab.start(), /lab up wrote no usable config/);
+  await lab.stop();
+  const configPath = join(tmp.path, 'relay.json');
+  writeFileSync(configPath, '{}');
+  const serve = new EmbeddedRelay({ dir: join(tmp.path, 'serve-app'), relayConfig: configPath, adminToken: 'llt_0123456789abcdefghij', onStatus: (s) => statuses.push(s.message), node: { command: fake, env: {} } });
+  await assert.rejects(serve.start(), /unreadable ready line/);
+  await serve.stop();
 });
