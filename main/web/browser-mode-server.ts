@@ -13,6 +13,12 @@ import { webSocketEndpoint } from './websocket-endpoint.js';
 const MIME: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.html': 'text/html; charset=utf-8', '.png': 'image/png' };
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/** Answers on a raw socket (an upgrade, a malformed request) with a bodiless status and closes it. */
+function refuseSocket(socket: Duplex, status: string): void {
+  if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  else socket.destroy();
+}
+
 /** Parses a request target; undefined for anything `new URL` would throw on (`//[`). */
 function requestUrl(target: string | undefined): URL | undefined {
   try {
@@ -55,13 +61,10 @@ export class BrowserModeServer {
       try {
         this.onUpgrade(request, socket, head);
       } catch {
-        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        refuseSocket(socket, '400 Bad Request');
       }
     });
-    this.http.on('clientError', (_error, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
+    this.http.on('clientError', (_error, socket) => refuseSocket(socket, '400 Bad Request'));
   }
 
   /**
@@ -149,12 +152,12 @@ export class BrowserModeServer {
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!this.authorized(request) || !this.sameOrigin(request)) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuseSocket(socket, '403 Forbidden');
       return;
     }
     const url = requestUrl(request.url);
     if (!url) {
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuseSocket(socket, '400 Bad Request');
       return;
     }
     if (url.pathname === '/rpc') {
@@ -163,7 +166,7 @@ export class BrowserModeServer {
     }
     const stream = url.pathname.startsWith('/streams/') ? this.options.service.stream(url.pathname.slice('/streams/'.length)) : undefined;
     if (!stream) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuseSocket(socket, '404 Not Found');
       return;
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => {

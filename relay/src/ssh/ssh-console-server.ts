@@ -151,8 +151,8 @@ export class SshConsoleServer {
 
     // `ssh -L 5901:vnc:5900`: the one forward destination there is, the VM's VNC stream.
     client.on('tcpip', (accept, reject, info) => {
-      const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
       if (revoked) return reject();
+      const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
       if (info.destIP !== VNC_HOST || info.destPort !== VNC_PORT || !vm?.config.vnc || !admitted) {
         log.info({ dest: `${info.destIP.slice(0, 64)}:${info.destPort}` }, 'forward refused');
         return reject();

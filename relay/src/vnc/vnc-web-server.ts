@@ -61,8 +61,9 @@ function plainError(response: ServerResponse, status: number, message: string): 
   response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }).end(`${message}\n`);
 }
 
-/** Answers an upgrade request with a plain HTTP error, so a refused client never reaches the VM. */
+/** Answers an upgrade (or a malformed request) with a plain HTTP error, so a refused client never reaches the VM. */
 function refuseUpgrade(socket: Duplex, status: number, text: string, message: string): void {
+  if (!socket.writable) return void socket.destroy();
   const body = `${message}\n`;
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
@@ -90,10 +91,7 @@ export class VncWebServer {
     this.ttlText = describeDuration(options.tokens.ttlMs);
     this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(request, socket, head));
     // Malformed HTTP (a bad request line or header) gets a plain 400, as Node's default does.
-    this.http.on('clientError', (_error, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
+    this.http.on('clientError', (_error, socket) => refuseUpgrade(socket, 400, 'Bad Request', 'malformed HTTP request'));
     this.http.headersTimeout = 10_000;
     this.http.requestTimeout = 15_000;
   }
@@ -223,38 +221,35 @@ export class VncWebServer {
       if (reason) revoked ??= revocationMessage(reason, grant.virtualMachine);
       return revoked || !current ? undefined : current;
     };
-    const refuseRevoked = (): void => {
-      supervisor.forget(admitted);
-      refuseUpgrade(socket, 403, 'Forbidden', revoked ?? revocationMessage('deleted', grant.virtualMachine));
-    };
+    const refuseRevoked = (): void => refuseUpgrade(socket, 403, 'Forbidden', revoked ?? revocationMessage('deleted', grant.virtualMachine));
 
     const current = await stillAdmitted();
     if (!current) return refuseRevoked();
     supervisor.admit(admitted, current.expiration);
-    let vnc: VncConnection;
+    // From here, every way out but a started session forgets the connection and drops the VM's screen.
+    let vnc: VncConnection | undefined;
+    let started = false;
     try {
-      vnc = await vm.openVnc();
-    } catch (error) {
-      supervisor.forget(admitted);
-      return refuseUpgrade(socket, 503, 'Service Unavailable', (error as Error).message);
+      try {
+        vnc = await vm.openVnc();
+      } catch (error) {
+        return refuseUpgrade(socket, 503, 'Service Unavailable', (error as Error).message);
+      }
+      // Checked again after the last wait: the console may have changed while the VM's screen was opening.
+      const latest = await stillAdmitted();
+      if (socket.destroyed) return;
+      if (!latest) return refuseRevoked();
+      const opened = vnc;
+      started = true;
+      this.wss.handleUpgrade(request, socket, head, (ws) => {
+        session = this.startSession(ws, opened, admitted, log);
+      });
+    } finally {
+      if (!started) {
+        vnc?.socket.destroy();
+        supervisor.forget(admitted);
+      }
     }
-    // Checked again after the last wait: the console may have changed while the VM's screen was opening.
-    let latest: { expiration: number } | undefined;
-    try {
-      latest = await stillAdmitted();
-    } catch (error) {
-      vnc.socket.destroy();
-      supervisor.forget(admitted);
-      throw error;
-    }
-    if (!latest || socket.destroyed) {
-      vnc.socket.destroy();
-      if (socket.destroyed) return void supervisor.forget(admitted);
-      return refuseRevoked();
-    }
-    this.wss.handleUpgrade(request, socket, head, (ws) => {
-      session = this.startSession(ws, vnc, admitted, log);
-    });
   }
 
   private startSession(ws: WebSocket, vnc: VncConnection, admitted: AdmittedConnection, log: Logger): VncSession {
