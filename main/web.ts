@@ -9,6 +9,9 @@ import { appRoot, startDesktop } from './services/desktop-app.js';
 import { AlreadyRunningError } from './services/instance-lock.js';
 import { BrowserModeServer } from './web/browser-mode-server.js';
 
+// A closed terminal (SIGHUP) makes writes to it fail: that must not stop the shutdown that follows.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+
 const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }, 'relay-config': { type: 'string' }, 'data-dir': { type: 'string' } }, strict: true });
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {

@@ -62,9 +62,23 @@ export interface EmbeddedStatus {
   message: string;
 }
 
+/** Where keys and API tokens are kept this run. */
+export interface KeychainStatus {
+  /** `os`: the OS keychain. `memory`: main's memory only, for this run (no usable OS keychain). */
+  mode: 'os' | 'memory';
+  /** What the user is told, including what follows from it. */
+  message: string;
+  /** Why the OS keychain is not used (its error). */
+  cause?: string;
+}
+
+export type ThemeSetting = 'system' | 'light' | 'dark';
+
 /** The app's own settings the UI shows. */
 export interface DesktopSettings {
   autoRenew: boolean;
+  /** `system` follows the OS (prefers-color-scheme). */
+  theme: ThemeSetting;
 }
 
 export interface OpenConsoleOptions {
@@ -78,6 +92,7 @@ export interface OpenConsoleOptions {
 export interface DesktopApi {
   getEmbeddedStatus(): Promise<EmbeddedStatus>;
   getSettings(): Promise<DesktopSettings>;
+  getKeychainStatus(): Promise<KeychainStatus>;
   listRelays(): Promise<RelayView[]>;
   addRelay(input: { name: string; url: string; token: string }): Promise<RelayView>;
   updateRelay(input: { id: string; name?: string; token?: string; endpoint?: string }): Promise<RelayView>;
@@ -95,17 +110,20 @@ export interface DesktopApi {
   closeTab(tabId: string): Promise<void>;
   resizeTerminal(tabId: string, cols: number, rows: number): Promise<void>;
   setAutoRenew(enabled: boolean): Promise<void>;
+  setTheme(theme: ThemeSetting): Promise<void>;
 }
 
 /** Pushed from main to the renderer. */
 export type DesktopEvent =
   | { type: 'tabClosed'; tabId: string; reason: string }
   | { type: 'embeddedStatus'; status: EmbeddedStatus }
+  | { type: 'keychainStatus'; status: KeychainStatus }
   | { type: 'consoleRenewed'; relayId: string; vm: string; expiresAt: string };
 
 export const DESKTOP_API_METHODS = [
   'getEmbeddedStatus',
   'getSettings',
+  'getKeychainStatus',
   'listRelays',
   'addRelay',
   'updateRelay',
@@ -123,6 +141,7 @@ export const DESKTOP_API_METHODS = [
   'closeTab',
   'resizeTerminal',
   'setAutoRenew',
+  'setTheme',
 ] as const satisfies ReadonlyArray<keyof DesktopApi>;
 
 /** Every method of DesktopApi is listed above: a missing one fails type-checking here. */

@@ -16,5 +16,8 @@ const child = binary && existsSync(binary)
   ? spawn(binary, [root, ...process.argv.slice(2)], { stdio: 'inherit' })
   : (process.stderr.write('Electron is not installed here (its binary download was skipped or blocked); starting Lifeline in browser mode.\n'),
     spawn(process.execPath, [join(root, 'dist-desktop', 'main', 'web.js'), ...process.argv.slice(2)], { stdio: 'inherit' }));
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+// Ctrl-C, kill, or the terminal closing (SIGHUP): the app stops its relay and VMs; wait for it to finish.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+// Nothing to print to once the terminal is gone.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 child.on('exit', (code) => process.exit(code ?? 0));

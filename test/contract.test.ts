@@ -46,6 +46,7 @@ test('malformed calls are rejected before reaching the service', async () => {
     ['resizeTerminal', ['tab', -1, 40]],
     ['resizeTerminal', ['tab', 1e9, 40]],
     ['setAutoRenew', ['yes']],
+    ['setTheme', ['purple']],
     ['createEndpoint', ['relay-1', { name: 'ops', allowedSourcePrefixes: 'any' }]],
   ];
   for (const [method, args] of bad) {
@@ -58,6 +59,7 @@ test('malformed calls are rejected before reaching the service', async () => {
 const SAMPLE_CALLS = {
   getEmbeddedStatus: [],
   getSettings: [],
+  getKeychainStatus: [],
   listRelays: [],
   addRelay: [{ name: 'r', url: 'http://127.0.0.1:8440', token: 'llt_x' }],
   updateRelay: [{ id: 'relay-1', name: 'renamed' }],
@@ -75,6 +77,7 @@ const SAMPLE_CALLS = {
   closeTab: ['tab-1'],
   resizeTerminal: ['tab-1', 120, 40],
   setAutoRenew: [false],
+  setTheme: ['dark'],
 } satisfies Record<(typeof DESKTOP_API_METHODS)[number], unknown[]>;
 
 test("every contract method goes from the renderer's proxy through main's dispatcher to the service unchanged", async () => {

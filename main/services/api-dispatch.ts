@@ -9,6 +9,7 @@ const kind = z.enum(['serial', 'vnc']);
 export const METHOD_ARGUMENTS = {
   getEmbeddedStatus: z.tuple([]),
   getSettings: z.tuple([]),
+  getKeychainStatus: z.tuple([]),
   listRelays: z.tuple([]),
   addRelay: z.tuple([z.object({ name: z.string().max(100), url: z.string().min(1).max(500), token: z.string().min(1).max(600) }).strict()]),
   updateRelay: z.tuple([z.object({ id, name: z.string().max(100).optional(), token: z.string().min(1).max(600).optional(), endpoint: name.optional() }).strict()]),
@@ -26,6 +27,7 @@ export const METHOD_ARGUMENTS = {
   closeTab: z.tuple([id]),
   resizeTerminal: z.tuple([id, z.number().int().min(1).max(1000), z.number().int().min(1).max(1000)]),
   setAutoRenew: z.tuple([z.boolean()]),
+  setTheme: z.tuple([z.enum(['system', 'light', 'dark'])]),
 } satisfies Record<(typeof DESKTOP_API_METHODS)[number], z.ZodTypeAny>;
 
 export class InvalidCallError extends Error {

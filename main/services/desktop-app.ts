@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { DesktopService } from './desktop-service.js';
 import { adminTokenOfConfig, EmbeddedRelay, newAdminToken } from './embedded-relay.js';
 import { acquireInstanceLock } from './instance-lock.js';
-import { OsKeychain, tokenAccount, type Keychain } from './keychain.js';
+import { FallbackKeychain, OsKeychain, tokenAccount, type Keychain } from './keychain.js';
+import { embeddedFiles, reapEmbedded, startWatchdog, stopRecorded, waitForRecorded, type NodeCommand } from './leftovers.js';
 import { SettingsFile } from './settings.js';
 
 export interface DesktopAppOptions {
@@ -14,7 +15,7 @@ export interface DesktopAppOptions {
   keychain?: Keychain;
   /** Run the embedded relay (default true). */
   embedded?: boolean;
-  node?: { command: string; env: Record<string, string> };
+  node?: NodeCommand;
   log: (line: string) => void;
 }
 
@@ -37,21 +38,42 @@ export function appRoot(): string {
 export async function startDesktop(options: DesktopAppOptions): Promise<{ service: DesktopService; ready: Promise<void>; close: () => Promise<void> }> {
   // One app per data folder: a second one would start a second relay on the same store and VMs.
   const releaseLock = acquireInstanceLock(options.dataDir);
-  const keychain = options.keychain ?? new OsKeychain();
   const settings = new SettingsFile(join(options.dataDir, 'settings.json'));
+  // Without a usable OS keychain (a headless server, a locked one), secrets live in memory for this run.
+  const keychain = new FallbackKeychain(options.keychain ?? new OsKeychain(), (status) => {
+    options.log(`keychain: ${status.message}`);
+    service.setKeychainStatus(status);
+  });
   const service = new DesktopService(keychain, settings);
+  await keychain.probe();
+  service.setKeychainStatus(keychain.status);
   let embedded: EmbeddedRelay | undefined;
+  const node = options.node ?? { command: process.execPath, env: {} };
+  const embeddedDir = join(options.dataDir, 'embedded');
 
   const ready = (async () => {
     if (options.embedded === false) return;
+    try {
+      // What a previous run could not stop (it was killed with -9) goes first: its watchdog may still be at it.
+      const files = embeddedFiles(embeddedDir);
+      if (!(await waitForRecorded(files.watchdog, 20_000))) await stopRecorded(files.watchdog, 1000);
+      const leftovers = await reapEmbedded(embeddedDir, node);
+      if (leftovers.length > 0) options.log(`stopped what the previous run left running: ${leftovers.join(', ')}`);
+      startWatchdog(embeddedDir, node);
+    } catch (error) {
+      const message = `The embedded relay was not started: what the previous run left could not be stopped (${(error as Error).message}).`;
+      options.log(message);
+      service.setEmbeddedStatus({ state: 'failed', message });
+      return;
+    }
     const known = settings.get().relays.find((r) => r.embedded);
     const keptToken = known ? await keychain.get(tokenAccount(known.id)) : undefined;
     const adminToken = keptToken ?? newAdminToken();
     embedded = new EmbeddedRelay({
-      dir: join(options.dataDir, 'embedded'),
+      dir: embeddedDir,
       relayConfig: options.relayConfig,
       adminToken,
-      node: options.node,
+      node,
       onStatus: (status) => {
         service.setEmbeddedStatus(status);
         options.log(`embedded relay: ${status.message}`);
@@ -76,7 +98,9 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
       }
       throw new Error(`the relay runs at ${url}, but no admin token for it was found: none in the keychain, in its <dataDir>/admin.token or in LIFELINE_ADMIN_TOKEN. Add it as a relay with its token.`);
     } catch (error) {
-      service.setEmbeddedStatus({ state: 'failed', message: `The embedded relay failed: ${(error as Error).message}` });
+      const message = `The embedded relay failed: ${(error as Error).message}`;
+      options.log(message);
+      service.setEmbeddedStatus({ state: 'failed', message });
     }
   })();
 

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { ConsoleResource } from '@lifeline/relay/client';
-import type { ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, OpenConsoleOptions, RelayView, TabView, VmView } from '../../preload/contract.js';
+import type { ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, KeychainStatus, OpenConsoleOptions, RelayView, TabView, ThemeSetting, VmView } from '../../preload/contract.js';
 import { ConsoleConnection } from './console-connection.js';
-import { keyAccount, tokenAccount, type Keychain } from './keychain.js';
+import { keyAccount, OS_KEYCHAIN_STATUS, tokenAccount, type Keychain } from './keychain.js';
 import { RelayApi, RelayApiError } from './relay-api.js';
 import type { RelayRecord, SettingsFile } from './settings.js';
 import { describePrivateKey, generateKeyPair, type KeyPair } from './ssh-keys.js';
@@ -19,6 +19,11 @@ export class KeyConflictError extends Error {
   ) {
     super(`The console of ${vm} holds another key (${keyFingerprint}), not this app's. Opening it replaces that key and locks out whoever holds it; confirm to replace it.`);
   }
+}
+
+/** No API token is kept for a relay (removed from the keychain, or not kept without one). */
+class MissingTokenError extends Error {
+  override name = 'MissingTokenError';
 }
 
 /** Renew when less than this share of the console's lifetime is left (and at least this long before expiry). */
@@ -41,6 +46,7 @@ export class DesktopService implements DesktopApi {
   private readonly tabs = new Map<string, Tab>();
   private readonly streams = new Map<string, string>(); // streamId -> tabId
   private embeddedStatus: EmbeddedStatus = { state: 'stopped', message: 'The embedded relay is not started.' };
+  private keychainStatus: KeychainStatus = OS_KEYCHAIN_STATUS;
 
   constructor(
     private readonly keychain: Keychain,
@@ -61,8 +67,18 @@ export class DesktopService implements DesktopApi {
     return this.embeddedStatus;
   }
 
+  setKeychainStatus(status: KeychainStatus): void {
+    this.keychainStatus = status;
+    this.emit({ type: 'keychainStatus', status });
+  }
+
+  async getKeychainStatus(): Promise<KeychainStatus> {
+    return this.keychainStatus;
+  }
+
   async getSettings(): Promise<DesktopSettings> {
-    return { autoRenew: this.settings.get().autoRenew };
+    const { autoRenew, theme } = this.settings.get();
+    return { autoRenew, theme };
   }
 
   // --- relays -------------------------------------------------------------------------
@@ -76,7 +92,13 @@ export class DesktopService implements DesktopApi {
   private async api(relayId: string): Promise<RelayApi> {
     const record = this.relay(relayId);
     const token = await this.keychain.get(tokenAccount(relayId));
-    if (!token) throw new Error(`No API token for the relay "${record.name}" in the keychain; edit the relay to enter it again.`);
+    if (!token) {
+      throw new MissingTokenError(
+        this.keychainStatus.mode === 'memory'
+          ? `No API token for the relay "${record.name}": without an OS keychain it was not kept from the last run. Edit the relay and enter its token again.`
+          : `No API token for the relay "${record.name}" in the keychain; edit the relay to enter it again.`,
+      );
+    }
     return new RelayApi(record.url, token);
   }
 
@@ -86,7 +108,8 @@ export class DesktopService implements DesktopApi {
       await (await this.api(record.id)).info();
       return { ...base, status: 'ok' };
     } catch (error) {
-      return { ...base, status: error instanceof RelayApiError && error.status === 401 ? 'unauthorized' : 'unreachable', error: (error as Error).message };
+      const refused = (error instanceof RelayApiError && error.status === 401) || error instanceof MissingTokenError;
+      return { ...base, status: refused ? 'unauthorized' : 'unreachable', error: (error as Error).message };
     }
   }
 
@@ -366,6 +389,12 @@ export class DesktopService implements DesktopApi {
   async setAutoRenew(enabled: boolean): Promise<void> {
     this.settings.update((s) => {
       s.autoRenew = enabled;
+    });
+  }
+
+  async setTheme(theme: ThemeSetting): Promise<void> {
+    this.settings.update((s) => {
+      s.theme = theme;
     });
   }
 

@@ -1,10 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { EmbeddedStatus } from '../../preload/contract.js';
+import { embeddedFiles, recordProcess } from './leftovers.js';
+import { RELAY_BIN } from './relay-bin.js';
 
 /**
  * The admin token a user's relay wrote on its first start (`<dataDir>/admin.token`), read from its
@@ -21,8 +22,6 @@ export function adminTokenOfConfig(configPath: string): string | undefined {
   }
 }
 
-/** The relay's command-line entry, shipped inside the app. */
-export const RELAY_BIN = join(dirname(createRequire(import.meta.url).resolve('@lifeline/relay/package.json')), 'bin', 'lifeline-relay.js');
 
 export interface EmbeddedRelayOptions {
   /** Folder for the lab VMs and the relay's data (the app's userData). */
@@ -53,6 +52,7 @@ function have(command: string): boolean {
  */
 export class EmbeddedRelay {
   private child: ChildProcess | undefined;
+  private labChild: ChildProcess | undefined;
   private labDir: string | undefined;
   apiUrl: string | undefined;
 
@@ -85,11 +85,18 @@ export class EmbeddedRelay {
   }
 
   private labUp(dir: string): Promise<string> {
+    mkdirSync(this.options.dir, { recursive: true });
+    const args = [RELAY_BIN, 'lab', 'up', '--vms', '2', '--dir', dir];
+    const record = embeddedFiles(this.options.dir).labUp;
     return new Promise((resolvePath, reject) => {
-      const child = spawn(this.node.command, [RELAY_BIN, 'lab', 'up', '--vms', '2', '--dir', dir], {
+      // Its own process group: a terminal's Ctrl-C or hang-up reaches the app, which stops it in order.
+      const child = spawn(this.node.command, args, {
         env: { ...process.env, ...this.node.env },
         stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
       });
+      if (child.pid !== undefined) recordProcess(record, child.pid, args);
+      this.labChild = child;
       let out = '';
       let err = '';
       child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -100,6 +107,8 @@ export class EmbeddedRelay {
       });
       child.once('error', reject);
       child.once('exit', (code) => {
+        this.labChild = undefined;
+        rmSync(record, { force: true });
         if (code !== 0) return reject(new Error(err.trim().split('\n').pop() ?? `lab up exited with ${code}`));
         try {
           // The lab's config uses fixed ports; the embedded relay takes free ones so it never collides.
@@ -119,11 +128,16 @@ export class EmbeddedRelay {
     mkdirSync(this.options.dir, { recursive: true });
     // The lab relay runs on the app's token; a relay of the user's (relayConfig) keeps its own.
     const token = this.options.relayConfig ? {} : { LIFELINE_ADMIN_TOKEN: this.options.adminToken };
-    const child = spawn(this.node.command, [RELAY_BIN, 'serve', '--config', configPath], {
+    const args = [RELAY_BIN, 'serve', '--config', configPath];
+    // Its own process group: a terminal's Ctrl-C or hang-up reaches the app, which stops the relay in order.
+    const child = spawn(this.node.command, args, {
       env: { ...process.env, ...this.node.env, ...token },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     this.child = child;
+    const record = embeddedFiles(this.options.dir).relay;
+    if (child.pid !== undefined) recordProcess(record, child.pid, args);
     const log = join(this.options.dir, 'relay.log');
     // A stream, not a write per chunk: a full disk is an error event here, not an exception in a data handler.
     const logFile = createWriteStream(log);
@@ -152,6 +166,7 @@ export class EmbeddedRelay {
       });
       child.once('exit', (code) => {
         this.child = undefined;
+        rmSync(record, { force: true });
         if (!ready) reject(new Error(`the embedded relay did not start: ${pending.trim().split('\n').pop() ?? code}`));
         else this.options.onStatus({ state: 'stopped', message: `The embedded relay stopped (exit ${code}); see ${log}` });
       });
@@ -160,6 +175,14 @@ export class EmbeddedRelay {
 
   /** Stops the relay (its sessions get a reason line) and the lab VMs. Idempotent. */
   async stop(): Promise<void> {
+    const lab = this.labChild;
+    if (lab) {
+      const exited = new Promise((resolveExit) => lab.once('exit', resolveExit));
+      lab.kill('SIGTERM');
+      const timer = setTimeout(() => lab.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
     const child = this.child;
     if (child) {
       const exited = new Promise((resolveExit) => child.once('exit', resolveExit));

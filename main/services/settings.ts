@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { RelayView } from '../../preload/contract.js';
+import type { RelayView, ThemeSetting } from '../../preload/contract.js';
 
 /** A relay the app knows: what the UI sees of it, minus its live status. Nothing secret: the token is in the keychain. */
 export type RelayRecord = Omit<RelayView, 'status' | 'error'>;
@@ -8,7 +8,10 @@ export type RelayRecord = Omit<RelayView, 'status' | 'error'>;
 export interface Settings {
   relays: RelayRecord[];
   autoRenew: boolean;
+  theme: ThemeSetting;
 }
+
+const THEMES: readonly ThemeSetting[] = ['system', 'light', 'dark'];
 
 /** The app's non-secret settings, one JSON file in userData, written atomically. */
 export class SettingsFile {
@@ -17,9 +20,10 @@ export class SettingsFile {
   constructor(private readonly path: string) {
     try {
       const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<Settings>;
-      this.value = { relays: Array.isArray(parsed.relays) ? parsed.relays : [], autoRenew: parsed.autoRenew !== false };
+      const theme = THEMES.includes(parsed.theme as ThemeSetting) ? (parsed.theme as ThemeSetting) : 'system';
+      this.value = { relays: Array.isArray(parsed.relays) ? parsed.relays : [], autoRenew: parsed.autoRenew !== false, theme };
     } catch {
-      this.value = { relays: [], autoRenew: true };
+      this.value = { relays: [], autoRenew: true, theme: 'system' };
     }
   }
 

@@ -9,9 +9,17 @@ export interface BrowserMode {
   stop(): Promise<void>;
 }
 
+export interface BrowserModeOptions {
+  /** The environment instead of this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** Run `scripts/start.mjs` (what `npm start` runs) instead of `web.js`, in its own process group as a terminal would. */
+  viaStart?: boolean;
+}
+
 /** Runs `web.js` (what `npm run web` runs) and waits for the one-time URL it prints. */
-export async function startBrowserMode(args: string[]): Promise<BrowserMode> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'dist-desktop', 'main', 'web.js'), '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startBrowserMode(args: string[], options: BrowserModeOptions = {}): Promise<BrowserMode> {
+  const script = options.viaStart ? join(REPO_ROOT, 'scripts', 'start.mjs') : join(REPO_ROOT, 'dist-desktop', 'main', 'web.js');
+  const child = spawn(process.execPath, [script, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, detached: options.viaStart === true });
   let output = '';
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`browser mode did not start in 60 s:\n${output}`)), 60_000);
