@@ -1,9 +1,12 @@
 /**
- * Takes the README screenshot (docs/screenshot.png) in browser mode: lab VMs, the embedded
- * relay, a serial tab showing `uname -a`. Run it with `npm run screenshot` (needs a
- * Secret Service: run-tests' D-Bus wrapper provides one).
+ * Regenerates the UI screenshots in docs/ from the real app in browser mode (lab VMs, the
+ * embedded relay on their config, Debian's Chromium): the VM list, a serial tab showing
+ * `uname -a`, a VNC tab and a confirmation, each in the light and the dark theme.
+ * Run it with `npm run screenshot` (needs a Secret Service: run-tests' D-Bus wrapper provides one).
  */
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import { launchChromium } from '../test/helpers/browser.js';
 import { startBrowserMode } from '../test/helpers/browser-mode.js';
 import { runCleanups } from '../test/helpers/cleanup.js';
@@ -12,22 +15,57 @@ import { REPO_ROOT, testConfig } from '../test/helpers/relay-process.js';
 import { tempDir } from '../test/helpers/temp.js';
 import { waitUntil } from '../test/helpers/wait.js';
 
+const out = join(REPO_ROOT, 'docs', 'screenshots');
+mkdirSync(out, { recursive: true });
 const tmp = tempDir('screenshot');
 const lab = startLab(2);
 const web = await startBrowserMode(['--relay-config', testConfig(lab.configPath, join(tmp.path, 'relay')), '--data-dir', join(tmp.path, 'app')]);
 const chromium = await launchChromium();
+
+/** The same view in both themes (the app follows the OS: emulate it). */
+async function both(page: Page, name: string): Promise<void> {
+  for (const scheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    await page.waitForTimeout(400);
+    const path = join(out, `${name}-${scheme}.png`);
+    await page.screenshot({ path });
+    process.stdout.write(`${path}\n`);
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+}
+
 try {
-  const page = await chromium.browser.newPage({ viewport: { width: 1500, height: 820 } });
+  const page = await chromium.browser.newPage({ viewport: { width: 1440, height: 860 } });
+  page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
   await page.goto(web.url);
   const row = page.getByRole('list', { name: 'Virtual machines' }).getByRole('listitem', { name: 'lab-1', exact: true });
-  await row.getByRole('button', { name: 'Open serial console' }).click({ timeout: 60_000 });
-  const panel = page.getByRole('tabpanel', { name: 'lab-1 — serial' });
-  await panel.locator('.xterm-helper-textarea').focus();
+  await row.waitFor({ timeout: 60_000 });
+  await page.getByRole('list', { name: 'Virtual machines' }).getByRole('listitem', { name: 'lab-2', exact: true }).waitFor();
+  await both(page, 'vm-list');
+
+  await row.getByRole('button', { name: 'Open serial console' }).click();
+  const serial = page.getByRole('tabpanel', { name: 'lab-1 — serial' });
+  await serial.locator('.xterm-helper-textarea').focus();
   await page.keyboard.press('Enter');
-  await page.keyboard.type('uname -a');
+  await page.keyboard.type('uname -a; uptime');
   await page.keyboard.press('Enter');
-  await waitUntil(async () => /Linux lab-1/.test((await panel.locator('.xterm-rows').textContent()) ?? ''), 30_000, 'uname output');
+  await waitUntil(async () => /Linux lab-1/.test((await serial.locator('.xterm-rows').textContent()) ?? ''), 30_000, 'uname output');
+  await serial.getByRole('searchbox', { name: 'Search terminal output' }).fill('lab-1');
+  await serial.getByRole('button', { name: 'Next match' }).click();
+  await serial.locator('.xterm-helper-textarea').focus();
+  await both(page, 'serial');
   await page.screenshot({ path: join(REPO_ROOT, 'docs', 'screenshot.png') });
+
+  await row.getByRole('button', { name: 'Open VNC console' }).click();
+  const vnc = page.getByRole('tabpanel', { name: 'lab-1 — VNC' });
+  await vnc.locator('.vnc-tab[data-state="connected"]').waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(1500);
+  await both(page, 'vnc');
+
+  await row.getByRole('button', { name: 'Delete console' }).click();
+  await page.getByRole('dialog', { name: 'Delete console?' }).waitFor();
+  await both(page, 'confirm');
+  await page.getByRole('dialog', { name: 'Delete console?' }).getByRole('button', { name: 'Cancel' }).click();
 } finally {
   await runCleanups([chromium.close, web.stop, lab.down, tmp.dispose]);
 }

@@ -4,6 +4,9 @@ declare module '@novnc/novnc' {
     constructor(target: HTMLElement, urlOrChannel: string | WebSocket, options?: Record<string, unknown>);
     scaleViewport: boolean;
     viewOnly: boolean;
+    resizeSession: boolean;
+    background: string;
+    toBlob(callback: (blob: Blob | null) => void, type?: string, quality?: number): void;
     disconnect(): void;
     sendCtrlAltDel(): void;
     sendKey(keysym: number, code: string | null, down?: boolean): void;

@@ -1,56 +1,96 @@
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
-import { SearchAddon } from '@xterm/addon-search';
+import { SearchAddon, type ISearchOptions } from '@xterm/addon-search';
 import { SerializeAddon } from '@xterm/addon-serialize';
 import type { ByteStream, DesktopBridge, TabView } from '../../preload/contract.js';
-import { button } from './dom.js';
+import { button, element } from './dom.js';
+import { TERMINAL_THEMES, type Theme } from './theme.js';
 
-/** A serial console tab: xterm.js on the tab's byte stream. */
+const MATCH_COLOURS = { light: { match: '#fff2a8', active: '#ffb86b' }, dark: { match: '#5c4d00', active: '#a15c00' } };
+
+/** A serial console tab: xterm.js on the tab's byte stream, with find, font size, copy/paste, log and clear. */
 export class SerialTab {
-  readonly element = document.createElement('div');
-  private readonly terminal = new Terminal({ fontSize: 14, scrollback: 5000, convertEol: false });
+  /** The tab's content (toolbar, banner, screen: the workspace fills it). */
+  readonly root = element('div', { class: 'serial-tab' });
+  readonly screen = element('div', { class: 'terminal-view' });
+  readonly tools: HTMLElement[];
+  private readonly terminal: Terminal;
   private readonly fit = new FitAddon();
   private readonly search = new SearchAddon();
   private readonly serialize = new SerializeAddon();
+  private readonly findBox = element('input', { type: 'search', placeholder: 'Find in output', 'aria-label': 'Search terminal output' });
+  private readonly matchCount = element('span', { class: 'match-count', 'aria-live': 'polite' });
   private stream: ByteStream | undefined;
   private readonly resizeObserver = new ResizeObserver(() => this.refit());
+  private theme: Theme;
 
   constructor(
     private readonly bridge: DesktopBridge,
     private tab: TabView,
+    theme: Theme,
   ) {
-    this.element.className = 'serial-tab';
-    const toolbar = document.createElement('div');
-    toolbar.className = 'toolbar';
-    const searchBox = document.createElement('input');
-    searchBox.type = 'search';
-    searchBox.placeholder = 'Search output';
-    searchBox.setAttribute('aria-label', 'Search terminal output');
-    searchBox.addEventListener('keydown', (event) => {
-      if (event.key === 'Enter') this.search.findNext(searchBox.value);
+    this.theme = theme;
+    this.terminal = new Terminal({ fontSize: 14, scrollback: 5000, convertEol: false, allowProposedApi: true, theme: TERMINAL_THEMES[theme], fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
+    this.findBox.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        this.find(event.shiftKey ? -1 : 1);
+      } else if (event.key === 'Escape') {
+        this.findBox.value = '';
+        this.search.clearDecorations();
+        this.matchCount.textContent = '';
+        this.terminal.focus();
+      }
     });
-    toolbar.append(
-      button('Smaller text', () => this.fontSize(-1)),
-      button('Larger text', () => this.fontSize(1)),
-      button('Copy selection', () => void navigator.clipboard?.writeText(this.terminal.getSelection())),
-      button('Paste', async () => this.send(await navigator.clipboard.readText())),
-      button('Save log', () => this.saveLog()),
-      searchBox,
-    );
-    const screen = document.createElement('div');
-    screen.className = 'terminal';
-    this.element.append(toolbar, screen);
+    this.findBox.addEventListener('input', () => this.find(1, true));
+    this.search.onDidChangeResults(({ resultIndex, resultCount }) => {
+      this.matchCount.textContent = !this.findBox.value ? '' : resultCount === 0 ? 'No matches' : `${resultIndex >= 0 ? resultIndex + 1 : '?'} of ${resultCount}`;
+    });
+    this.tools = [
+      element('div', { class: 'group', role: 'group', 'aria-label': 'Text size' },
+        button('Smaller text', () => this.fontSize(-1), { icon: 'smaller', iconOnly: true }),
+        button('Larger text', () => this.fontSize(1), { icon: 'larger', iconOnly: true }),
+      ),
+      element('div', { class: 'group find', role: 'search', 'aria-label': 'Find in output' },
+        this.findBox,
+        this.matchCount,
+        button('Previous match', () => this.find(-1), { icon: 'previous', iconOnly: true, title: 'Previous match (Shift+Enter)' }),
+        button('Next match', () => this.find(1), { icon: 'next', iconOnly: true, title: 'Next match (Enter)' }),
+      ),
+      element('div', { class: 'group', role: 'group', 'aria-label': 'Output' },
+        button('Copy selection', () => void navigator.clipboard?.writeText(this.terminal.getSelection()), { icon: 'copy', iconOnly: true }),
+        button('Paste', async () => this.send(await navigator.clipboard.readText()), { icon: 'paste', iconOnly: true }),
+        button('Save log', () => this.saveLog(), { icon: 'save', iconOnly: true, title: 'Save the output as a text file' }),
+        button('Clear terminal', () => this.terminal.clear(), { icon: 'clear', iconOnly: true, title: 'Clear the terminal (the VM is not affected)' }),
+      ),
+    ];
     this.terminal.loadAddon(this.fit);
     this.terminal.loadAddon(this.search);
     this.terminal.loadAddon(this.serialize);
-    this.terminal.open(screen);
+    this.terminal.open(this.screen);
     this.terminal.onData((data) => this.send(data));
     this.terminal.onResize(({ cols, rows }) => void this.bridge.api.resizeTerminal(this.tab.id, cols, rows).catch(() => undefined));
-    this.resizeObserver.observe(screen);
+    this.resizeObserver.observe(this.screen);
   }
 
   private send(data: string): void {
     if (this.stream?.readyState === 1) this.stream.send(new TextEncoder().encode(data));
+  }
+
+  private find(direction: 1 | -1, incremental = false): void {
+    const term = this.findBox.value;
+    if (!term) {
+      this.search.clearDecorations();
+      this.matchCount.textContent = '';
+      return;
+    }
+    const colours = MATCH_COLOURS[this.theme];
+    const options: ISearchOptions = {
+      incremental,
+      decorations: { matchBackground: colours.match, matchOverviewRuler: colours.match, activeMatchBackground: colours.active, activeMatchColorOverviewRuler: colours.active },
+    };
+    if (direction === 1) this.search.findNext(term, options);
+    else this.search.findPrevious(term, options);
   }
 
   private fontSize(delta: number): void {
@@ -59,7 +99,7 @@ export class SerialTab {
   }
 
   private refit(): void {
-    if (this.element.isConnected && this.element.offsetParent !== null) this.fit.fit();
+    if (this.screen.isConnected && this.screen.offsetParent !== null) this.fit.fit();
   }
 
   private saveLog(): void {
@@ -69,6 +109,17 @@ export class SerialTab {
     link.download = `${this.tab.vm}-serial-${new Date().toISOString().replace(/[:.]/g, '-')}.log`;
     link.click();
     URL.revokeObjectURL(link.href);
+  }
+
+  setTheme(theme: Theme): void {
+    this.theme = theme;
+    this.terminal.options.theme = TERMINAL_THEMES[theme];
+  }
+
+  /** Opens the find box (Ctrl+F in the tab). */
+  focusFind(): void {
+    this.findBox.focus();
+    this.findBox.select();
   }
 
   /** Attaches to the tab's (new) stream; called on open and after every reconnect. */
@@ -86,7 +137,14 @@ export class SerialTab {
   }
 
   show(): void {
-    requestAnimationFrame(() => this.refit());
+    requestAnimationFrame(() => {
+      this.refit();
+      this.terminal.focus();
+    });
+  }
+
+  focus(): void {
+    this.terminal.focus();
   }
 
   dispose(): void {

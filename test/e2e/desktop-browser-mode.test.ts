@@ -75,7 +75,7 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
     const secret = await keytar.getPassword('lifeline', `key:${relayId}:lab-1`);
     assert.match(secret ?? '', /BEGIN OPENSSH PRIVATE KEY/);
     assert.doesNotMatch(await page.content(), /PRIVATE KEY/);
-    assert.match((await vmRow('lab-1').textContent()) ?? '', /console enabled, expires in/);
+    assert.match((await vmRow('lab-1').textContent()) ?? '', /console on · 1 h 59 min left/);
   });
 
   test('"Open VNC console" shows a connected canvas', async () => {
@@ -84,6 +84,37 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
     await panel.locator('.vnc-tab[data-state="connected"]').waitFor({ timeout: 30_000 });
     await panel.locator('canvas').waitFor();
     assert.match((await panel.getByRole('status').textContent()) ?? '', /Connected to QEMU \(lab-1\)/);
+  });
+
+  test('layout: with a serial and a VNC tab open, at 1024x640, 1280x800 and 1920x1080 nothing scrolls and everything is in the window', async () => {
+    for (const [width, height] of [[1024, 640], [1280, 800], [1920, 1080]] as const) {
+      await page.setViewportSize({ width, height });
+      for (const tab of ['lab-1 — serial', 'lab-1 — VNC']) {
+        await page.getByRole('tab', { name: tab }).click();
+        await page.waitForTimeout(300);
+        const box = async (locator: ReturnType<Page['locator']>) => (await locator.boundingBox())!;
+        const scroll = await page.evaluate(() => ({ h: document.scrollingElement!.scrollHeight, w: document.scrollingElement!.scrollWidth, ih: innerHeight, iw: innerWidth, y: scrollY }));
+        assert.ok(scroll.h <= scroll.ih && scroll.w <= scroll.iw && scroll.y === 0, `${width}x${height} ${tab}: the document scrolls (${JSON.stringify(scroll)})`);
+        const panel = page.getByRole('tabpanel', { name: tab });
+        const inside = [
+          ['tab strip', page.getByRole('tablist', { name: 'Consoles' })],
+          ['VM search', page.getByRole('searchbox', { name: 'Search VMs' })],
+          ['console view', panel.locator(tab.endsWith('serial') ? '.terminal-view' : '.vnc-screen')],
+          ['toolbar', panel.getByRole('toolbar')],
+          ['status bar', page.getByRole('contentinfo', { name: 'Status bar' })],
+        ] as const;
+        for (const [what, locator] of inside) {
+          const b = await box(locator);
+          assert.ok(b.x >= 0 && b.y >= 0 && b.x + b.width <= width + 0.5 && b.y + b.height <= height + 0.5 && b.width > 0 && b.height > 0, `${width}x${height} ${tab}: the ${what} is outside the window (${JSON.stringify(b)})`);
+        }
+        // The console fills its view: the terminal's rows or the VNC canvas are inside it too.
+        const view = await box(panel.locator(tab.endsWith('serial') ? '.terminal-view' : '.vnc-screen'));
+        const content = await box(panel.locator(tab.endsWith('serial') ? '.xterm-screen' : 'canvas'));
+        assert.ok(content.x + content.width <= view.x + view.width + 1 && content.y + content.height <= view.y + view.height + 1, `${width}x${height} ${tab}: the console is cut off (${JSON.stringify({ view, content })})`);
+        assert.ok(view.height > height * 0.4, `${width}x${height} ${tab}: the console view is too small (${view.height} px)`);
+      }
+    }
+    await page.setViewportSize({ width: 1600, height: 1000 });
   });
 
   test('"Reconnect with new key" changes the keychain secret, closes the old SSH session and the tab works again', async () => {
@@ -155,15 +186,111 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
     await page.getByRole('checkbox', { name: 'Auto-renew open consoles' }).check();
   });
 
-  test('a wrong relay token gets a clear message', async () => {
-    await page.getByRole('textbox', { name: 'Relay name' }).fill('wrong');
-    await page.getByRole('textbox', { name: 'Relay URL' }).fill(relayUrl);
-    await page.getByLabel('Relay API token').fill('llt_this-token-is-not-valid-0123456789');
-    await page.getByRole('button', { name: 'Add relay' }).click();
-    await waitUntil(async () => /refused the API token/.test((await page.locator('.notice').textContent()) ?? ''), 10_000, 'the refusal message');
-    await page.getByRole('textbox', { name: 'Relay URL' }).fill('http://127.0.0.1:9');
-    await page.getByLabel('Relay API token').fill('llt_this-token-is-not-valid-0123456789');
-    await page.getByRole('button', { name: 'Add relay' }).click();
-    await waitUntil(async () => /Cannot reach the relay at http:\/\/127\.0\.0\.1:9/.test((await page.locator('.notice').textContent()) ?? ''), 10_000, 'the unreachable message');
+  test('a wrong relay token gets a clear message, in the Add relay dialog', async () => {
+    await page.getByRole('button', { name: 'Add a relay' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Add relay' });
+    await dialog.getByRole('textbox', { name: 'Relay name' }).fill('wrong');
+    await dialog.getByRole('textbox', { name: 'Relay URL' }).fill(relayUrl);
+    await dialog.getByLabel('Relay API token').fill('llt_this-token-is-not-valid-0123456789');
+    await dialog.getByRole('button', { name: 'Add relay' }).click();
+    await waitUntil(async () => /refused the API token/.test((await dialog.getByRole('alert').textContent()) ?? ''), 10_000, 'the refusal message');
+    await dialog.getByRole('textbox', { name: 'Relay URL' }).fill('http://127.0.0.1:9');
+    await dialog.getByLabel('Relay API token').fill('llt_this-token-is-not-valid-0123456789');
+    await dialog.getByRole('button', { name: 'Add relay' }).click();
+    await waitUntil(async () => /Cannot reach the relay at http:\/\/127\.0\.0\.1:9/.test((await dialog.getByRole('alert').textContent()) ?? ''), 10_000, 'the unreachable message');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await page.getByRole('list', { name: 'Relays' }).getByRole('listitem').count(), 1, 'no relay was added');
+  });
+
+  test('private endpoints: created from the UI; deleting one asks first, and Cancel keeps it', async () => {
+    await page.getByRole('button', { name: 'Endpoints of This computer' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Private endpoints of This computer' });
+    await dialog.getByRole('textbox', { name: 'Endpoint name' }).fill('ops');
+    await dialog.getByRole('textbox', { name: 'Endpoint IP address' }).fill('127.0.0.77');
+    await dialog.getByRole('button', { name: 'Create endpoint' }).click();
+    await dialog.getByRole('listitem', { name: 'ops' }).waitFor({ timeout: 10_000 });
+    assert.equal((await relayApi('GET', '/v1/privateEndpoints/ops')).ipAddress, '127.0.0.77');
+    await dialog.getByRole('button', { name: 'Delete endpoint ops' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Delete endpoint?' });
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await relayApi('GET', '/v1/privateEndpoints/ops')).name, 'ops', 'Cancel deleted nothing');
+    await dialog.getByRole('button', { name: 'Delete endpoint ops' }).click();
+    await confirm.getByRole('button', { name: 'Delete endpoint' }).click();
+    await dialog.getByRole('listitem', { name: 'ops' }).waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal((await relayApi('GET', '/v1/privateEndpoints/ops')).error.code, 'EndpointNotFound');
+    await dialog.getByRole('button', { name: 'Close dialog' }).click();
+  });
+
+  test('deleting a console asks first; Cancel keeps it, confirming deletes it', async () => {
+    assert.equal((await relayApi('GET', '/v1/virtualMachines/lab-2/console')).enabled, true);
+    await vmRow('lab-2').getByRole('button', { name: 'Delete console' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Delete console?' });
+    assert.match((await confirm.textContent()) ?? '', /lab-2/);
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await relayApi('GET', '/v1/virtualMachines/lab-2/console')).enabled, true, 'Cancel deleted nothing');
+    await vmRow('lab-2').getByRole('button', { name: 'Delete console' }).click();
+    await confirm.getByRole('button', { name: 'Delete console' }).click();
+    await waitUntil(async () => (await relayApi('GET', '/v1/virtualMachines/lab-2/console'))?.error?.code === 'ConsoleNotFound', 10_000, 'the console deleted');
+    await waitUntil(async () => /no console/.test((await vmRow('lab-2').textContent()) ?? ''), 10_000, 'the list to show it');
+  });
+
+  test('keyboard shortcuts: search VMs, next/previous tab, help, close tab', async () => {
+    await vmRow('lab-1').getByRole('button', { name: 'Open serial console' }).click();
+    await vmRow('lab-1').getByRole('button', { name: 'Open VNC console' }).click();
+    const serialTab = page.getByRole('tab', { name: 'lab-1 — serial' });
+    const vncTab = page.getByRole('tab', { name: 'lab-1 — VNC' });
+    await vncTab.waitFor({ timeout: 30_000 });
+    await serialTab.waitFor({ timeout: 10_000 }).catch(async () => assert.fail(`no serial tab; messages: ${await page.locator('.notice').textContent()}`));
+    await serialTab.click();
+    await page.getByRole('tabpanel', { name: 'lab-1 — serial' }).locator('.xterm').click();
+    await page.keyboard.press('Control+Shift+F');
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Search VMs');
+    await page.keyboard.type('lab-2');
+    await waitUntil(async () => (await vmRow('lab-1').count()) === 0 && (await vmRow('lab-2').count()) === 1, 5000, 'the search to filter the list');
+    await page.keyboard.press('Escape');
+    await vmRow('lab-1').waitFor();
+    assert.equal(await serialTab.getAttribute('aria-selected'), 'true');
+    await page.keyboard.press('Control+Shift+BracketRight');
+    assert.equal(await vncTab.getAttribute('aria-selected'), 'true', 'next tab');
+    await page.keyboard.press('Control+Shift+BracketLeft');
+    assert.equal(await serialTab.getAttribute('aria-selected'), 'true', 'previous tab');
+    await page.keyboard.press('Control+Shift+Slash');
+    const help = page.getByRole('dialog', { name: 'Keyboard shortcuts' });
+    assert.match((await help.textContent()) ?? '', /Ctrl\+Shift\+F.*Search VMs/);
+    await page.keyboard.press('Escape');
+    await help.waitFor({ state: 'detached' });
+    await page.keyboard.press('Control+Shift+X');
+    await serialTab.waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal(await vncTab.getAttribute('aria-selected'), 'true', 'the remaining tab is selected');
+    // Keyboard only: the tab strip takes arrows and Delete.
+    await vncTab.focus();
+    await page.keyboard.press('Delete');
+    await vncTab.waitFor({ state: 'detached', timeout: 10_000 });
+    await waitUntil(async () => ((await relayApi('GET', '/v1/sessions')).value as unknown[]).length === 0, 10_000, 'the closed tabs\' sessions to end');
+  });
+
+  test('dark theme under prefers-color-scheme: dark; the theme switch overrides it', async () => {
+    const theme = (): Promise<string | undefined> => page.evaluate(() => document.documentElement.dataset.theme);
+    const background = (): Promise<string> => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    // The OS's change reaches the page as a media query event: give it a moment.
+    const themeBecomes = (want: string): Promise<unknown> => waitUntil(async () => (await theme()) === want, 5000, `the ${want} theme`);
+    await page.emulateMedia({ colorScheme: 'light' });
+    await themeBecomes('light');
+    const light = await background();
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await themeBecomes('dark');
+    const dark = await background();
+    assert.notEqual(dark, light);
+    const luminance = (rgb: string): number => rgb.match(/\d+/g)!.slice(0, 3).map(Number).reduce((a, b) => a + b, 0) / 3;
+    assert.ok(luminance(dark) < 60 && luminance(light) > 200, `dark ${dark}, light ${light}`);
+    await page.getByRole('combobox', { name: 'Theme' }).selectOption('light');
+    assert.equal(await theme(), 'light', 'the switch wins over the OS');
+    await page.reload();
+    await vmRow('lab-1').waitFor({ timeout: 30_000 });
+    assert.equal(await theme(), 'light', 'the choice is kept');
+    await page.getByRole('combobox', { name: 'Theme' }).selectOption('system');
+    await themeBecomes('dark');
+    await page.emulateMedia({ colorScheme: 'light' });
   });
 });

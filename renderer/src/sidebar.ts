@@ -1,0 +1,182 @@
+import type { ConsoleKind, EmbeddedStatus, RelayView, VmView } from '../../preload/contract.js';
+import { button, element } from './dom.js';
+import { EXPIRY_WARNING_MS, timeLeft } from './format.js';
+import { icon } from './icons.js';
+
+export interface SidebarActions {
+  addRelay(): void;
+  editRelay(relay: RelayView): void;
+  removeRelay(relay: RelayView): void;
+  showEndpoints(relay: RelayView): void;
+  open(vm: VmView, kind: ConsoleKind): void;
+  renew(vm: VmView): void;
+  disable(vm: VmView): void;
+  deleteConsole(vm: VmView): void;
+}
+
+const RELAY_STATE = { ok: 'connected', unreachable: 'unreachable', unauthorized: 'token refused' } as const;
+
+/** The power state as a badge tone. */
+function powerTone(state: string): string {
+  if (/^running$/i.test(state)) return 'ok';
+  if (/^(paused|suspended|starting|stopping)/i.test(state)) return 'warn';
+  if (/^(unavailable|crashed|error)/i.test(state)) return 'danger';
+  return 'muted';
+}
+
+/** The sidebar: relays with their connection state, and the VM list with search and badges. */
+export class Sidebar {
+  readonly element: HTMLElement;
+  readonly search = element('input', { type: 'search', placeholder: 'Search VMs', 'aria-label': 'Search VMs', 'aria-keyshortcuts': 'Control+Shift+F', title: 'Search VMs (Ctrl+Shift+F)' });
+  private readonly relaysList = element('ul', { class: 'relays', 'aria-label': 'Relays' });
+  private readonly vmList = element('ul', { class: 'vms', 'aria-label': 'Virtual machines' });
+  private readonly vmCount = element('span', { class: 'count' });
+  private readonly emptyState = element('p', { class: 'empty' });
+  private relays: RelayView[] = [];
+  private vms: VmView[] = [];
+  private embedded: EmbeddedStatus = { state: 'starting', message: '' };
+
+  constructor(private readonly actions: SidebarActions) {
+    this.search.addEventListener('input', () => this.renderVms());
+    this.search.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') {
+        this.search.value = '';
+        this.renderVms();
+      } else if (event.key === 'ArrowDown' || event.key === 'Enter') {
+        // Into the list: the first VM's first action.
+        const first = this.vmList.querySelector<HTMLButtonElement>('li button');
+        if (first) {
+          event.preventDefault();
+          first.focus();
+        }
+      }
+    });
+    this.element = element('aside', { class: 'sidebar', 'aria-label': 'Sidebar' },
+      element('section', { class: 'relays-section', 'aria-label': 'Relays' },
+        element('div', { class: 'section-title' }, element('h2', {}, 'Relays'), button('Add a relay', () => actions.addRelay(), { icon: 'add', iconOnly: true, variant: 'ghost' })),
+        this.relaysList,
+      ),
+      element('section', { class: 'vms-section', 'aria-label': 'VM list' },
+        element('div', { class: 'section-title' }, element('h2', {}, 'Virtual machines'), this.vmCount),
+        element('div', { class: 'search' }, icon('search'), this.search),
+        this.emptyState,
+        this.vmList,
+      ),
+    );
+  }
+
+  focusSearch(): void {
+    this.search.focus();
+    this.search.select();
+  }
+
+  setEmbedded(status: EmbeddedStatus): void {
+    this.embedded = status;
+    this.renderVms();
+  }
+
+  setRelays(relays: RelayView[]): void {
+    this.relays = relays;
+    this.relaysList.replaceChildren(...relays.map((relay) => this.relayRow(relay)));
+    if (relays.length === 0) this.relaysList.append(element('li', { class: 'placeholder' }, this.embedded.state === 'starting' ? 'Starting the embedded relay…' : 'No relay yet.'));
+  }
+
+  setVms(vms: VmView[]): void {
+    this.vms = vms;
+    this.renderVms();
+  }
+
+  private relayRow(relay: RelayView): HTMLElement {
+    const state = RELAY_STATE[relay.status];
+    return element('li', { 'aria-label': relay.name, 'data-status': relay.status, class: 'relay' },
+      element('div', { class: 'row-main' },
+        element('span', { class: `dot ${relay.status === 'ok' ? 'ok' : relay.status === 'unauthorized' ? 'warn' : 'danger'}`, 'aria-hidden': 'true' }),
+        element('strong', { class: 'name' }, relay.name),
+        element('span', { class: `status badge ${relay.status === 'ok' ? 'ok' : 'danger'}`, title: relay.error ?? '' }, state),
+      ),
+      element('small', { class: 'detail', title: `${relay.url}\nSSH host key ${relay.hostKeyFingerprint}\nConsoles through the endpoint "${relay.endpoint}"` },
+        `${relay.url.replace(/^https?:\/\//, '')} · endpoint ${relay.endpoint}`),
+      ...(relay.error ? [element('small', { class: 'error-text' }, relay.error)] : []),
+      element('div', { class: 'row-actions' },
+        button('Endpoints', () => this.actions.showEndpoints(relay), { icon: 'endpoints', name: `Endpoints of ${relay.name}`, variant: 'ghost' }),
+        ...(relay.embedded ? [element('span', { class: 'tag' }, 'this computer')] : [
+          button('Edit', () => this.actions.editRelay(relay), { icon: 'edit', name: `Edit relay ${relay.name}`, variant: 'ghost' }),
+          button('Remove', () => this.actions.removeRelay(relay), { icon: 'remove', iconOnly: true, name: `Remove relay ${relay.name}`, variant: 'ghost' }),
+        ]),
+      ),
+    );
+  }
+
+  private renderVms(): void {
+    const query = this.search.value.trim().toLowerCase();
+    const shown = this.vms.filter((vm) => !query || vm.name.toLowerCase().includes(query) || vm.relayName.toLowerCase().includes(query) || vm.powerState.toLowerCase().includes(query));
+    this.vmCount.textContent = this.vms.length > 0 ? (shown.length === this.vms.length ? String(this.vms.length) : `${shown.length} of ${this.vms.length}`) : '';
+    if (this.relays.length === 0) {
+      this.emptyState.textContent = ['unavailable', 'failed'].includes(this.embedded.state) ? this.embedded.message : 'No relay yet: add one, or wait for the embedded relay to start.';
+    } else {
+      this.emptyState.textContent = this.vms.length === 0 ? 'No VMs on the connected relays.' : shown.length === 0 ? 'No VM matches the search.' : '';
+    }
+    this.emptyState.hidden = !this.emptyState.textContent;
+    const manyRelays = new Set(this.vms.map((vm) => vm.relayId)).size > 1;
+    this.vmList.replaceChildren(...shown.map((vm) => this.vmRow(vm, manyRelays)));
+  }
+
+  private vmRow(vm: VmView, showRelay: boolean): HTMLElement {
+    const state = vm.console.state;
+    const consoleBadge = element('span', { class: 'console-state badge', 'data-expires-at': vm.console.expiresAt ?? '' });
+    this.describeConsole(consoleBadge, vm);
+    const open = (kind: ConsoleKind, label: string): HTMLButtonElement[] =>
+      vm.consoleTypes.includes(kind) ? [button(label, () => this.actions.open(vm, kind), { icon: kind, name: `Open ${kind === 'serial' ? 'serial' : 'VNC'} console`, title: `Open the ${kind === 'serial' ? 'serial' : 'VNC'} console of ${vm.name}`, variant: 'primary' })] : [];
+    return element('li', { 'aria-label': vm.name, 'data-console': state, 'data-relay': vm.relayId, class: 'vm' },
+      element('div', { class: 'row-main' },
+        element('span', { class: `dot ${powerTone(vm.powerState)}`, 'aria-hidden': 'true' }),
+        element('strong', { class: 'vm-name' }, vm.name),
+        ...(showRelay ? [element('small', { class: 'relay' }, vm.relayName)] : []),
+      ),
+      element('div', { class: 'badges' },
+        element('span', { class: `power badge ${powerTone(vm.powerState)}` }, vm.powerState),
+        consoleBadge,
+        element('span', { class: 'expires', hidden: '', 'data-expires': vm.console.expiresAt ?? '' }, vm.console.expiresAt ?? ''),
+      ),
+      ...(vm.console.keyFingerprint ? [element('small', { class: 'fingerprint', title: vm.console.keyFingerprint }, `${vm.console.ownKey ? 'your key' : 'another key'} ${vm.console.keyFingerprint}`)] : []),
+      element('div', { class: 'row-actions' },
+        ...open('serial', 'Serial'),
+        ...open('vnc', 'VNC'),
+        ...(state !== 'none' ? [
+          button('Renew console', () => this.actions.renew(vm), { icon: 'renew', iconOnly: true, variant: 'ghost', title: `Renew the console of ${vm.name} for its full lifetime` }),
+          ...(state === 'enabled' ? [button('Disable console', () => this.actions.disable(vm), { icon: 'disable', iconOnly: true, variant: 'ghost', title: `Disable the console of ${vm.name} (closes its sessions)` })] : []),
+          button('Delete console', () => this.actions.deleteConsole(vm), { icon: 'remove', iconOnly: true, variant: 'ghost', title: `Delete the console of ${vm.name}` }),
+        ] : []),
+      ),
+    );
+  }
+
+  private describeConsole(badge: HTMLElement, vm: VmView): void {
+    const state = vm.console.state;
+    if (state === 'none') {
+      badge.textContent = 'no console';
+      badge.classList.add('muted');
+      return;
+    }
+    if (state !== 'enabled') {
+      badge.textContent = `console ${state}`;
+      badge.classList.add(state === 'expired' ? 'danger' : 'muted');
+      return;
+    }
+    const left = timeLeft(vm.console.expiresAt);
+    const soon = Date.parse(vm.console.expiresAt ?? '') - Date.now() < EXPIRY_WARNING_MS;
+    badge.textContent = left === 'expired' ? 'console expired' : `console on · ${left} left`;
+    badge.classList.remove('ok', 'warn', 'danger');
+    badge.classList.add(left === 'expired' ? 'danger' : soon ? 'warn' : 'ok');
+    badge.title = `Expires ${new Date(vm.console.expiresAt ?? '').toLocaleString()}`;
+  }
+
+  /** Updates the time left on each console (every second). */
+  tick(): void {
+    for (const row of this.vmList.querySelectorAll<HTMLElement>('li.vm[data-console="enabled"]')) {
+      const vm = this.vms.find((v) => v.name === row.getAttribute('aria-label') && v.relayId === row.dataset.relay);
+      const badge = row.querySelector<HTMLElement>('.console-state');
+      if (vm && badge) this.describeConsole(badge, vm);
+    }
+  }
+}
