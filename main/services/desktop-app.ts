@@ -7,6 +7,7 @@ import { acquireInstanceLock } from './instance-lock.js';
 import { FallbackKeychain, OsKeychain, tokenAccount, type Keychain } from './keychain.js';
 import { embeddedFiles, reapEmbedded, startWatchdog, stopRecorded, waitForRecorded, type NodeCommand } from './leftovers.js';
 import { SettingsFile } from './settings.js';
+import { generateKeyPair } from './ssh-keys.js';
 
 export interface DesktopAppOptions {
   /** userData: settings, the embedded relay's data and lab VMs. */
@@ -69,10 +70,13 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
     const known = settings.get().relays.find((r) => r.embedded);
     const keptToken = known ? await keychain.get(tokenAccount(known.id)) : undefined;
     const adminToken = keptToken ?? newAdminToken();
+    // Without an OS keychain the lab relay's host key lives in memory too: a new one each run, pinned afresh.
+    const hostKey = keychain.status.mode === 'memory' && !options.relayConfig ? generateKeyPair() : undefined;
     embedded = new EmbeddedRelay({
       dir: embeddedDir,
       relayConfig: options.relayConfig,
       adminToken,
+      hostKey: hostKey?.privateKey,
       node,
       onStatus: (status) => {
         service.setEmbeddedStatus(status);
@@ -83,7 +87,7 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
       const url = await embedded.start();
       if (!url) return;
       if (!options.relayConfig) {
-        await service.registerRelay({ name: 'This computer', url, token: adminToken, embedded: true });
+        await service.registerRelay({ name: 'This computer', url, token: adminToken, embedded: true, ...(hostKey && { hostKeyGiven: hostKey.fingerprint }) });
         return;
       }
       // A relay of the user's keeps its admin token: use the one we kept, the one it wrote, or the environment's.

@@ -118,14 +118,21 @@ export class DesktopService implements DesktopApi {
   }
 
   /** Adds (or, for the embedded relay, re-registers) a relay: checks the token, pins the host key. */
-  async registerRelay(input: { name: string; url: string; token: string; embedded: boolean }): Promise<RelayView> {
+  /**
+   * `hostKeyGiven`: the fingerprint of a host key this app gave the relay itself (the embedded relay
+   * without an OS keychain gets a new one each run); it replaces the pin instead of being refused.
+   */
+  async registerRelay(input: { name: string; url: string; token: string; embedded: boolean; hostKeyGiven?: string }): Promise<RelayView> {
     const url = input.url.trim().replace(/\/+$/, '');
     if (!/^https?:\/\/[^\s/]+$/.test(url)) throw new Error(`"${input.url}" is not a relay API URL such as http://127.0.0.1:8440`);
     const info = await new RelayApi(url, input.token.trim()).info();
     const hostKey = info.sshHostKeys[0]?.fingerprint;
     if (!hostKey) throw new Error('The relay reported no SSH host key.');
     const existing = this.settings.get().relays.find((r) => r.id === info.id);
-    if (existing && existing.hostKeyFingerprint !== hostKey) {
+    if (input.hostKeyGiven !== undefined && input.hostKeyGiven !== hostKey) {
+      throw new Error(`The embedded relay presents the SSH host key ${hostKey}, not the ${input.hostKeyGiven} it was started with.`);
+    }
+    if (existing && existing.hostKeyFingerprint !== hostKey && input.hostKeyGiven === undefined) {
       throw new Error(
         `The relay ${info.id} now presents the SSH host key ${hostKey}, not the pinned ${existing.hostKeyFingerprint}. ` +
           'Lifeline refuses it, as OpenSSH would. If the relay was reinstalled, remove it and add it again.',

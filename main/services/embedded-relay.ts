@@ -33,6 +33,12 @@ export interface EmbeddedRelayOptions {
    * with `relayConfig`: a relay of the user's keeps its own admin token.
    */
   adminToken: string;
+  /**
+   * The lab relay's SSH host key (OpenSSH private key), given through the environment so it is
+   * never written: without an OS keychain nothing secret goes to disk. Unset: the relay keeps its
+   * own in its data folder.
+   */
+  hostKey?: string;
   onStatus: (status: EmbeddedStatus) => void;
   /** How to run Node scripts: `process.execPath`, with ELECTRON_RUN_AS_NODE under Electron. */
   node?: { command: string; env: Record<string, string> };
@@ -127,7 +133,7 @@ export class EmbeddedRelay {
   private serve(configPath: string): Promise<string> {
     mkdirSync(this.options.dir, { recursive: true });
     // The lab relay runs on the app's token; a relay of the user's (relayConfig) keeps its own.
-    const token = this.options.relayConfig ? {} : { LIFELINE_ADMIN_TOKEN: this.options.adminToken };
+    const token = this.options.relayConfig ? {} : { LIFELINE_ADMIN_TOKEN: this.options.adminToken, ...(this.options.hostKey && { LIFELINE_SSH_HOST_KEY: this.options.hostKey }) };
     const args = [RELAY_BIN, 'serve', '--config', configPath];
     // Its own process group: a terminal's Ctrl-C or hang-up reaches the app, which stops the relay in order.
     const child = spawn(this.node.command, args, {

@@ -30,6 +30,8 @@ export interface Relay {
 export interface RelayOptions {
   log: Logger;
   adminTokenFromEnvironment?: string;
+  /** The SSH host key (OpenSSH private key) instead of `<dataDir>/ssh_host_ed25519_key`; nothing is written. */
+  hostKeyFromEnvironment?: string;
   /** Defaults to the SQLite store in the data folder. */
   store?: Store;
 }
@@ -46,7 +48,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
   try {
     const relayId = await store.initMeta('relayId', randomUUID());
     await ensureAdminToken(store, config.dataDir, options.adminTokenFromEnvironment, log);
-    const hostKey = loadOrCreateHostKey(config.dataDir);
+    const hostKey = loadOrCreateHostKey(config.dataDir, options.hostKeyFromEnvironment);
 
     const virtualMachines = new VirtualMachineRegistry(config.virtualMachines, config.serial.replayBytes, log);
     virtualMachines.start();

@@ -23,8 +23,13 @@ function generateEd25519(): { private: string; public: string } {
   }
 }
 
-/** Loads the relay's Ed25519 host key from the data folder, creating it (mode 0600) on first start. */
-export function loadOrCreateHostKey(dataDir: string): HostKey {
+/**
+ * Loads the relay's Ed25519 host key from the data folder, creating it (mode 0600) on first start.
+ * `fromEnvironment` (LIFELINE_SSH_HOST_KEY: an OpenSSH private key) is used instead when given,
+ * and nothing is written: for a relay whose host key must not touch the disk.
+ */
+export function loadOrCreateHostKey(dataDir: string, fromEnvironment?: string): HostKey {
+  if (fromEnvironment !== undefined) return describeHostKey(fromEnvironment, 'LIFELINE_SSH_HOST_KEY');
   const file = join(dataDir, 'ssh_host_ed25519_key');
   let privateKey: string;
   try {
@@ -37,8 +42,13 @@ export function loadOrCreateHostKey(dataDir: string): HostKey {
     privateKey = pair.private;
   }
   chmodSync(file, 0o600);
+  return describeHostKey(privateKey, file);
+}
+
+function describeHostKey(privateKey: string, source: string): HostKey {
   const parsed = ssh2.utils.parseKey(privateKey);
-  if (parsed instanceof Error) throw new Error(`cannot read the SSH host key ${file}: ${parsed.message}`);
+  if (parsed instanceof Error) throw new Error(`cannot read the SSH host key ${source}: ${parsed.message}`);
+  if (!parsed.isPrivateKey()) throw new Error(`the SSH host key ${source} is a public key; give the private key (OpenSSH format)`);
   const publicBlob = parsed.getPublicSSH();
   return {
     type: parsed.type,
