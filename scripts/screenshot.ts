@@ -4,8 +4,10 @@
  * `uname -a`, a VNC tab and a confirmation, each in the light and the dark theme.
  * Run it with `npm run screenshot` (needs a Secret Service: run-tests' D-Bus wrapper provides one).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import keytar from 'keytar';
 import type { Page } from 'playwright-core';
 import { launchChromium } from '../test/helpers/browser.js';
 import { startBrowserMode } from '../test/helpers/browser-mode.js';
@@ -47,6 +49,8 @@ try {
   const serial = page.getByRole('tabpanel', { name: 'lab-1 — serial' });
   await serial.locator('.xterm-helper-textarea').focus();
   await page.keyboard.press('Enter');
+  // Keys typed before the guest's shell runs are lost: wait for its prompt.
+  await waitUntil(async () => /lab-1:\S*#/.test((await serial.locator('.xterm-rows').textContent()) ?? ''), 60_000, 'the guest prompt');
   await page.keyboard.type('uname -a; uptime');
   await page.keyboard.press('Enter');
   await waitUntil(async () => /Linux lab-1/.test((await serial.locator('.xterm-rows').textContent()) ?? ''), 30_000, 'uname output');
@@ -66,6 +70,25 @@ try {
   await page.getByRole('dialog', { name: 'Delete console?' }).waitFor();
   await both(page, 'confirm');
   await page.getByRole('dialog', { name: 'Delete console?' }).getByRole('button', { name: 'Cancel' }).click();
+
+  // Someone else's key on lab-2's console: opening it asks first (docs/replace-key-dialog.png).
+  const relayUrl = /Embedded relay running at (\S+)/.exec((await page.locator('header [role="status"]').textContent()) ?? '')![1]!;
+  const tokenEntry = (await keytar.findCredentials('lifeline')).find((c) => c.account.startsWith('token:'))!;
+  const keyData = execFileSync('sh', ['-c', `ssh-keygen -q -t ed25519 -N '' -C someone-else -f ${join(tmp.path, 'theirs')} && cat ${join(tmp.path, 'theirs')}.pub`], { encoding: 'utf8' }).trim();
+  await fetch(`${relayUrl}/v1/virtualMachines/lab-2/console`, { method: 'PUT', headers: { authorization: `Bearer ${tokenEntry.password}`, 'content-type': 'application/json' }, body: JSON.stringify({ enabled: true, sshPublicKey: { keyData } }) });
+  const lab2 = page.getByRole('list', { name: 'Virtual machines' }).getByRole('listitem', { name: 'lab-2', exact: true });
+  await waitUntil(async () => /another key/.test((await lab2.textContent()) ?? ''), 15_000, 'lab-2 with another key');
+  await lab2.getByRole('button', { name: 'Open serial console' }).click();
+  const replace = page.getByRole('dialog', { name: 'Replace console key?' });
+  await replace.waitFor();
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: join(REPO_ROOT, 'docs', 'replace-key-dialog.png'), clip: { x: 320, y: 230, width: 800, height: 400 } });
+  await replace.getByRole('button', { name: 'Cancel' }).click();
+
+  // A small window (1024x640): the same layout, toolbars reduced to icons.
+  await page.getByRole('tab', { name: 'lab-1 — serial' }).click();
+  await page.setViewportSize({ width: 1024, height: 640 });
+  await both(page, 'compact');
 } finally {
   await runCleanups([chromium.close, web.stop, lab.down, tmp.dispose]);
 }

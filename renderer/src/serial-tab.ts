@@ -114,6 +114,7 @@ export class SerialTab {
   setTheme(theme: Theme): void {
     this.theme = theme;
     this.terminal.options.theme = TERMINAL_THEMES[theme];
+    if (this.findBox.value) this.find(1, true); // the match colours follow the theme
   }
 
   /** Opens the find box (Ctrl+F in the tab). */
