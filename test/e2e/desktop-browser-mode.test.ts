@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import keytar from 'keytar';
@@ -115,6 +116,57 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
       }
     }
     await page.setViewportSize({ width: 1600, height: 1000 });
+  });
+
+  test('serial toolbar: find counts matches and steps through them, Save log downloads the output, Clear empties the screen', async () => {
+    await page.getByRole('tab', { name: 'lab-1 — serial' }).click();
+    const panel = page.getByRole('tabpanel', { name: 'lab-1 — serial' });
+    const rows = panel.locator('.xterm-rows');
+    await panel.locator('.xterm').click();
+    await page.keyboard.type('echo marker-one; echo marker-two');
+    await page.keyboard.press('Enter');
+    // The command line holds marker-two once, its output once more (rows have no newlines in textContent).
+    await waitUntil(async () => ((await rows.textContent()) ?? '').split('marker-two').length - 1 >= 2, 10_000, 'the echo output');
+    await page.keyboard.press('Control+Shift+E');
+    const find = panel.getByRole('searchbox', { name: 'Search terminal output' });
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Search terminal output');
+    await find.fill('marker-');
+    const count = panel.locator('.match-count');
+    // The command line holds two matches and its output two more.
+    await waitUntil(async () => /^\d+ of 4$/.test((await count.textContent()) ?? ''), 5000, 'a match count of 4');
+    const first = await count.textContent();
+    await panel.getByRole('button', { name: 'Next match' }).click();
+    await waitUntil(async () => (await count.textContent()) !== first, 5000, 'the next match');
+    const download = page.waitForEvent('download');
+    await panel.getByRole('button', { name: 'Save log' }).click();
+    const file = await download;
+    assert.match(file.suggestedFilename(), /^lab-1-serial-.*\.log$/);
+    const saved = readFileSync((await file.path())!, 'utf8');
+    assert.match(saved, /marker-one/);
+    assert.match(saved, /Linux lab-1/);
+    await panel.getByRole('button', { name: 'Clear terminal' }).click();
+    await waitUntil(async () => !/marker-one/.test((await rows.textContent()) ?? ''), 5000, 'the screen cleared');
+    await find.fill('');
+  });
+
+  test('VNC toolbar: Save screenshot downloads a PNG of the VM screen; the Keys menu lists the combinations', async () => {
+    await page.getByRole('tab', { name: 'lab-1 — VNC' }).click();
+    const panel = page.getByRole('tabpanel', { name: 'lab-1 — VNC' });
+    const download = page.waitForEvent('download');
+    await panel.getByRole('button', { name: 'Save screenshot' }).click();
+    const file = await download;
+    assert.match(file.suggestedFilename(), /^lab-1-screen-.*\.png$/);
+    const png = readFileSync((await file.path())!);
+    assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
+    const width = png.readUInt32BE(16);
+    const height = png.readUInt32BE(20);
+    assert.ok(width >= 640 && height >= 400, `the VM's own resolution, not the scaled view (${width}x${height})`);
+    await panel.locator('summary', { hasText: 'Keys' }).click();
+    const menu = panel.getByRole('group', { name: 'Key combinations' });
+    for (const combination of ['Ctrl+Alt+F1', 'Alt+Tab', 'Ctrl+Alt+Backspace', 'Alt+SysRq']) await menu.getByRole('button', { name: `Send ${combination}` }).waitFor();
+    await menu.getByRole('button', { name: 'Send Ctrl+Alt+F1' }).click();
+    assert.equal(await menu.isVisible(), false, 'the menu closes after sending');
+    assert.match((await panel.getByRole('status').textContent()) ?? '', /Connected to QEMU/);
   });
 
   test('"Reconnect with new key" changes the keychain secret, closes the old SSH session and the tab works again', async () => {
