@@ -3,7 +3,7 @@
  * services (main/services) to a hardened window, IPC and MessagePorts.
  */
 import { join } from 'node:path';
-import { app, BrowserWindow, ipcMain, Menu, MessageChannelMain, session, type IpcMainEvent, type IpcMainInvokeEvent, type MenuItemConstructorOptions, type MessagePortMain } from 'electron';
+import { app, BrowserWindow, ipcMain, Menu, MessageChannelMain, nativeTheme, session, type IpcMainEvent, type IpcMainInvokeEvent, type MenuItemConstructorOptions, type MessagePortMain } from 'electron';
 import { IPC, type StreamMessage } from '../preload/contract.js';
 import { dispatch } from './services/api-dispatch.js';
 import { applicationMenuTemplate } from './services/app-menu.js';
@@ -77,6 +77,8 @@ async function main(): Promise<void> {
     width: 1400,
     height: 900,
     title: 'Lifeline',
+    // The page's own background, so the window does not flash white before a dark theme paints.
+    backgroundColor: nativeTheme.shouldUseDarkColors ? '#16181d' : '#f6f7f9',
     webPreferences: {
       preload: preloadScript,
       contextIsolation: true,

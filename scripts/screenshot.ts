@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import keytar from 'keytar';
 import type { Page } from 'playwright-core';
+import { runInSerialTab } from '../test/helpers/app-page.js';
 import { launchChromium } from '../test/helpers/browser.js';
 import { startBrowserMode } from '../test/helpers/browser-mode.js';
 import { runCleanups } from '../test/helpers/cleanup.js';
@@ -45,15 +46,7 @@ try {
   await page.getByRole('list', { name: 'Virtual machines' }).getByRole('listitem', { name: 'lab-2', exact: true }).waitFor();
   await both(page, 'vm-list');
 
-  await row.getByRole('button', { name: 'Open serial console' }).click();
-  const serial = page.getByRole('tabpanel', { name: 'lab-1 — serial' });
-  await serial.locator('.xterm-helper-textarea').focus();
-  await page.keyboard.press('Enter');
-  // Keys typed before the guest's shell runs are lost: wait for its prompt.
-  await waitUntil(async () => /lab-1:\S*#/.test((await serial.locator('.xterm-rows').textContent()) ?? ''), 60_000, 'the guest prompt');
-  await page.keyboard.type('uname -a; uptime');
-  await page.keyboard.press('Enter');
-  await waitUntil(async () => /Linux lab-1/.test((await serial.locator('.xterm-rows').textContent()) ?? ''), 30_000, 'uname output');
+  const serial = await runInSerialTab(page, 'lab-1', 'uname -a; uptime', /Linux lab-1/);
   await serial.getByRole('searchbox', { name: 'Search terminal output' }).fill('lab-1');
   await serial.getByRole('button', { name: 'Next match' }).click();
   await serial.locator('.xterm-helper-textarea').focus();

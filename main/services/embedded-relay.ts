@@ -52,6 +52,16 @@ function have(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
 }
 
+/** SIGTERM, SIGKILL after `graceMs`; resolves when the child has exited. */
+async function terminate(child: ChildProcess | undefined, graceMs: number): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
 /**
  * Starts and stops the relay the app runs on the user's own machine: on the given config, or
  * on two lab VMs when QEMU is installed. Reports progress through `onStatus`.
@@ -181,22 +191,9 @@ export class EmbeddedRelay {
 
   /** Stops the relay (its sessions get a reason line) and the lab VMs. Idempotent. */
   async stop(): Promise<void> {
-    const lab = this.labChild;
-    if (lab) {
-      const exited = new Promise((resolveExit) => lab.once('exit', resolveExit));
-      lab.kill('SIGTERM');
-      const timer = setTimeout(() => lab.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    const child = this.child;
-    if (child) {
-      const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    // A lab still booting VMs first (lab down below stops the ones it started), then the relay.
+    await terminate(this.labChild, 5000);
+    await terminate(this.child, 10_000);
     if (this.labDir) {
       spawnSync(this.node.command, [RELAY_BIN, 'lab', 'down', '--dir', this.labDir], { env: { ...process.env, ...this.node.env }, stdio: 'ignore' });
       this.labDir = undefined;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import keytar from 'keytar';
 import type { Page } from 'playwright-core';
+import { runInSerialTab } from '../helpers/app-page.js';
 import { launchChromium } from '../helpers/browser.js';
 import { startBrowserMode, type BrowserMode } from '../helpers/browser-mode.js';
 import { runCleanups } from '../helpers/cleanup.js';
@@ -61,17 +62,7 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
   });
 
   test('"Open serial console" opens a tab whose terminal shows the guest and runs uname -a', async () => {
-    await vmRow('lab-1').getByRole('button', { name: 'Open serial console' }).click();
-    const tab = page.getByRole('tab', { name: 'lab-1 — serial' });
-    await tab.waitFor({ timeout: 30_000 });
-    const panel = page.getByRole('tabpanel', { name: 'lab-1 — serial' });
-    const rows = panel.locator('.xterm-rows');
-    await panel.locator('.xterm').click();
-    await page.keyboard.press('Enter');
-    await waitUntil(async () => /lab-1:\S*#/.test((await rows.textContent()) ?? ''), 30_000, 'the guest prompt in the terminal');
-    await page.keyboard.type('uname -a');
-    await page.keyboard.press('Enter');
-    await waitUntil(async () => /Linux lab-1/.test((await rows.textContent()) ?? ''), 20_000, 'uname output in the terminal');
+    await runInSerialTab(page, 'lab-1', 'uname -a', /Linux lab-1/);
     // The key is in the keychain, never on disk or in the page.
     const secret = await keytar.getPassword('lifeline', `key:${relayId}:lab-1`);
     assert.match(secret ?? '', /BEGIN OPENSSH PRIVATE KEY/);

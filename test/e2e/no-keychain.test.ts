@@ -4,6 +4,7 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from '
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { runInSerialTab, vmRow } from '../helpers/app-page.js';
 import { launchChromium } from '../helpers/browser.js';
 import { startBrowserMode, type BrowserMode } from '../helpers/browser-mode.js';
 import { runCleanups } from '../helpers/cleanup.js';
@@ -70,19 +71,10 @@ test('without any keychain: the app works for the run, says so, and writes no ke
   const notice = page.getByRole('note', { name: 'Keychain' });
   await notice.waitFor({ timeout: 10_000 });
   assert.match((await notice.textContent()) ?? '', /No OS keychain .*held in memory for this run only.*new key at the next start.*API token entered again/);
-  const vmRow = (vm: string) => page.getByRole('list', { name: 'Virtual machines' }).getByRole('listitem', { name: vm, exact: true });
-  await vmRow('lab-1').waitFor({ timeout: 120_000 });
+  await vmRow(page, 'lab-1').waitFor({ timeout: 120_000 });
   assert.doesNotMatch((await page.locator('header').textContent()) ?? '', /failed|D-Bus/, 'the embedded relay did not fail on the keychain');
 
-  await vmRow('lab-1').getByRole('button', { name: 'Open serial console' }).click();
-  const panel = page.getByRole('tabpanel', { name: 'lab-1 — serial' });
-  const rows = panel.locator('.xterm-rows');
-  await panel.locator('.xterm').click();
-  await page.keyboard.press('Enter');
-  await waitUntil(async () => /lab-1:\S*#/.test((await rows.textContent()) ?? ''), 30_000, 'the guest prompt');
-  await page.keyboard.type('uname -a');
-  await page.keyboard.press('Enter');
-  await waitUntil(async () => /Linux lab-1/.test((await rows.textContent()) ?? ''), 20_000, 'uname output');
+  await runInSerialTab(page, 'lab-1', 'uname -a', /Linux lab-1/);
 
   await page.getByRole('button', { name: 'Add a relay' }).click();
   const dialog = page.getByRole('dialog', { name: 'Add relay' });
@@ -119,6 +111,10 @@ test('without any keychain: the app works for the run, says so, and writes no ke
     const token = /llt_[A-Za-z0-9_-]{20,}/.exec(text);
     if (token) leaks.push(`${file}: a token ${token[0].slice(0, 10)}…`);
   }
-  assert.ok(files(dataDir).length > 5, 'the scan saw the app\'s data');
+  const scanned = files(home);
+  for (const expected of ['settings.json', join('embedded', 'relay.log'), join('embedded', 'lab', 'data', 'lifeline.db')]) {
+    assert.ok(scanned.includes(join(dataDir, expected)), `the scan saw ${expected} (${scanned.join(', ')})`);
+  }
+  assert.match(readFileSync(join(dataDir, 'settings.json'), 'utf8'), /"name": "remote"/, 'the remote relay is remembered, without its token');
   assert.deepEqual(leaks, []);
 });

@@ -107,12 +107,15 @@ describe('desktop main-process services against the real relay and keychain', ()
     }
   });
 
-  test('the auto-renew setting is read back as saved', async () => {
+  test('the auto-renew and theme settings are read back as saved', async () => {
+    assert.deepEqual(await service.getSettings(), { autoRenew: true, theme: 'system' });
     await service.setAutoRenew(false);
-    assert.deepEqual(await service.getSettings(), { autoRenew: false });
-    assert.deepEqual(await new DesktopService(new OsKeychain(), new SettingsFile(settingsPath)).getSettings(), { autoRenew: false });
+    await service.setTheme('dark');
+    assert.deepEqual(await service.getSettings(), { autoRenew: false, theme: 'dark' });
+    assert.deepEqual(await new DesktopService(new OsKeychain(), new SettingsFile(settingsPath)).getSettings(), { autoRenew: false, theme: 'dark' });
     await service.setAutoRenew(true);
-    assert.deepEqual(await service.getSettings(), { autoRenew: true });
+    await service.setTheme('system');
+    assert.deepEqual(await service.getSettings(), { autoRenew: true, theme: 'system' });
   });
 
   test('a console holding someone else\'s key is not re-keyed without the user naming that key', async () => {
