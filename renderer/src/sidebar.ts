@@ -138,7 +138,7 @@ export class Sidebar {
         consoleBadge,
         element('span', { class: 'expires', hidden: '', 'data-expires': vm.console.expiresAt ?? '' }, vm.console.expiresAt ?? ''),
       ),
-      ...(vm.console.keyFingerprint ? [element('small', { class: 'fingerprint', title: vm.console.keyFingerprint }, `${vm.console.ownKey ? 'your key' : 'another key'} ${vm.console.keyFingerprint}`)] : []),
+      ...(vm.console.keyFingerprint ? [element('small', { class: `fingerprint${vm.console.ownKey ? '' : ' foreign'}`, title: vm.console.ownKey ? vm.console.keyFingerprint : `${vm.console.keyFingerprint}: not this app's key; opening the console asks before replacing it` }, `${vm.console.ownKey ? 'your key' : 'another key'} ${vm.console.keyFingerprint}`)] : []),
       element('div', { class: 'row-actions' },
         ...open('serial', 'Serial'),
         ...open('vnc', 'VNC'),
