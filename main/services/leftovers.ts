@@ -18,7 +18,7 @@ export interface NodeCommand {
   env: Record<string, string>;
 }
 
-interface Record_ {
+interface ProcessRecord {
   pid: number;
   args: string[];
 }
@@ -39,9 +39,9 @@ function commandLine(pid: number): string[] | undefined {
 
 /** The pid a record names, while that process still runs the recorded arguments. */
 export function recordedPid(file: string): number | undefined {
-  let record: Record_;
+  let record: ProcessRecord;
   try {
-    record = JSON.parse(readFileSync(file, 'utf8')) as Record_;
+    record = JSON.parse(readFileSync(file, 'utf8')) as ProcessRecord;
   } catch {
     return undefined;
   }

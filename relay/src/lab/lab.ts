@@ -35,13 +35,13 @@ function labVm(dir: string, index: number): LabVm {
   };
 }
 
-/** The QEMU process a pid file names, if it is still running. */
+/** The QEMU process a pid file names, if it is still running that VM (its command line names the pid file). */
 function runningPid(pidFile: string): number | undefined {
   try {
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
     if (!Number.isInteger(pid) || pid <= 0) return undefined;
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.includes('qemu-system') ? pid : undefined;
+    return cmdline.includes('qemu-system') && cmdline.split('\0').includes(pidFile) ? pid : undefined;
   } catch {
     return undefined;
   }
