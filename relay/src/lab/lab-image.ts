@@ -1,8 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { buildCpio, type CpioEntry } from './cpio.js';
 
 /** A missing prerequisite or failed lab step, with what to run to fix it. */
@@ -87,6 +87,15 @@ function readableKernelInBoot(): string | undefined {
   return undefined;
 }
 
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Extracts a Debian kernel from the `linux-image-*` package that `linux-image-amd64` depends on. */
 function downloadKernel(target: string, progress: (line: string) => void): void {
   for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb', 'tar']) {
@@ -95,7 +104,14 @@ function downloadKernel(target: string, progress: (line: string) => void): void 
   const depends = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
   const pkg = /Depends:\s*(linux-image-[0-9][^\s]*)/.exec(depends)?.[1];
   if (!pkg) throw new LabError('cannot tell which kernel package linux-image-amd64 depends on; run: sudo apt-get update');
-  const work = mkdtempSync(join(tmpdir(), 'lifeline-kernel-'));
+  // The work folder sits in the cache, named by pid: a run killed mid-download (its finally never
+  // runs) leaves it there, and the next download removes it once that pid is gone.
+  const cacheDir = dirname(target);
+  for (const name of readdirSync(cacheDir)) {
+    const owner = /^\.download-(\d+)-/.exec(name)?.[1];
+    if (owner && !pidAlive(Number(owner))) rmSync(join(cacheDir, name), { recursive: true, force: true });
+  }
+  const work = mkdtempSync(join(cacheDir, `.download-${process.pid}-`));
   try {
     progress(`lab: downloading the kernel package ${pkg} (once; cached afterwards)`);
     const download = spawnSync('apt-get', ['download', pkg], { cwd: work, encoding: 'utf8' });
