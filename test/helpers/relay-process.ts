@@ -26,12 +26,14 @@ export function testConfig(
   labConfigPath: string,
   dataDir: string,
   overrides: Record<string, unknown> = {},
-  mapVm: (vm: Record<string, string>) => Record<string, string> = (vm) => vm,
+  mapVm: (vm: Record<string, any>) => Record<string, any> = (vm) => vm,
 ): string {
   const config = parseYaml(readFileSync(labConfigPath, 'utf8')) as Record<string, any>;
   const labDir = join(labConfigPath, '..');
-  config.virtualMachines = (config.virtualMachines as Array<Record<string, string>>).map((vm) =>
-    mapVm(Object.fromEntries(Object.entries(vm).map(([key, value]) => [key, key === 'name' ? value : join(labDir, value)]))),
+  // Socket paths become absolute; `serial` may be a path or { path, protocol }.
+  const absolute = (value: any): any => (typeof value === 'string' ? join(labDir, value) : { ...value, path: join(labDir, value.path) });
+  config.virtualMachines = (config.virtualMachines as Array<Record<string, any>>).map((vm) =>
+    mapVm(Object.fromEntries(Object.entries(vm).map(([key, value]) => [key, key === 'name' ? value : absolute(value)]))),
   );
   const merged = { ...config, dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, ...overrides };
   const path = join(dataDir, '..', `relay-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.json`);

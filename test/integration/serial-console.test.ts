@@ -65,6 +65,22 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
     session.close();
   });
 
+  test('OpenSSH ~B then h: a serial break reaches the guest, whose kernel prints its SysRq help; no telnet byte reaches the client', async () => {
+    const accessId = await putConsole('lab-1', keyA);
+    const session = await openConsole('lab-1', accessId, keyA);
+    const from = session.output.length;
+    // OpenSSH takes ~B at the start of a line (after Enter), and sends the SSH break request.
+    session.send('\r~B');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    session.send('h');
+    await session.waitFor(/sysrq: HELP/, 15_000, from);
+    assert.doesNotMatch(session.output, /\xff/, 'telnet negotiation never reaches the user');
+    // The guest's tty keeps the "h" too: clear the line (Ctrl-U), then the shell goes on as before.
+    session.send('\x15');
+    await session.run('echo after-$((40+2))', 'after-42');
+    session.close();
+  });
+
   test('a second serial session closes the first, whose client sees the reason', async () => {
     const accessId = await putConsole('lab-1', keyA);
     const first = await openConsole('lab-1', accessId, keyA);
@@ -268,5 +284,34 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
     const again = await relay.api('DELETE', `/v1/sessions/${listed.id as string}`);
     assert.equal(again.status, 404);
     assert.equal(again.body.error.code, 'SessionNotFound');
+  });
+
+  test('power actions over QMP: nmi reaches the guest kernel, reset reboots the VM (its boot banner on the open console); each is listed per VM', async () => {
+    const listed = await relay.api('GET', '/v1/virtualMachines/lab-2');
+    assert.deepEqual(listed.body.powerActions, ['reset', 'powerOff', 'nmi']);
+    const accessId = await putConsole('lab-2', keyA);
+    const session = await openConsole('lab-2', accessId, keyA);
+    let from = session.output.length;
+    const nmi = await relay.api('POST', '/v1/virtualMachines/lab-2/powerActions', { action: 'nmi' });
+    assert.equal(nmi.status, 202, JSON.stringify(nmi.body));
+    assert.deepEqual(nmi.body, { virtualMachine: 'lab-2', action: 'nmi', status: 'Accepted' });
+    await session.waitFor(/NMI received/, 15_000, from);
+    from = session.output.length;
+    const reset = await relay.api('POST', '/v1/virtualMachines/lab-2/powerActions', { action: 'reset' });
+    assert.equal(reset.status, 202, JSON.stringify(reset.body));
+    // The kernel boots again and the guest's shell starts over on the same console session.
+    await session.waitFor(/BusyBox v1\.\d+/, 60_000, from);
+    session.send('\r');
+    await session.waitFor(PROMPT('lab-2'), 30_000, from);
+    await session.run('cat /proc/uptime', /^\s*\d+\.\d+ /m);
+    const powerOn = await relay.api('POST', '/v1/virtualMachines/lab-2/powerActions', { action: 'powerOn' });
+    assert.equal(powerOn.status, 409);
+    assert.equal(powerOn.body.error.code, 'PowerActionNotSupported');
+    assert.match(powerOn.body.error.message, /nothing can start a VM whose QEMU process is not running/);
+    const bad = await relay.api('POST', '/v1/virtualMachines/lab-2/powerActions', { action: 'explode' });
+    assert.equal(bad.status, 400);
+    assert.equal((await relay.api('POST', '/v1/virtualMachines/nope/powerActions', { action: 'reset' })).body.error.code, 'VirtualMachineNotFound');
+    assert.match(relay.output(), /"action":"reset".*"msg":"power action"|"msg":"power action".*"action":"reset"/, 'logged, with the token that asked');
+    session.close();
   });
 });

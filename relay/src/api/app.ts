@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import type { VirtualMachine, VirtualMachineRegistry } from '../backends/virtual-machines.js';
+import { PowerActionError, type VirtualMachine, type VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { detailedStatus, type ConsoleRecord } from '../core/console-rules.js';
 import { RelayError } from '../core/relay-error.js';
 import { hashToken } from '../core/token-hash.js';
@@ -170,6 +170,9 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     throw new RelayError(503, 'ServiceUnavailable', 'the relay is shutting down; try again when it is back');
   });
 
+  /** Which token each request came with (its name; never the token), for the log of what it did. */
+  const tokenNames = new WeakMap<object, string>();
+
   // Authentication runs before the body is read, so unauthenticated clients cannot make the relay parse anything.
   app.addHook('onRequest', async (request) => {
     if (request.url === '/healthz' || request.url.startsWith('/healthz?')) return;
@@ -179,6 +182,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     if (!token) {
       throw new RelayError(401, 'Unauthorized', header ? 'the bearer token is not valid for this relay' : 'send Authorization: Bearer <token> (the admin token is in <dataDir>/admin.token)');
     }
+    tokenNames.set(request, token.name);
   });
 
   const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 404: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody, 415: S.ErrorBody, 422: S.ErrorBody };
@@ -187,6 +191,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     name: vm.name,
     powerState: vm.powerState,
     consoleTypes: vm.consoleTypes,
+    powerActions: vm.powerActions,
     ...(record && { console: consoleResource(record, now()) }),
   });
 
@@ -240,6 +245,24 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     await deps.consoles.delete(request.params.vm);
     return reply.status(204).send();
   });
+
+  app.post<{ Params: { vm: string }; Body: S.PowerActionBody }>(
+    '/v1/virtualMachines/:vm/powerActions',
+    { schema: { params: S.VmParams, body: S.PowerActionBody, response: { 202: S.PowerActionAccepted, ...errors } } },
+    async (request, reply) => {
+      const vm = requireVm(request.params.vm);
+      const { action } = request.body;
+      try {
+        await vm.power(action);
+      } catch (error) {
+        if (!(error instanceof PowerActionError)) throw error;
+        request.log.warn({ vm: vm.name, action, token: tokenNames.get(request), err: error.message }, 'power action refused');
+        throw new RelayError(409, error.code, error.message);
+      }
+      request.log.info({ vm: vm.name, action, token: tokenNames.get(request) }, 'power action');
+      return reply.status(202).send({ virtualMachine: vm.name, action, status: 'Accepted' as const });
+    },
+  );
 
   app.post<{ Params: { vm: string }; Querystring: { endpoint?: string } }>(
     '/v1/virtualMachines/:vm/vncTokens',

@@ -50,10 +50,19 @@ export const ConsoleResource = Type.Object({
 
 export const PowerState = Type.Union([Type.Literal('Running'), Type.Literal('Paused'), Type.Literal('Stopped'), Type.Literal('Unavailable')]);
 
+export const PowerActionName = Type.Union([Type.Literal('reset'), Type.Literal('powerOff'), Type.Literal('powerOn'), Type.Literal('nmi')]);
+
+export const PowerActionBody = Type.Object({ action: PowerActionName }, { additionalProperties: false });
+export type PowerActionBody = Static<typeof PowerActionBody>;
+
+export const PowerActionAccepted = Type.Object({ virtualMachine: Type.String(), action: PowerActionName, status: Type.Literal('Accepted') });
+
 export const VirtualMachineResource = Type.Object({
   name: Type.String(),
   powerState: PowerState,
   consoleTypes: Type.Array(Type.Union([Type.Literal('serial'), Type.Literal('vnc')])),
+  /** The power actions the VM's backend offers (additive). */
+  powerActions: Type.Array(PowerActionName),
   console: Type.Optional(ConsoleResource),
 });
 

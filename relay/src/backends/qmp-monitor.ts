@@ -34,11 +34,19 @@ export function powerStateFromQmp(status: string): PowerState {
 export class QmpMonitor {
   private readonly connection: PersistentConnection;
   state: PowerState = 'Unavailable';
+  /** Commands sent with `execute`, by id, until QEMU answers (or the connection drops). */
+  private readonly pending = new Map<string, { resolve: (value: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  private nextId = 1;
+  private ready = false;
 
   constructor(address: SocketAddress, log: Logger) {
     this.connection = new PersistentConnection(address, {
       connected: (socket) => this.onConnected(socket),
-      disconnected: () => (this.state = 'Unavailable'),
+      disconnected: () => {
+        this.state = 'Unavailable';
+        this.ready = false;
+        this.failPending('the VM\'s QMP connection closed');
+      },
       unavailable: () => log.debug('QMP unavailable; retrying'),
     });
   }
@@ -72,6 +80,14 @@ export class QmpMonitor {
     if ('QMP' in message) {
       this.send({ execute: 'qmp_capabilities' });
       this.send({ execute: 'query-status', id: 'status' });
+      this.ready = true;
+    } else if (typeof message.id === 'string' && this.pending.has(message.id)) {
+      const call = this.pending.get(message.id)!;
+      this.pending.delete(message.id);
+      clearTimeout(call.timer);
+      const error = message.error as { desc?: string } | undefined;
+      if (error) call.reject(new Error(error.desc ?? 'QEMU refused the command'));
+      else call.resolve(message.return);
     } else if (message.id === 'status' && typeof (message.return as { status?: unknown })?.status === 'string') {
       this.state = powerStateFromQmp((message.return as { status: string }).status);
     } else if (typeof message.event === 'string') {
@@ -81,11 +97,34 @@ export class QmpMonitor {
     }
   }
 
+  /** Runs a QMP command; rejects when QMP is not connected, QEMU refuses it, or no answer comes in `timeoutMs`. */
+  execute(command: string, args?: Record<string, unknown>, timeoutMs = 5000): Promise<unknown> {
+    if (!this.connection.socket || !this.ready) return Promise.reject(new Error('the VM\'s QMP socket is not connected'));
+    const id = `call-${this.nextId++}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`QEMU did not answer ${command} within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.send({ execute: command, ...(args && { arguments: args }), id });
+    });
+  }
+
+  private failPending(reason: string): void {
+    for (const call of this.pending.values()) {
+      clearTimeout(call.timer);
+      call.reject(new Error(reason));
+    }
+    this.pending.clear();
+  }
+
   private send(command: Record<string, unknown>): void {
     this.connection.socket?.write(`${JSON.stringify(command)}\n`);
   }
 
   close(): void {
+    this.failPending('the relay is shutting down');
     this.connection.close();
   }
 }

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import type { SocketAddress } from '../config/config.js';
+import type { SerialProtocol, SocketAddress } from '../config/config.js';
 import { ByteRing } from '../core/ring-buffer.js';
+import { escapeIac, TELNET_BREAK, TelnetDecoder } from '../core/telnet.js';
 import type { Logger } from '../logger.js';
 import { PersistentConnection } from './persistent-connection.js';
 
@@ -26,12 +27,15 @@ export class SerialAttachment extends EventEmitter {
   private sink: SerialSink | undefined;
   private readonly ring: ByteRing;
   private sinkBlocked: (() => void) | undefined;
+  /** Telnet mode: one decoder per connection (a command may be split across reads). */
+  private decoder: TelnetDecoder | undefined;
 
   constructor(
     readonly virtualMachine: string,
     address: SocketAddress,
     replayBytes: number,
     private readonly log: Logger,
+    readonly protocol: SerialProtocol = 'raw',
   ) {
     super();
     this.ring = new ByteRing(replayBytes);
@@ -56,8 +60,13 @@ export class SerialAttachment extends EventEmitter {
 
   private onConnected(socket: Socket): void {
     socket.setNoDelay(true);
-    this.log.info('serial console attached');
-    socket.on('data', (chunk: Buffer) => this.onOutput(chunk, socket));
+    this.log.info({ protocol: this.protocol }, 'serial console attached');
+    const decoder = this.protocol === 'telnet' ? new TelnetDecoder() : undefined;
+    this.decoder = decoder;
+    socket.on('data', (chunk: Buffer) => {
+      const data = decoder ? decoder.decode(chunk) : chunk;
+      if (data.length > 0) this.onOutput(data, socket);
+    });
     socket.on('drain', () => this.emit('drain'));
   }
 
@@ -115,7 +124,21 @@ export class SerialAttachment extends EventEmitter {
 
   /** Sends input to the VM. False means wait for `drain`; input while the VM is away is dropped. */
   write(chunk: Buffer): boolean {
-    return this.socket ? this.socket.write(chunk) : true;
+    if (!this.socket) return true;
+    return this.socket.write(this.decoder ? escapeIac(chunk) : chunk);
+  }
+
+  /** Whether a serial break can be sent: a telnet-mode chardev that is connected. */
+  get canBreak(): boolean {
+    return this.protocol === 'telnet';
+  }
+
+  /** Sends a serial break (telnet IAC BREAK); false where the backend has none or the VM is away. */
+  sendBreak(): boolean {
+    if (!this.socket || this.protocol !== 'telnet') return false;
+    this.socket.write(TELNET_BREAK);
+    this.log.info('serial break sent');
+    return true;
   }
 
   close(): void {

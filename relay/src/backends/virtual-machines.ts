@@ -9,6 +9,22 @@ import { SerialAttachment } from './serial-attachment.js';
 
 export type ConsoleType = 'serial' | 'vnc';
 
+/** What `POST /v1/virtualMachines/{vm}/powerActions` can ask. */
+export type PowerAction = 'reset' | 'powerOff' | 'powerOn' | 'nmi';
+
+/** The QMP command behind each action; QMP cannot start a VM whose QEMU is not running, so no powerOn. */
+const QMP_POWER_ACTIONS: Partial<Record<PowerAction, string>> = { reset: 'system_reset', powerOff: 'system_powerdown', nmi: 'inject-nmi' };
+
+/** A power action this VM cannot take, or cannot take now; `code` is the API's error code. */
+export class PowerActionError extends Error {
+  constructor(
+    readonly code: 'PowerActionNotSupported' | 'PowerActionFailed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A connection to a VM's VNC server, read through pooled buffers. */
 export interface VncConnection {
   socket: Socket;
@@ -31,7 +47,7 @@ export class VirtualMachine {
   ) {
     const vmLog = log.child({ vm: config.name });
     this.log = vmLog;
-    this.serial = config.serial && new SerialAttachment(config.name, config.serial, replayBytes, vmLog);
+    this.serial = config.serial && new SerialAttachment(config.name, config.serial, replayBytes, vmLog, config.serialProtocol);
     this.qmp = config.qmp && new QmpMonitor(config.qmp, vmLog);
   }
 
@@ -48,6 +64,31 @@ export class VirtualMachine {
     if (this.qmp) return this.qmp.state;
     if (this.serial) return this.serial.connected ? 'Running' : 'Unavailable';
     return 'Unavailable';
+  }
+
+  /** The power actions this VM's backend offers (listed per VM in the API). */
+  get powerActions(): PowerAction[] {
+    return this.qmp ? (Object.keys(QMP_POWER_ACTIONS) as PowerAction[]) : [];
+  }
+
+  /** Takes a power action through the VM's backend (QMP for a configured VM). */
+  async power(action: PowerAction): Promise<void> {
+    const command = this.qmp && QMP_POWER_ACTIONS[action];
+    if (!this.qmp || !command) {
+      const offered = this.powerActions;
+      throw new PowerActionError(
+        'PowerActionNotSupported',
+        offered.length === 0
+          ? `${this.name} has no power control: configure its qmp socket (or let the relay discover it from libvirt)`
+          : `${this.name} cannot ${action}: ${action === 'powerOn' ? 'nothing can start a VM whose QEMU process is not running; start it where it is defined' : 'its backend does not offer it'} (it offers ${offered.join(', ')})`,
+      );
+    }
+    try {
+      await this.qmp.execute(command);
+    } catch (error) {
+      throw new PowerActionError('PowerActionFailed', `${this.name}: ${action} failed: ${(error as Error).message}`);
+    }
+    this.log.info({ action, command }, 'power action done');
   }
 
   /** A new connection to the VM's VNC server (QEMU serves several); rejects with a message for the client. */

@@ -3,9 +3,14 @@ import type { Ipv4Cidr } from '../core/cidr.js';
 /** A console channel's address: a unix socket path or a TCP host and port. */
 export type SocketAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
+/** `raw`: bytes as they are. `telnet`: a QEMU chardev with `telnet=on` (strips negotiation, escapes 0xFF, can send BREAK). */
+export type SerialProtocol = 'raw' | 'telnet';
+
 export interface VirtualMachineConfig {
   name: string;
   serial?: SocketAddress;
+  /** How the serial socket speaks; `raw` unless configured. */
+  serialProtocol?: SerialProtocol;
   vnc?: SocketAddress;
   qmp?: SocketAddress;
 }

@@ -47,6 +47,11 @@ class Section {
     return this.value[name] !== undefined;
   }
 
+  /** The raw value, for fields that take more than one shape. */
+  raw(name: string): unknown {
+    return this.value[name];
+  }
+
   section(name: string, known: readonly string[]): Section {
     const raw = this.value[name] ?? {};
     if (!isObject(raw)) throw new ConfigError(this.key(name), `must be a mapping, got ${describe(raw)}`);
@@ -128,6 +133,24 @@ export function parseSocketAddress(key: string, text: string, baseDir: string): 
   return { kind: 'unix', path };
 }
 
+/**
+ * `serial:` as a unix path, `tcp://host:port`, `telnet://host:port`, or a mapping
+ * `{ path: <unix path or tcp://…>, protocol: raw | telnet }`.
+ */
+function parseSerial(vm: Section, baseDir: string): Pick<VirtualMachineConfig, 'serial' | 'serialProtocol'> {
+  const raw = vm.raw('serial');
+  if (raw === undefined) return {};
+  if (typeof raw === 'string') {
+    if (raw.startsWith('telnet://')) return { serial: parseSocketAddress(vm.key('serial'), `tcp://${raw.slice('telnet://'.length)}`, baseDir), serialProtocol: 'telnet' };
+    return { serial: parseSocketAddress(vm.key('serial'), raw, baseDir), serialProtocol: 'raw' };
+  }
+  if (!isObject(raw)) throw new ConfigError(vm.key('serial'), `must be a socket path, tcp://host:port, telnet://host:port or { path, protocol }, got ${describe(raw)}`);
+  const section = new Section(vm.key('serial'), raw, ['path', 'protocol']);
+  const protocol = section.string('protocol', 'raw');
+  if (protocol !== 'raw' && protocol !== 'telnet') throw new ConfigError(section.key('protocol'), `must be raw or telnet, got ${describe(protocol)}`);
+  return { serial: parseSocketAddress(section.key('path'), section.string('path'), baseDir), serialProtocol: protocol };
+}
+
 function parseVirtualMachine(raw: unknown, index: number, baseDir: string): VirtualMachineConfig {
   const key = `virtualMachines[${index}]`;
   if (!isObject(raw)) throw new ConfigError(key, `must be a mapping with name and serial/vnc/qmp, got ${describe(raw)}`);
@@ -138,7 +161,8 @@ function parseVirtualMachine(raw: unknown, index: number, baseDir: string): Virt
     const text = vm.optionalString(field);
     return text === undefined ? undefined : parseSocketAddress(vm.key(field), text, baseDir);
   };
-  const result: VirtualMachineConfig = { name, serial: address('serial'), vnc: address('vnc'), qmp: address('qmp') };
+  const serial = parseSerial(vm, baseDir);
+  const result: VirtualMachineConfig = { name, ...serial, vnc: address('vnc'), qmp: address('qmp') };
   if (!result.serial && !result.vnc) {
     throw new ConfigError(`${key} (${name})`, 'needs a serial socket path, a vnc socket path, or both');
   }

@@ -66,7 +66,7 @@ function relayConfig(vms: readonly LabVm[]): string {
     '  addressPool: [127.0.0.0/8]',
     'consoles: { defaultTtl: 24h, maxTtl: 30d }',
     'virtualMachines:',
-    ...vms.map((vm) => `  - { name: ${vm.name}, serial: ./${vm.name}/serial.sock, vnc: ./${vm.name}/vnc.sock, qmp: ./${vm.name}/qmp.sock }`),
+    ...vms.map((vm) => `  - { name: ${vm.name}, serial: { path: ./${vm.name}/serial.sock, protocol: telnet }, vnc: ./${vm.name}/vnc.sock, qmp: ./${vm.name}/qmp.sock }`),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -96,7 +96,8 @@ export async function labUp(options: LabUpOptions): Promise<{ configPath: string
         '-nodefaults', '-no-user-config',
         '-kernel', image.kernel, '-initrd', image.initramfs,
         '-append', `console=tty0 console=ttyS0 quiet lifeline.host=${vm.name}`,
-        '-chardev', `socket,id=serial0,path=${vm.serial},server=on,wait=off`,
+        // Telnet mode, so that a serial break (SSH ~B) reaches the guest (SysRq).
+        '-chardev', `socket,id=serial0,path=${vm.serial},server=on,wait=off,telnet=on`,
         '-serial', 'chardev:serial0',
         '-vga', 'std',
         '-vnc', `unix:${vm.vnc}`,

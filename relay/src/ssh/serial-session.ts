@@ -73,6 +73,19 @@ export class SerialSession implements LiveSession {
     this.log.info({ bytesIn: this.bytesIn, bytesOut: this.bytesOut }, 'serial session ended');
   }
 
+  /**
+   * A serial break (SSH `break`, OpenSSH ~B): sent where the backend has one. Where it has not,
+   * the client is told in its terminal (OpenSSH asks for no reply) and the session goes on.
+   */
+  sendBreak(): boolean {
+    if (this.ended) return false;
+    if (this.attachment.sendBreak()) return true;
+    const why = this.attachment.canBreak ? 'the VM is not connected' : 'this VM\'s serial port has no break (it needs a telnet-mode chardev; see docs/relay.md)';
+    this.channel.write(`\r\n[lifeline] break not sent: ${why}\r\n`);
+    this.log.info('serial break refused');
+    return false;
+  }
+
   /** Writes the reason line, then closes the channel once it is flushed (or after a short grace when the client is not reading). */
   close(reason: string): Promise<void> {
     if (this.ended) return Promise.resolve();

@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } from 'ssh2';
 import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
@@ -9,6 +10,7 @@ import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
 import type { HostKey } from './host-key.js';
 import { streamClient, VncSession } from '../vnc/vnc-session.js';
+import { routeBreakRequests, type BreakListener } from './break-request.js';
 import { SerialSession } from './serial-session.js';
 
 /** The reserved forward destination for a VM's screen: `ssh -L 5901:vnc:5900`. */
@@ -75,6 +77,7 @@ export class SshConsoleServer {
     const grace = setTimeout(() => {
       if (!grant) client.end();
     }, LOGIN_GRACE_MS);
+    routeBreakRequests(client);
 
     client.on('authentication', (ctx: AuthContext) => {
       const refuse = (): void => {
@@ -146,6 +149,8 @@ export class SshConsoleServer {
         sessions.add(serial);
         this.options.supervisor.claim(serial);
         serial.start();
+        // OpenSSH's ~B: a serial break where the backend has one (telnet chardev), else refused and the session goes on.
+        (session as unknown as EventEmitter).on('break', ((_lengthMs, reply) => reply(serial.sendBreak())) satisfies BreakListener);
       });
     });
 
