@@ -19,12 +19,19 @@ export interface RelayView {
   error?: string;
 }
 
+/** What the relay can do to a VM's power (`POST …/powerActions`). */
+export type PowerAction = 'reset' | 'powerOff' | 'powerOn' | 'nmi';
+
 export interface VmView {
   relayId: string;
   relayName: string;
   name: string;
   powerState: string;
   consoleTypes: ConsoleKind[];
+  /** Whether the serial port takes a break (SysRq). */
+  serialBreak: boolean;
+  /** The power actions the VM's backend offers (none from a relay that predates them). */
+  powerActions: PowerAction[];
   console: {
     state: ConsoleState;
     expiresAt?: string;
@@ -54,6 +61,8 @@ export interface TabView {
   streamId: string;
   keyFingerprint: string;
   expiresAt: string;
+  /** Serial tabs: whether the VM's serial port takes a break (SysRq); absent from older relays. */
+  serialBreak?: boolean;
 }
 
 export interface EmbeddedStatus {
@@ -101,6 +110,7 @@ export interface DesktopApi {
   renewConsole(relayId: string, vm: string): Promise<VmView>;
   disableConsole(relayId: string, vm: string): Promise<VmView>;
   deleteConsole(relayId: string, vm: string): Promise<VmView>;
+  powerAction(relayId: string, vm: string, action: PowerAction): Promise<VmView>;
   listEndpoints(relayId: string): Promise<EndpointView[]>;
   createEndpoint(relayId: string, input: { name: string; ipAddress?: string; allowedSourcePrefixes?: string[] }): Promise<EndpointView>;
   deleteEndpoint(relayId: string, name: string): Promise<void>;
@@ -109,6 +119,8 @@ export interface DesktopApi {
   reconnectWithNewKey(tabId: string): Promise<TabView>;
   closeTab(tabId: string): Promise<void>;
   resizeTerminal(tabId: string, cols: number, rows: number): Promise<void>;
+  /** A serial break, then `sysrqKey` (one letter or digit) when given. */
+  sendBreak(tabId: string, sysrqKey?: string): Promise<void>;
   setAutoRenew(enabled: boolean): Promise<void>;
   setTheme(theme: ThemeSetting): Promise<void>;
 }
@@ -132,6 +144,7 @@ export const DESKTOP_API_METHODS = [
   'renewConsole',
   'disableConsole',
   'deleteConsole',
+  'powerAction',
   'listEndpoints',
   'createEndpoint',
   'deleteEndpoint',
@@ -140,6 +153,7 @@ export const DESKTOP_API_METHODS = [
   'reconnectWithNewKey',
   'closeTab',
   'resizeTerminal',
+  'sendBreak',
   'setAutoRenew',
   'setTheme',
 ] as const satisfies ReadonlyArray<keyof DesktopApi>;

@@ -47,6 +47,8 @@ test('malformed calls are rejected before reaching the service', async () => {
     ['resizeTerminal', ['tab', 1e9, 40]],
     ['setAutoRenew', ['yes']],
     ['setTheme', ['purple']],
+    ['powerAction', ['relay-1', 'lab-1', 'explode']],
+    ['sendBreak', ['tab-1', 'hh']],
     ['createEndpoint', ['relay-1', { name: 'ops', allowedSourcePrefixes: 'any' }]],
   ];
   for (const [method, args] of bad) {
@@ -68,6 +70,7 @@ const SAMPLE_CALLS = {
   renewConsole: ['relay-1', 'lab-1'],
   disableConsole: ['relay-1', 'lab-1'],
   deleteConsole: ['relay-1', 'lab-1'],
+  powerAction: ['relay-1', 'lab-1', 'reset'],
   listEndpoints: ['relay-1'],
   createEndpoint: ['relay-1', { name: 'ops', ipAddress: '127.0.0.9', allowedSourcePrefixes: ['127.0.0.0/8'] }],
   deleteEndpoint: ['relay-1', 'ops'],
@@ -76,6 +79,7 @@ const SAMPLE_CALLS = {
   reconnectWithNewKey: ['tab-1'],
   closeTab: ['tab-1'],
   resizeTerminal: ['tab-1', 120, 40],
+  sendBreak: ['tab-1', 'h'],
   setAutoRenew: [false],
   setTheme: ['dark'],
 } satisfies Record<(typeof DESKTOP_API_METHODS)[number], unknown[]>;

@@ -18,6 +18,7 @@ export const METHOD_ARGUMENTS = {
   renewConsole: z.tuple([id, name]),
   disableConsole: z.tuple([id, name]),
   deleteConsole: z.tuple([id, name]),
+  powerAction: z.tuple([id, name, z.enum(['reset', 'powerOff', 'powerOn', 'nmi'])]),
   listEndpoints: z.tuple([id]),
   createEndpoint: z.tuple([id, z.object({ name, ipAddress: z.string().max(64).optional(), allowedSourcePrefixes: z.array(z.string().max(64)).max(256).optional() }).strict()]),
   deleteEndpoint: z.tuple([id, name]),
@@ -26,6 +27,7 @@ export const METHOD_ARGUMENTS = {
   reconnectWithNewKey: z.tuple([id]),
   closeTab: z.tuple([id]),
   resizeTerminal: z.tuple([id, z.number().int().min(1).max(1000), z.number().int().min(1).max(1000)]),
+  sendBreak: z.union([z.tuple([id]), z.tuple([id, z.string().regex(/^[a-z0-9]$/, 'one SysRq letter or digit')])]),
   setAutoRenew: z.tuple([z.boolean()]),
   setTheme: z.tuple([z.enum(['system', 'light', 'dark'])]),
 } satisfies Record<(typeof DESKTOP_API_METHODS)[number], z.ZodTypeAny>;

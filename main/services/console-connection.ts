@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { sendSshBreak } from './ssh-break.js';
 import ssh2, { type ClientChannel } from 'ssh2';
 import type { ConsoleKind } from '../../preload/contract.js';
 import { fingerprintOfBlob } from './ssh-keys.js';
@@ -122,6 +123,19 @@ export class ConsoleConnection extends EventEmitter {
 
   get closed(): boolean {
     return this.closedReason !== undefined;
+  }
+
+  /** A serial break (then `key`, for SysRq): true when the relay sent it to the VM. */
+  async sendBreak(key?: string): Promise<boolean> {
+    const channel = this.channel;
+    if (!channel || this.closed) return false;
+    const sent = await sendSshBreak(this.client, channel);
+    if (sent && key) {
+      // The guest takes the key after the break as its SysRq command.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      channel.write(key);
+    }
+    return sent;
   }
 
   resize(cols: number, rows: number): void {

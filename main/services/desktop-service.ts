@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { ConsoleResource } from '@lifeline/relay/client';
-import type { ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, KeychainStatus, OpenConsoleOptions, RelayView, TabView, ThemeSetting, VmView } from '../../preload/contract.js';
+import type { ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, KeychainStatus, OpenConsoleOptions, PowerAction, RelayView, TabView, ThemeSetting, VmView } from '../../preload/contract.js';
 import { ConsoleConnection } from './console-connection.js';
 import { keyAccount, OS_KEYCHAIN_STATUS, tokenAccount, type Keychain } from './keychain.js';
 import { RelayApi, RelayApiError } from './relay-api.js';
@@ -185,7 +185,7 @@ export class DesktopService implements DesktopApi {
     return stored ? describePrivateKey(stored) : undefined;
   }
 
-  private async vmView(relayId: string, vm: { name: string; powerState: string; consoleTypes: ConsoleKind[]; console?: ConsoleResource }): Promise<VmView> {
+  private async vmView(relayId: string, vm: { name: string; powerState: string; consoleTypes: ConsoleKind[]; powerActions?: PowerAction[]; serialBreak?: boolean; console?: ConsoleResource }): Promise<VmView> {
     const record = this.relay(relayId);
     const own = await this.ownKey(relayId, vm.name);
     const c = vm.console;
@@ -196,6 +196,8 @@ export class DesktopService implements DesktopApi {
       name: vm.name,
       powerState: vm.powerState,
       consoleTypes: vm.consoleTypes,
+      powerActions: vm.powerActions ?? [],
+      serialBreak: vm.serialBreak === true,
       console: { state, expiresAt: c?.expiration, keyFingerprint: c?.keyFingerprint, ownKey: Boolean(c && own && own.fingerprint === c.keyFingerprint) },
     };
   }
@@ -229,6 +231,11 @@ export class DesktopService implements DesktopApi {
     const expiration = new Date(this.now() + (await this.defaultTtlMs(api))).toISOString();
     const updated = await api.patchConsole(vm, { expiration });
     this.emit({ type: 'consoleRenewed', relayId, vm, expiresAt: updated.expiration });
+    return this.vmAfter(relayId, vm);
+  }
+
+  async powerAction(relayId: string, vm: string, action: PowerAction): Promise<VmView> {
+    await (await this.api(relayId)).powerAction(vm, action);
     return this.vmAfter(relayId, vm);
   }
 
@@ -284,7 +291,13 @@ export class DesktopService implements DesktopApi {
     });
   }
 
-  private attach(tabId: string, relayId: string, vm: string, kind: ConsoleKind, connection: ConsoleConnection, console: ConsoleResource, ttlMs: number): TabView {
+  /** Whether the VM's serial port takes a break, as its relay says (false when it cannot be asked). */
+  private async serialBreak(api: RelayApi, vm: string): Promise<boolean> {
+    const found = await api.virtualMachines().then((vms) => vms.find((v) => v.name === vm)).catch(() => undefined);
+    return (found as { serialBreak?: boolean } | undefined)?.serialBreak === true;
+  }
+
+  private attach(tabId: string, relayId: string, vm: string, kind: ConsoleKind, connection: ConsoleConnection, console: ConsoleResource, ttlMs: number, serialBreak = false): TabView {
     const previous = this.tabs.get(tabId);
     if (previous) {
       clearInterval(previous.renewTimer);
@@ -299,6 +312,7 @@ export class DesktopService implements DesktopApi {
       streamId: randomUUID(),
       keyFingerprint: console.keyFingerprint,
       expiresAt: console.expiration,
+      ...(kind === 'serial' && { serialBreak }),
     };
     const tab: Tab = { view, connection, ttlMs };
     this.tabs.set(tabId, tab);
@@ -334,7 +348,7 @@ export class DesktopService implements DesktopApi {
     const ttlMs = await this.defaultTtlMs(api);
     const console = await this.readyConsole(api, vm, key, ttlMs, options.replaceKey);
     const connection = await this.connect(relayId, vm, kind, key, console);
-    return this.attach(randomUUID(), relayId, vm, kind, connection, console, ttlMs);
+    return this.attach(randomUUID(), relayId, vm, kind, connection, console, ttlMs, kind === 'serial' && (await this.serialBreak(api, vm)));
   }
 
   private tab(tabId: string): Tab {
@@ -351,7 +365,7 @@ export class DesktopService implements DesktopApi {
     const ttlMs = await this.defaultTtlMs(api);
     const console = await this.readyConsole(api, view.vm, key, ttlMs);
     const fresh = await this.connect(view.relayId, view.vm, view.kind, key, console);
-    return this.attach(tabId, view.relayId, view.vm, view.kind, fresh, console, ttlMs);
+    return this.attach(tabId, view.relayId, view.vm, view.kind, fresh, console, ttlMs, view.serialBreak);
   }
 
   /**
@@ -375,7 +389,7 @@ export class DesktopService implements DesktopApi {
     }
     const connection = await this.connect(view.relayId, view.vm, view.kind, fresh, console);
     const previous = this.tab(tabId).connection;
-    const next = this.attach(tabId, view.relayId, view.vm, view.kind, connection, console, await this.defaultTtlMs(api));
+    const next = this.attach(tabId, view.relayId, view.vm, view.kind, connection, console, await this.defaultTtlMs(api), view.serialBreak);
     previous.close('the key was rotated');
     return next;
   }
@@ -391,6 +405,14 @@ export class DesktopService implements DesktopApi {
 
   async resizeTerminal(tabId: string, cols: number, rows: number): Promise<void> {
     this.tab(tabId).connection.resize(cols, rows);
+  }
+
+  async sendBreak(tabId: string, sysrqKey?: string): Promise<void> {
+    const { view, connection } = this.tab(tabId);
+    if (view.kind !== 'serial') throw new Error('A break goes to a serial console, not a VNC one.');
+    if (!(await connection.sendBreak(sysrqKey))) {
+      throw new Error(`The relay did not send the break to ${view.vm}: its serial port has none (it needs a telnet-mode chardev), or the VM is not connected.`);
+    }
   }
 
   async setAutoRenew(enabled: boolean): Promise<void> {

@@ -73,6 +73,10 @@ export class RelayApi {
     return this.call('PATCH', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`, body);
   }
 
+  powerAction(vm: string, action: string): Promise<{ virtualMachine: string; action: string; status: string }> {
+    return this.call('POST', `/v1/virtualMachines/${encodeURIComponent(vm)}/powerActions`, { action });
+  }
+
   deleteConsole(vm: string): Promise<void> {
     return this.call('DELETE', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`);
   }

@@ -1,9 +1,9 @@
-import type { ConsoleKind, DesktopBridge, DesktopEvent, EmbeddedStatus, KeychainStatus, RelayView, ThemeSetting, VmView } from '../../preload/contract.js';
+import type { ConsoleKind, DesktopBridge, DesktopEvent, EmbeddedStatus, KeychainStatus, PowerAction, RelayView, ThemeSetting, VmView } from '../../preload/contract.js';
 import { addRelayDialog, editRelayDialog, endpointsDialog, helpDialog } from './dialogs.js';
 import { button, checkbox, confirmDialog, element } from './dom.js';
 import { icon } from './icons.js';
 import { Notices } from './notices.js';
-import { Sidebar } from './sidebar.js';
+import { POWER_ACTION_LABELS, Sidebar } from './sidebar.js';
 import { ThemeController } from './theme.js';
 import { Workspace } from './workspace.js';
 
@@ -45,6 +45,7 @@ export class App {
         await this.refresh();
       }),
       deleteConsole: (vm) => void this.deleteConsole(vm),
+      power: (vm, action) => void this.power(vm, action),
     });
     this.workspace = new Workspace(bridge, this.notices, this.theme, () => this.refresh());
   }
@@ -190,6 +191,22 @@ export class App {
     await this.run(async () => {
       await this.bridge.api.deleteConsole(vm.relayId, vm.name);
       this.notices.info(`Deleted the console of ${vm.name}.`);
+      await this.refresh();
+    });
+  }
+
+  private async power(vm: VmView, action: PowerAction): Promise<void> {
+    const what: Record<PowerAction, [string, string]> = {
+      reset: [`Reset ${vm.name}?`, `${vm.name} restarts at once, as with its reset button: unsaved work in the guest is lost. Open consoles stay connected and show it booting.`],
+      powerOff: [`Power off ${vm.name}?`, `${vm.name} gets the ACPI power button: a guest that handles it shuts down; one that does not keeps running.`],
+      powerOn: [`Power on ${vm.name}?`, `${vm.name} starts.`],
+      nmi: [`Send an NMI to ${vm.name}?`, `${vm.name} gets a non-maskable interrupt: Linux logs it, or panics and dumps when it is set to (kernel.unknown_nmi_panic).`],
+    };
+    const [title, text] = what[action];
+    if (!(await confirmDialog(title, [text], POWER_ACTION_LABELS[action]))) return;
+    await this.run(async () => {
+      await this.bridge.api.powerAction(vm.relayId, vm.name, action);
+      this.notices.info(`${POWER_ACTION_LABELS[action]}: sent to ${vm.name}.`);
       await this.refresh();
     });
   }

@@ -4,6 +4,7 @@ import { SearchAddon, type ISearchOptions } from '@xterm/addon-search';
 import { SerializeAddon } from '@xterm/addon-serialize';
 import type { ByteStream, DesktopBridge, TabView } from '../../preload/contract.js';
 import { button, element } from './dom.js';
+import { icon } from './icons.js';
 import { TERMINAL_THEMES, type Theme } from './theme.js';
 
 const MATCH_COLOURS = { light: { match: '#fff2a8', active: '#ffb86b' }, dark: { match: '#5c4d00', active: '#a15c00' } };
@@ -28,6 +29,7 @@ export class SerialTab {
     private readonly bridge: DesktopBridge,
     private tab: TabView,
     theme: Theme,
+    private readonly report: (error: Error) => void = () => undefined,
   ) {
     this.theme = theme;
     this.terminal = new Terminal({ fontSize: 14, scrollback: 5000, convertEol: false, allowProposedApi: true, theme: TERMINAL_THEMES[theme], fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
@@ -47,6 +49,7 @@ export class SerialTab {
       this.matchCount.textContent = !this.findBox.value ? '' : resultCount === 0 ? 'No matches' : `${resultIndex >= 0 ? resultIndex + 1 : '?'} of ${resultCount}`;
     });
     this.tools = [
+      ...(tab.serialBreak ? [this.breakMenu()] : []),
       element('div', { class: 'group', role: 'group', 'aria-label': 'Text size' },
         button('Smaller text', () => this.fontSize(-1), { icon: 'smaller', iconOnly: true }),
         button('Larger text', () => this.fontSize(1), { icon: 'larger', iconOnly: true }),
@@ -71,6 +74,23 @@ export class SerialTab {
     this.terminal.onData((data) => this.send(data));
     this.terminal.onResize(({ cols, rows }) => void this.bridge.api.resizeTerminal(this.tab.id, cols, rows).catch(() => undefined));
     this.resizeObserver.observe(this.screen);
+  }
+
+  /** Send break, and break + a SysRq key (Linux guests: the key after a break is a SysRq command). */
+  private breakMenu(): HTMLElement {
+    const keys: Array<[string, string]> = [['h', 'help'], ['w', 'show blocked tasks'], ['m', 'show memory'], ['s', 'sync disks'], ['u', 'remount read-only'], ['b', 'reboot now'], ['c', 'crash (dump)']];
+    const send = (key?: string): void => {
+      menu.open = false;
+      void this.bridge.api.sendBreak(this.tab.id, key).then(() => this.terminal.focus(), (error: Error) => this.report(error));
+    };
+    const menu = element('details', { class: 'menu' },
+      element('summary', { 'aria-label': 'Break and SysRq', title: 'Serial break and SysRq' }, icon('zap'), element('span', { class: 'label' }, 'Break')),
+      element('div', { class: 'menu-items', role: 'group', 'aria-label': 'Break and SysRq' },
+        button('Send break', () => send(), { title: 'A serial break alone (what OpenSSH ~B sends)' }),
+        ...keys.map(([key, what]) => button(`SysRq ${key}: ${what}`, () => send(key), { name: `SysRq ${key}`, title: `Break, then "${key}": ${what}` })),
+      ),
+    );
+    return element('div', { class: 'group', role: 'group', 'aria-label': 'Break' }, menu);
   }
 
   private send(data: string): void {

@@ -1,4 +1,4 @@
-import type { ConsoleKind, EmbeddedStatus, RelayView, VmView } from '../../preload/contract.js';
+import type { ConsoleKind, EmbeddedStatus, PowerAction, RelayView, VmView } from '../../preload/contract.js';
 import { button, element } from './dom.js';
 import { EXPIRY_WARNING_MS, timeLeft } from './format.js';
 import { icon } from './icons.js';
@@ -12,7 +12,11 @@ export interface SidebarActions {
   renew(vm: VmView): void;
   disable(vm: VmView): void;
   deleteConsole(vm: VmView): void;
+  power(vm: VmView, action: PowerAction): void;
 }
+
+/** The power menu's items, in the order shown. */
+export const POWER_ACTION_LABELS: Record<PowerAction, string> = { powerOn: 'Power on', reset: 'Reset', powerOff: 'Power off', nmi: 'Send NMI' };
 
 const RELAY_STATE = { ok: 'connected', unreachable: 'unreachable', unauthorized: 'token refused' } as const;
 
@@ -147,8 +151,24 @@ export class Sidebar {
           ...(state === 'enabled' ? [button('Disable console', () => this.actions.disable(vm), { icon: 'disable', iconOnly: true, variant: 'ghost', title: `Disable the console of ${vm.name} (closes its sessions)` })] : []),
           button('Delete console', () => this.actions.deleteConsole(vm), { icon: 'remove', iconOnly: true, variant: 'ghost', title: `Delete the console of ${vm.name}` }),
         ] : []),
+        ...(vm.powerActions.length > 0 ? [this.powerMenu(vm)] : []),
       ),
     );
+  }
+
+  /** Reset, Power off, Power on, Send NMI: only what the VM's backend offers; each asks first. */
+  private powerMenu(vm: VmView): HTMLElement {
+    const menu = element('details', { class: 'menu power-menu' },
+      element('summary', { 'aria-label': `Power actions for ${vm.name}`, title: `Power actions for ${vm.name}` }, icon('power')),
+      element('div', { class: 'menu-items', role: 'group', 'aria-label': `Power actions for ${vm.name}` },
+        ...(Object.keys(POWER_ACTION_LABELS) as PowerAction[])
+          .filter((action) => vm.powerActions.includes(action))
+          .map((action) => button(POWER_ACTION_LABELS[action], () => {
+            menu.open = false;
+            this.actions.power(vm, action);
+          }))),
+    );
+    return menu;
   }
 
   private describeConsole(badge: HTMLElement, vm: VmView): void {

@@ -63,7 +63,7 @@ export class Workspace {
 
   /** Adds a tab for a console main has opened, selects it and connects it. */
   async add(view: TabView): Promise<void> {
-    const content = view.kind === 'serial' ? new SerialTab(this.bridge, view, this.theme.current) : new VncTab(this.bridge);
+    const content = view.kind === 'serial' ? new SerialTab(this.bridge, view, this.theme.current, (error) => this.notices.error(error.message)) : new VncTab(this.bridge);
     const banner = element('div', { class: 'banner', role: 'alert' });
     banner.hidden = true;
     const keyLabel = element('span', { class: 'tab-key', title: 'The key this tab connects with' }, icon('key', 14), element('span', {}, `key ${view.keyFingerprint}`));

@@ -140,6 +140,18 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
     await find.fill('');
   });
 
+  test('serial toolbar: Break → SysRq h makes the guest print its SysRq help in the terminal', async () => {
+    await page.getByRole('tab', { name: 'lab-1 — serial' }).click();
+    const panel = page.getByRole('tabpanel', { name: 'lab-1 — serial' });
+    await panel.getByRole('button', { name: 'Clear terminal' }).click();
+    await panel.locator('summary[aria-label="Break and SysRq"]').click();
+    await panel.getByRole('group', { name: 'Break and SysRq' }).getByRole('button', { name: 'SysRq h' }).click();
+    await waitUntil(async () => /sysrq: HELP/.test((await panel.locator('.xterm-rows').textContent()) ?? ''), 15_000, 'the SysRq help in the terminal');
+    // The tty keeps the "h" as typed input: clear the line for the tests that follow.
+    await panel.locator('.xterm').click();
+    await page.keyboard.press('Control+U');
+  });
+
   test('VNC toolbar: Save screenshot downloads a PNG of the VM screen; the Keys menu lists the combinations', async () => {
     await page.getByRole('tab', { name: 'lab-1 — VNC' }).click();
     const panel = page.getByRole('tabpanel', { name: 'lab-1 — VNC' });
@@ -278,7 +290,32 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
     await waitUntil(async () => /no console/.test((await vmRow('lab-2').textContent()) ?? ''), 10_000, 'the list to show it');
   });
 
+  test('power menu: only the actions the VM offers; Reset asks first, then the VM reboots (its banner on the serial tab)', async () => {
+    const panel = await runInSerialTab(page, 'lab-2', 'echo before-$((1+1))', /before-2/);
+    const rows = panel.locator('.xterm-rows');
+    const banners = async (): Promise<number> => ((await rows.textContent()) ?? '').split('Enter \'help\'').length - 1;
+    // The DOM holds only the visible rows: clear them, so the next banner is the reset's.
+    await panel.getByRole('button', { name: 'Clear terminal' }).click();
+    await waitUntil(async () => (await banners()) === 0, 5000, 'the terminal cleared');
+    const before = 0;
+    await vmRow('lab-2').locator('summary[aria-label="Power actions for lab-2"]').click();
+    const menu = vmRow('lab-2').getByRole('group', { name: 'Power actions for lab-2' });
+    assert.deepEqual(await menu.getByRole('button').allTextContents(), ['Reset', 'Power off', 'Send NMI'], 'no Power on over QMP');
+    await menu.getByRole('button', { name: 'Reset' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Reset lab-2?' });
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await page.waitForTimeout(3000);
+    assert.equal(await banners(), before, 'Cancel reset nothing');
+    await vmRow('lab-2').locator('summary[aria-label="Power actions for lab-2"]').click();
+    await menu.getByRole('button', { name: 'Reset' }).click();
+    await confirm.getByRole('button', { name: 'Reset' }).click();
+    await waitUntil(async () => (await banners()) > before, 60_000, 'the guest to boot again after the reset');
+  });
+
   test('keyboard shortcuts: search VMs, next/previous tab, help, close tab', async () => {
+    // Start from no tab, so the order is this test's own.
+    const closers = page.getByRole('tablist', { name: 'Consoles' }).getByRole('button', { name: /^Close / });
+    while ((await closers.count()) > 0) await closers.first().click();
     await vmRow('lab-1').getByRole('button', { name: 'Open serial console' }).click();
     await vmRow('lab-1').getByRole('button', { name: 'Open VNC console' }).click();
     const serialTab = page.getByRole('tab', { name: 'lab-1 — serial' });
@@ -295,7 +332,8 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
     await vmRow('lab-1').waitFor();
     assert.equal(await serialTab.getAttribute('aria-selected'), 'true');
     await page.keyboard.press('Control+Shift+BracketRight');
-    assert.equal(await vncTab.getAttribute('aria-selected'), 'true', 'next tab');
+    const tabStates = async (): Promise<string> => JSON.stringify(await page.getByRole('tab').evaluateAll((tabs) => tabs.map((t) => `${t.getAttribute('aria-label')}=${t.getAttribute('aria-selected')}`)));
+    assert.equal(await vncTab.getAttribute('aria-selected'), 'true', `next tab: ${await tabStates()}`);
     await page.keyboard.press('Control+Shift+BracketLeft');
     assert.equal(await serialTab.getAttribute('aria-selected'), 'true', 'previous tab');
     await page.keyboard.press('Control+Shift+Slash');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -102,7 +102,8 @@ test('without any keychain: the app works for the run, says so, and writes no ke
   closeBrowser = undefined;
   await web.stop();
 
-  // Nothing secret anywhere under $HOME (which holds the app's data dir).
+  // Nothing secret anywhere under $HOME (which holds the app's data dir), once the watchdog is done too.
+  await waitUntil(() => !existsSync(join(dataDir, 'embedded', 'watchdog.pid')), 15_000, 'the watchdog to finish');
   const leaks: string[] = [];
   for (const file of files(home)) {
     const text = readFileSync(file).toString('latin1');

@@ -192,6 +192,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     powerState: vm.powerState,
     consoleTypes: vm.consoleTypes,
     powerActions: vm.powerActions,
+    serialBreak: vm.serialBreak,
     ...(record && { console: consoleResource(record, now()) }),
   });
 

@@ -63,6 +63,8 @@ export const VirtualMachineResource = Type.Object({
   consoleTypes: Type.Array(Type.Union([Type.Literal('serial'), Type.Literal('vnc')])),
   /** The power actions the VM's backend offers (additive). */
   powerActions: Type.Array(PowerActionName),
+  /** Whether the serial port takes an SSH break, i.e. SysRq (additive). */
+  serialBreak: Type.Boolean(),
   console: Type.Optional(ConsoleResource),
 });
 

@@ -66,6 +66,11 @@ export class VirtualMachine {
     return 'Unavailable';
   }
 
+  /** Whether the serial port takes a break (a telnet-mode chardev). */
+  get serialBreak(): boolean {
+    return this.serial?.canBreak ?? false;
+  }
+
   /** The power actions this VM's backend offers (listed per VM in the API). */
   get powerActions(): PowerAction[] {
     return this.qmp ? (Object.keys(QMP_POWER_ACTIONS) as PowerAction[]) : [];

@@ -22,6 +22,7 @@ test('the documented example parses with its defaults', () => {
   assert.deepEqual(config.virtualMachines[0], {
     name: 'vm1',
     serial: { kind: 'unix', path: '/run/lifeline/vm1/serial.sock' },
+    serialProtocol: 'raw',
     vnc: { kind: 'tcp', host: '127.0.0.1', port: 5901 },
     qmp: { kind: 'unix', path: '/etc/lifeline/vm1/qmp.sock' },
   });
@@ -53,4 +54,17 @@ test('errors carry the key path', () => {
   assert.equal(keyOf({ virtualMachines: [{ name: 'a', serial: `/${'x'.repeat(120)}` }] }), 'virtualMachines[0].serial');
   assert.equal(keyOf({ log: { level: 'loud' } }), 'log.level');
   assert.equal(keyOf([]), '(top level)');
+});
+
+test('serial: a path or tcp:// is raw; telnet://host:port and { path, protocol: telnet } are telnet; anything else is named', () => {
+  const vms = (serial: unknown) => parseConfig({ virtualMachines: [{ name: 'vm1', serial }] }, '/etc/l/relay.yaml', '/etc/l').virtualMachines[0];
+  assert.deepEqual(vms('tcp://127.0.0.1:4555'), { name: 'vm1', serial: { kind: 'tcp', host: '127.0.0.1', port: 4555 }, serialProtocol: 'raw', vnc: undefined, qmp: undefined });
+  assert.deepEqual(vms('telnet://127.0.0.1:4555')?.serial, { kind: 'tcp', host: '127.0.0.1', port: 4555 });
+  assert.equal(vms('telnet://127.0.0.1:4555')?.serialProtocol, 'telnet');
+  assert.deepEqual(vms({ path: 'vm1/serial.sock', protocol: 'telnet' }), { name: 'vm1', serial: { kind: 'unix', path: '/etc/l/vm1/serial.sock' }, serialProtocol: 'telnet', vnc: undefined, qmp: undefined });
+  assert.equal(vms({ path: 'tcp://10.0.0.1:7000' })?.serialProtocol, 'raw');
+  assert.throws(() => vms({ path: 'x.sock', protocol: 'ssh' }), /virtualMachines\[0\]\.serial\.protocol: must be raw or telnet/);
+  assert.throws(() => vms({ path: 'x.sock', speed: 9600 }), /virtualMachines\[0\]\.serial\.speed: unknown key/);
+  assert.throws(() => vms(42), /virtualMachines\[0\]\.serial: must be a socket path, tcp:\/\/host:port, telnet:\/\/host:port or \{ path, protocol \}/);
+  assert.throws(() => vms('telnet://nohost'), /virtualMachines\[0\]\.serial: must be tcp:\/\/<host>:<port>/);
 });
