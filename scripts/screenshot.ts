@@ -48,6 +48,9 @@ try {
 
   const serial = await runInSerialTab(page, 'lab-1', 'uname -a; uptime', /Linux lab-1/);
   await serial.getByRole('searchbox', { name: 'Search terminal output' }).fill('lab-1');
+  await serial.locator('summary[aria-label="Break and SysRq"]').click();
+  await both(page, 'break-menu');
+  await serial.locator('summary[aria-label="Break and SysRq"]').click();
   await serial.getByRole('button', { name: 'Next match' }).click();
   await serial.locator('.xterm-helper-textarea').focus();
   await both(page, 'serial');
@@ -63,6 +66,10 @@ try {
   await page.getByRole('dialog', { name: 'Delete console?' }).waitFor();
   await both(page, 'confirm');
   await page.getByRole('dialog', { name: 'Delete console?' }).getByRole('button', { name: 'Cancel' }).click();
+
+  await row.locator('summary[aria-label="Power actions for lab-1"]').click();
+  await both(page, 'power-menu');
+  await row.locator('summary[aria-label="Power actions for lab-1"]').click();
 
   // Someone else's key on lab-2's console: opening it asks first (docs/replace-key-dialog.png).
   const relayUrl = /Embedded relay running at (\S+)/.exec((await page.locator('header [role="status"]').textContent()) ?? '')![1]!;
