@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { ensureAdminToken } from './admin-token.js';
 import { buildApi } from './api/app.js';
 import { VirtualMachineRegistry } from './backends/virtual-machines.js';
+import { createSource, Discovery } from './discovery/discovery.js';
 import type { RelayConfig } from './config/config.js';
 import { EndpointManager } from './endpoints/endpoint-manager.js';
 import type { Logger } from './logger.js';
@@ -50,11 +51,17 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     await ensureAdminToken(store, config.dataDir, options.adminTokenFromEnvironment, log);
     const hostKey = loadOrCreateHostKey(config.dataDir, options.hostKeyFromEnvironment);
 
-    const virtualMachines = new VirtualMachineRegistry(config.virtualMachines, config.serial.replayBytes, log);
+    const supervisor = new SessionSupervisor(store, log);
+    // A discovered VM that goes away (or comes back with new channels) ends its sessions with the reason.
+    const virtualMachines = new VirtualMachineRegistry(config.virtualMachines, config.serial.replayBytes, log, (name, reason) => {
+      supervisor.closeConnections((connection) => connection.grant.virtualMachine === name, reason);
+    });
     virtualMachines.start();
     closers.push(() => virtualMachines.close());
+    const discovery = new Discovery(config.discover.map((source) => createSource(source, log.child({ component: 'discovery' }))), virtualMachines, log.child({ component: 'discovery' }));
+    await discovery.start();
+    closers.push(() => discovery.close());
 
-    const supervisor = new SessionSupervisor(store, log);
     const consoles = new ConsoleService(store, config.consoles, (name) => virtualMachines.get(name) !== undefined, async (vm, change) => {
       await supervisor.revalidate(vm);
       // Once the old holder's sessions are closed (detached at once), the next holder must not see their output.

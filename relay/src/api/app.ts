@@ -193,6 +193,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     consoleTypes: vm.consoleTypes,
     powerActions: vm.powerActions,
     serialBreak: vm.serialBreak,
+    source: vm.source,
     ...(record && { console: consoleResource(record, now()) }),
   });
 

@@ -63,6 +63,8 @@ export const VirtualMachineResource = Type.Object({
   consoleTypes: Type.Array(Type.Union([Type.Literal('serial'), Type.Literal('vnc')])),
   /** The power actions the VM's backend offers (additive). */
   powerActions: Type.Array(PowerActionName),
+  /** Where the VM came from: the config, or a discovery source (additive). */
+  source: Type.Union([Type.Literal('static'), Type.Literal('libvirt'), Type.Literal('proxmox')]),
   /** Whether the serial port takes an SSH break, i.e. SysRq (additive). */
   serialBreak: Type.Boolean(),
   console: Type.Optional(ConsoleResource),

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { describeAddress, type VirtualMachineConfig } from '../config/config.js';
+import { describeAddress, type VirtualMachineConfig, type VmSource } from '../config/config.js';
 import type { Logger } from '../logger.js';
 import { BufferPool } from '../core/buffer-pool.js';
 import { connectTo } from './connect.js';
@@ -34,16 +34,28 @@ export interface VncConnection {
 /** Read buffers for VNC connections, shared by the relay's VMs: 64 KiB is what a socket read returns at most. */
 const VNC_READ_POOL = new BufferPool(64 * 1024, 32);
 
-/** One configured VM and its live channels. */
+/** Power control other than QMP (libvirt's virsh), given by the VM's discovery source. */
+export interface PowerBackend {
+  readonly actions: PowerAction[];
+  run(action: PowerAction): Promise<void>;
+}
+
+/** One configured or discovered VM and its live channels. */
 export class VirtualMachine {
   readonly serial: SerialAttachment | undefined;
   private readonly qmp: QmpMonitor | undefined;
   private readonly log: Logger;
+  /** Set once a discovered VM went away: its channels are closed and it shows this state. */
+  gone: PowerState | undefined;
+  /** The state its discovery source reports (libvirt), when it has no QMP of its own. */
+  reportedState: PowerState | undefined;
 
   constructor(
     readonly config: VirtualMachineConfig,
     replayBytes: number,
     log: Logger,
+    readonly source: VmSource = 'static',
+    private readonly powerBackend?: PowerBackend,
   ) {
     const vmLog = log.child({ vm: config.name });
     this.log = vmLog;
@@ -61,6 +73,8 @@ export class VirtualMachine {
 
   /** From QMP when configured; otherwise Running while the serial chardev is connected. */
   get powerState(): PowerState {
+    if (this.gone) return this.gone;
+    if (this.reportedState) return this.reportedState;
     if (this.qmp) return this.qmp.state;
     if (this.serial) return this.serial.connected ? 'Running' : 'Unavailable';
     return 'Unavailable';
@@ -73,11 +87,24 @@ export class VirtualMachine {
 
   /** The power actions this VM's backend offers (listed per VM in the API). */
   get powerActions(): PowerAction[] {
+    if (this.powerBackend) return [...this.powerBackend.actions];
     return this.qmp ? (Object.keys(QMP_POWER_ACTIONS) as PowerAction[]) : [];
   }
 
   /** Takes a power action through the VM's backend (QMP for a configured VM). */
   async power(action: PowerAction): Promise<void> {
+    if (this.powerBackend) {
+      if (!this.powerBackend.actions.includes(action)) {
+        throw new PowerActionError('PowerActionNotSupported', `${this.name} cannot ${action} now (it offers ${this.powerBackend.actions.join(', ') || 'nothing'})`);
+      }
+      try {
+        await this.powerBackend.run(action);
+      } catch (error) {
+        throw new PowerActionError('PowerActionFailed', `${this.name}: ${action} failed: ${(error as Error).message}`);
+      }
+      this.log.info({ action, source: this.source }, 'power action done');
+      return;
+    }
     const command = this.qmp && QMP_POWER_ACTIONS[action];
     if (!this.qmp || !command) {
       const offered = this.powerActions;
@@ -120,11 +147,18 @@ export class VirtualMachine {
   }
 }
 
-/** The VMs named in the config, by name. */
+/** The VMs: those named in the config, and those discovery finds (which may come and go), by name. */
 export class VirtualMachineRegistry {
   private readonly byName = new Map<string, VirtualMachine>();
+  private started = false;
 
-  constructor(configs: readonly VirtualMachineConfig[], replayBytes: number, log: Logger) {
+  constructor(
+    configs: readonly VirtualMachineConfig[],
+    private readonly replayBytes: number,
+    private readonly log: Logger,
+    /** A discovered VM went away or was replaced: close its sessions with this reason. */
+    private readonly onGone: (name: string, reason: string) => void = () => undefined,
+  ) {
     for (const config of configs) this.byName.set(config.name, new VirtualMachine(config, replayBytes, log));
   }
 
@@ -137,10 +171,47 @@ export class VirtualMachineRegistry {
   }
 
   start(): void {
+    this.started = true;
     for (const vm of this.byName.values()) vm.start();
+  }
+
+  /**
+   * A discovered VM is there: added, or re-attached when its channels changed (a libvirt pty is
+   * new at every boot) or it comes back. 'conflict': another source (or the config) has that name.
+   */
+  upsert(config: VirtualMachineConfig, source: VmSource, options: { state?: PowerState; power?: PowerBackend } = {}): 'added' | 'updated' | 'unchanged' | 'conflict' {
+    const existing = this.byName.get(config.name);
+    if (existing && existing.source !== source) return 'conflict';
+    if (existing && !existing.gone && JSON.stringify(existing.config) === JSON.stringify(config) && sameActions(existing, options.power)) {
+      existing.reportedState = options.state;
+      return 'unchanged';
+    }
+    if (existing) {
+      if (!existing.gone) this.onGone(config.name, `the VM ${config.name} changed its console channels (${source}); reconnect`);
+      existing.close();
+    }
+    const vm = new VirtualMachine(config, this.replayBytes, this.log, source, options.power);
+    vm.reportedState = options.state;
+    this.byName.set(config.name, vm);
+    if (this.started) vm.start();
+    return existing ? 'updated' : 'added';
+  }
+
+  /** A discovered VM went away: its sessions close with a reason, its channels stop; it stays listed (its console is kept). */
+  markGone(name: string, state: PowerState, reason: string): boolean {
+    const vm = this.byName.get(name);
+    if (!vm || vm.source === 'static' || vm.gone) return false;
+    vm.gone = state;
+    this.onGone(name, reason);
+    vm.close();
+    return true;
   }
 
   close(): void {
     for (const vm of this.byName.values()) vm.close();
   }
+}
+
+function sameActions(vm: VirtualMachine, power: PowerBackend | undefined): boolean {
+  return JSON.stringify(vm.powerActions) === JSON.stringify(power ? power.actions : vm.powerActions);
 }

@@ -15,6 +15,12 @@ export interface VirtualMachineConfig {
   qmp?: SocketAddress;
 }
 
+/** Where VMs are found besides `virtualMachines:` (config `discover:`). */
+export type DiscoverySourceConfig = { kind: 'libvirt'; uri: string } | { kind: 'proxmox'; runDir: string; configDir: string };
+
+/** Where a VM came from. */
+export type VmSource = 'static' | DiscoverySourceConfig['kind'];
+
 export interface RelayConfig {
   /** Where the config came from, for messages. */
   source: string;
@@ -27,6 +33,7 @@ export interface RelayConfig {
   serial: { replayBytes: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   virtualMachines: VirtualMachineConfig[];
+  discover: DiscoverySourceConfig[];
 }
 
 export function describeAddress(address: SocketAddress): string {

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { parseCidr, type Ipv4Cidr } from '../core/cidr.js';
 import { parseDuration } from '../core/duration.js';
-import type { RelayConfig, SocketAddress, VirtualMachineConfig } from './config.js';
+import type { DiscoverySourceConfig, RelayConfig, SocketAddress, VirtualMachineConfig } from './config.js';
 
 /** A config problem, named by its key path (`api.listen`, `virtualMachines[1].serial`). */
 export class ConfigError extends Error {
@@ -169,10 +169,28 @@ function parseVirtualMachine(raw: unknown, index: number, baseDir: string): Virt
   return result;
 }
 
+function parseDiscovery(raw: unknown, index: number, baseDir: string): DiscoverySourceConfig {
+  const key = `discover[${index}]`;
+  if (!isObject(raw) || Object.keys(raw).length !== 1) throw new ConfigError(key, `must be one of { libvirt: { uri } } or { proxmox: { runDir, configDir } }, got ${describe(raw)}`);
+  const source = new Section(key, raw, ['libvirt', 'proxmox']);
+  if (source.has('libvirt')) {
+    const libvirt = source.section('libvirt', ['uri']);
+    const uri = libvirt.string('uri', 'qemu:///system');
+    if (!/^[a-z][a-z0-9+]*:\/\//.test(uri)) throw new ConfigError(libvirt.key('uri'), `must be a libvirt URI such as qemu:///system, got ${describe(uri)}`);
+    return { kind: 'libvirt', uri };
+  }
+  const proxmox = source.section('proxmox', ['runDir', 'configDir']);
+  return {
+    kind: 'proxmox',
+    runDir: resolve(baseDir, proxmox.string('runDir', '/var/run/qemu-server')),
+    configDir: resolve(baseDir, proxmox.string('configDir', '/etc/pve/qemu-server')),
+  };
+}
+
 /** Validates a parsed config document; `source` is the file it came from (relative paths resolve against its folder). */
 export function parseConfig(document: unknown, source: string, baseDir: string): RelayConfig {
   if (!isObject(document)) throw new ConfigError('(top level)', `the config must be a mapping, got ${describe(document)}`);
-  const root = new Section('', document, ['dataDir', 'api', 'ssh', 'vnc', 'endpoints', 'consoles', 'serial', 'log', 'virtualMachines']);
+  const root = new Section('', document, ['dataDir', 'api', 'ssh', 'vnc', 'endpoints', 'consoles', 'serial', 'log', 'virtualMachines', 'discover']);
 
   const api = root.section('api', ['listen', 'tls']);
   const listen = parseListen(api.key('listen'), api.string('listen', '127.0.0.1:8440'));
@@ -197,6 +215,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
 
   const vmList = root.list('virtualMachines', []);
   const virtualMachines = vmList.map((raw, index) => parseVirtualMachine(raw, index, baseDir));
+  const discover = root.list('discover', []).map((raw, index) => parseDiscovery(raw, index, baseDir));
   const seen = new Set<string>();
   for (const [index, vm] of virtualMachines.entries()) {
     if (seen.has(vm.name)) throw new ConfigError(`virtualMachines[${index}].name`, `duplicate VM name ${JSON.stringify(vm.name)}`);
@@ -224,5 +243,6 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
     serial: { replayBytes: serial.integer('replayBytes', 64 * 1024, 0, 16 * 1024 * 1024) },
     log: { level: level as RelayConfig['log']['level'] },
     virtualMachines,
+    discover,
   };
 }
