@@ -315,7 +315,10 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
   test('keyboard shortcuts: search VMs, next/previous tab, help, close tab', async () => {
     // Start from no tab, so the order is this test's own.
     const closers = page.getByRole('tablist', { name: 'Consoles' }).getByRole('button', { name: /^Close / });
-    while ((await closers.count()) > 0) await closers.first().click();
+    for (let open = await closers.count(); open > 0; open = await closers.count()) {
+      await closers.first().click();
+      await waitUntil(async () => (await closers.count()) < open, 10_000, 'the tab to close');
+    }
     await vmRow('lab-1').getByRole('button', { name: 'Open serial console' }).click();
     await vmRow('lab-1').getByRole('button', { name: 'Open VNC console' }).click();
     const serialTab = page.getByRole('tab', { name: 'lab-1 — serial' });
