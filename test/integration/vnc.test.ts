@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { rssKiB } from '../helpers/proc.js';
 import { qmp } from '../helpers/qmp.js';
 import { startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
 import { rawEncodingOnly, rfbHandshake, updateRequest } from '../helpers/rfb.js';
+import { freeVncPort, gvnccapture, pngSize } from '../helpers/vnc-client.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -66,41 +67,6 @@ function wsBridge(nextUrl: () => Promise<string>): Promise<{ port: number; close
       }),
     ),
   );
-}
-
-/** A free local port from 5901 up, since VNC command-line clients take display numbers (port - 5900). */
-async function freeVncPort(): Promise<number> {
-  for (let port = 5950 + Math.floor(Math.random() * 40); port < 6000; port++) {
-    const free = await new Promise<boolean>((resolve) => {
-      const probe = createServer();
-      probe.once('error', () => resolve(false));
-      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port in 5950-5999');
-}
-
-/** Checks a PNG's signature and returns its size from the IHDR chunk. */
-function pngSize(file: string): { width: number; height: number; bytes: number } {
-  const png = readFileSync(file);
-  assert.equal(png.subarray(0, 8).toString('hex'), '89504e470d0a1a0a', `${file} is a PNG`);
-  return { width: png.readUInt32BE(16), height: png.readUInt32BE(20), bytes: png.length };
-}
-
-/** Runs Debian's gvnccapture against 127.0.0.1:<port> (asynchronously: the bridge it talks to may live in this process). */
-function gvnccapture(port: number, file: string): Promise<{ status: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('gvnccapture', [`127.0.0.1:${port - 5900}`, file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (data: Buffer) => (output += data.toString()));
-    child.stderr.on('data', (data: Buffer) => (output += data.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('exit', (status) => {
-      clearTimeout(timer);
-      resolve({ status, output });
-    });
-  });
 }
 
 describe('VNC through the relay: SSH forward and token WebSocket, with noVNC and real VNC clients', () => {

@@ -1,7 +1,7 @@
 import type { Ipv4Cidr } from '../core/cidr.js';
 
-/** A console channel's address: a unix socket path or a TCP host and port. */
-export type SocketAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+/** A console channel's address: a unix socket path, a TCP host and port, or (libvirt's serial) a pty. */
+export type SocketAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number } | { kind: 'pty'; path: string };
 
 /** `raw`: bytes as they are. `telnet`: a QEMU chardev with `telnet=on` (strips negotiation, escapes 0xFF, can send BREAK). */
 export type SerialProtocol = 'raw' | 'telnet';
@@ -14,6 +14,9 @@ export interface VirtualMachineConfig {
   vnc?: SocketAddress;
   qmp?: SocketAddress;
 }
+
+/** A VM name: 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit. */
+export const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /** Where VMs are found besides `virtualMachines:` (config `discover:`). */
 export type DiscoverySourceConfig = { kind: 'libvirt'; uri: string } | { kind: 'proxmox'; runDir: string; configDir: string };
@@ -37,5 +40,5 @@ export interface RelayConfig {
 }
 
 export function describeAddress(address: SocketAddress): string {
-  return address.kind === 'unix' ? address.path : `tcp://${address.host}:${address.port}`;
+  return address.kind === 'tcp' ? `tcp://${address.host}:${address.port}` : address.path;
 }

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { parseCidr, type Ipv4Cidr } from '../core/cidr.js';
 import { parseDuration } from '../core/duration.js';
-import type { DiscoverySourceConfig, RelayConfig, SocketAddress, VirtualMachineConfig } from './config.js';
+import { VM_NAME, type DiscoverySourceConfig, type RelayConfig, type SocketAddress, type VirtualMachineConfig } from './config.js';
 
 /** A config problem, named by its key path (`api.listen`, `virtualMachines[1].serial`). */
 export class ConfigError extends Error {
@@ -106,7 +106,6 @@ class Section {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 function parseListen(key: string, text: string): { host: string; port: number } {
   const match = /^(.+):(\d{1,5})$/.exec(text);

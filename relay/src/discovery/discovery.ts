@@ -25,6 +25,9 @@ export interface DiscoverySource {
 
 export class DiscoveryError extends Error {}
 
+/** The reason line a VM's sessions get when it goes away. */
+const gone = (name: string, source: string): string => `the VM ${name} stopped or was removed (${source})`;
+
 export function createSource(config: DiscoverySourceConfig, log: Logger): DiscoverySource {
   return config.kind === 'libvirt' ? new LibvirtSource(config.uri, log) : new ProxmoxSource(config.runDir, config.configDir);
 }
@@ -113,6 +116,8 @@ export class Discovery {
     const now = new Set<string>();
     for (const vm of vms) {
       const name = vm.config.name;
+      // A source may list a stopped VM (a defined libvirt domain): its sessions end as a vanished one's do.
+      if (vm.state === 'Stopped' && before.has(name)) this.registry.markGone(name, 'Stopped', gone(name, source.kind));
       const result = this.registry.upsert(vm.config, source.kind, { state: vm.state, power: vm.power });
       if (result === 'conflict') {
         this.log.warn({ vm: name, source: source.description }, 'a discovered VM has the name of another VM; the first one is kept');
@@ -123,7 +128,7 @@ export class Discovery {
     }
     for (const name of before) {
       if (now.has(name)) continue;
-      if (this.registry.markGone(name, 'Stopped', `the VM ${name} stopped or was removed (${source.kind})`)) {
+      if (this.registry.markGone(name, 'Stopped', gone(name, source.kind))) {
         this.log.info({ vm: name, source: source.description }, 'VM gone; its sessions are closed and its console is kept');
       }
     }

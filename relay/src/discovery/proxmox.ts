@@ -1,20 +1,11 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { SocketAddress } from '../config/config.js';
+import { VM_NAME, type SocketAddress } from '../config/config.js';
+import { processAlive } from '../core/process-alive.js';
 import type { DiscoveredVm, DiscoverySource } from './discovery.js';
 
-const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const CHANNEL = /^(\d+)\.(serial0|vnc|qmp|pid)$/;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Proxmox VE's layout: QEMU's sockets in `runDir` as `<vmid>.serial0`, `<vmid>.vnc`, `<vmid>.qmp`
@@ -63,7 +54,7 @@ export class ProxmoxSource implements DiscoverySource {
       const pidFile = channels.get('pid');
       if (pidFile) {
         const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
-        if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) continue;
+        if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) continue;
       }
       const unix = (kind: string): SocketAddress | undefined => (channels.has(kind) ? { kind: 'unix', path: channels.get(kind)! } : undefined);
       const serial = unix('serial0');

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { processAlive } from '../core/process-alive.js';
 import { buildCpio, type CpioEntry } from './cpio.js';
 
 /** A missing prerequisite or failed lab step, with what to run to fix it. */
@@ -87,15 +88,6 @@ function readableKernelInBoot(): string | undefined {
   return undefined;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Extracts a Debian kernel from the `linux-image-*` package that `linux-image-amd64` depends on. */
 function downloadKernel(target: string, progress: (line: string) => void): void {
   for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb', 'tar']) {
@@ -109,7 +101,7 @@ function downloadKernel(target: string, progress: (line: string) => void): void 
   const cacheDir = dirname(target);
   for (const name of readdirSync(cacheDir)) {
     const owner = /^\.download-(\d+)-/.exec(name)?.[1];
-    if (owner && !pidAlive(Number(owner))) rmSync(join(cacheDir, name), { recursive: true, force: true });
+    if (owner && !processAlive(Number(owner))) rmSync(join(cacheDir, name), { recursive: true, force: true });
   }
   const work = mkdtempSync(join(cacheDir, `.download-${process.pid}-`));
   try {
