@@ -121,6 +121,7 @@ describe('Proxmox discovery over real QEMU VMs', () => {
     await session.waitFor('[lifeline] session closed: the VM web01 stopped or was removed (proxmox)', 5000);
     await session.exited;
     await waitUntil(async () => (await relay.api('GET', '/v1/virtualMachines/web01')).body.powerState === 'Stopped', 5000, 'web01 listed as Stopped');
+    assert.deepEqual((await relay.api('GET', '/v1/virtualMachines/web01')).body.powerActions, [], 'a VM that is gone offers no power action');
     assert.ok(Date.now() - stopped <= 5000, 'within 5 s');
     assert.equal((await relay.api('GET', '/v1/virtualMachines/web01/console')).body.virtualMachineAccessId, accessId, 'its console is kept');
 

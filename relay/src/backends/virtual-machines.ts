@@ -87,6 +87,7 @@ export class VirtualMachine {
 
   /** The power actions this VM's backend offers (listed per VM in the API). */
   get powerActions(): PowerAction[] {
+    if (this.gone) return []; // nothing left to act on; the source lists it again when it is back
     if (this.powerBackend) return [...this.powerBackend.actions];
     return this.qmp ? (Object.keys(QMP_POWER_ACTIONS) as PowerAction[]) : [];
   }
