@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { startBrowserMode, type BrowserMode } from '../helpers/browser-mode.js';
 import { runCleanups } from '../helpers/cleanup.js';
-import { REPO_ROOT } from '../helpers/relay-process.js';
+import { ephemeralConfig, REPO_ROOT } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -23,8 +22,7 @@ function alive(pid: number): boolean {
 }
 
 test('browser mode: one app per data folder, and closing its terminal (SIGHUP) stops its relay too', async () => {
-  const configPath = join(tmp.path, 'relay.json');
-  writeFileSync(configPath, JSON.stringify({ dataDir: join(tmp.path, 'relay-data'), api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'vm1', vnc: join(tmp.path, 'absent.sock') }] }));
+  const { configPath } = ephemeralConfig(tmp.path, 'relay', { virtualMachines: [{ name: 'vm1', vnc: join(tmp.path, 'absent.sock') }] });
   const dataDir = join(tmp.path, 'app');
   web = await startBrowserMode(['--relay-config', configPath, '--data-dir', dataDir]);
   const relayPid = await waitUntil(() => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -8,7 +8,7 @@ import { runInSerialTab, vmRow } from '../helpers/app-page.js';
 import { launchChromium } from '../helpers/browser.js';
 import { startBrowserMode, type BrowserMode } from '../helpers/browser-mode.js';
 import { runCleanups } from '../helpers/cleanup.js';
-import { RELAY_BIN, startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { ephemeralConfig, RELAY_BIN, type RelayProcess, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -55,11 +55,8 @@ after(() =>
 
 test('without any keychain: the app works for the run, says so, and writes no key or token to disk', async () => {
   // A second relay, "remote", whose API token the user types in.
-  const remoteData = join(tmp.path, 'remote');
-  mkdirSync(remoteData);
-  const remoteConfig = join(tmp.path, 'remote.json');
-  writeFileSync(remoteConfig, JSON.stringify({ dataDir: remoteData, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [] }));
-  remote = await startRelay(remoteConfig, remoteData, { LIFELINE_ADMIN_TOKEN: REMOTE_TOKEN });
+  const remoteRelay = ephemeralConfig(tmp.path, 'remote', { virtualMachines: [] });
+  remote = await startRelay(remoteRelay.configPath, remoteRelay.dataDir, { LIFELINE_ADMIN_TOKEN: REMOTE_TOKEN });
 
   web = await startBrowserMode([], { env: headlessEnv() });
   assert.match(web.output(), /keychain: No OS keychain \(.+\)/, 'the log names the keychain as the cause');

@@ -21,6 +21,14 @@ export interface RelayProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** A relay config of its own in `dir` (`<name>.json`, data in `<name>-data`) on ephemeral ports, `settings` on top. */
+export function ephemeralConfig(dir: string, name: string, settings: Record<string, unknown>): { configPath: string; dataDir: string } {
+  const dataDir = join(dir, `${name}-data`);
+  const configPath = join(dir, `${name}.json`);
+  writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, ...settings }));
+  return { configPath, dataDir };
+}
+
 /** Rewrites a lab config for a test: its own data folder and ephemeral ports, plus any overrides. */
 export function testConfig(
   labConfigPath: string,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -8,7 +8,7 @@ import type ssh2 from 'ssh2';
 import { generateKey } from '../helpers/openssh.js';
 import { openSsh2Shell } from '../helpers/ssh2-shell.js';
 import { rssKiB } from '../helpers/proc.js';
-import { startRelay } from '../helpers/relay-process.js';
+import { ephemeralConfig, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -52,9 +52,7 @@ describe('backpressure on the serial byte path', () => {
   test('a client that stops reading stops the relay reading the console; memory stays bounded', async (t) => {
     const socketPath = join(tmp.path, 'flood.sock');
     const chardev = await floodingChardev(socketPath);
-    const dataDir = join(tmp.path, 'data');
-    const configPath = join(tmp.path, 'relay.json');
-    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, virtualMachines: [{ name: 'flood', serial: socketPath }] }));
+    const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { virtualMachines: [{ name: 'flood', serial: socketPath }] });
     const relay = await startRelay(configPath, dataDir);
     let client: ssh2.Client | undefined;
     try {
@@ -104,9 +102,7 @@ describe('backpressure on the serial byte path', () => {
       else socket.on('data', (data: Buffer) => socket.write(data));
     });
     await new Promise<void>((resolve) => chardev.listen(socketPath, resolve));
-    const dataDir = join(tmp.path, 'data-stuck');
-    const configPath = join(tmp.path, 'relay-stuck.json');
-    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, virtualMachines: [{ name: 'stuck', serial: socketPath }] }));
+    const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay-stuck', { virtualMachines: [{ name: 'stuck', serial: socketPath }] });
     const relay = await startRelay(configPath, dataDir);
     let client: ssh2.Client | undefined;
     try {

@@ -6,7 +6,7 @@ import { startFakeConsole } from '../bench/fake-console.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { generateKey } from '../helpers/openssh.js';
 import { openSsh2Shell } from '../helpers/ssh2-shell.js';
-import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { ephemeralConfig, type RelayProcess, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -18,9 +18,7 @@ after(() => runCleanups([() => relay?.stop('SIGKILL'), ...cleanups, tmp.dispose]
 test('a bug that escapes every handler is logged, sessions are told why, and the relay exits 1', async () => {
   const serial = await startFakeConsole(join(tmp.path, 'serial.sock'), 0);
   cleanups.push(() => serial.close());
-  const dataDir = join(tmp.path, 'data');
-  const configPath = join(tmp.path, 'relay.json');
-  writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'vm1', serial: serial.path }] }));
+  const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { virtualMachines: [{ name: 'vm1', serial: serial.path }] });
   // The bug, injected: an exception thrown from a timer once the relay is up (the file says when).
   const trigger = join(tmp.path, 'throw-now');
   const inject = `data:text/javascript,import{existsSync}from'node:fs';const t=setInterval(()=>{if(existsSync(${JSON.stringify(trigger)})){clearInterval(t);throw new Error('injected bug')}},50);`;

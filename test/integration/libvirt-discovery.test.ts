@@ -8,7 +8,7 @@ import { defaultCacheDir, ensureLabImage } from '../../relay/src/lab/lab-image.j
 import { runCleanups } from '../helpers/cleanup.js';
 import { domainXml, LIBVIRT_URI, startLibvirt, virsh } from '../helpers/libvirt.js';
 import { generateKey, OpenSshSession, spawnLocalForward, type KeyPair } from '../helpers/openssh.js';
-import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { ephemeralConfig, type RelayProcess, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { freeVncPort, gvnccapture, pngSize } from '../helpers/vnc-client.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -51,9 +51,7 @@ describe('libvirt discovery over a real libvirtd', () => {
     virsh('create', ptyXml);
     virsh('define', telnetXml);
     virsh('start', telnetVm);
-    const dataDir = join(tmp.path, 'data');
-    const configPath = join(tmp.path, 'relay.json');
-    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, discover: [{ libvirt: { uri: LIBVIRT_URI } }] }));
+    const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { discover: [{ libvirt: { uri: LIBVIRT_URI } }] });
     relay = await startRelay(configPath, dataDir);
     key = generateKey(tmp.path, 'key');
   });

@@ -8,7 +8,7 @@ import { defaultCacheDir, ensureLabImage, findQemu } from '../../relay/src/lab/l
 import { runCleanups } from '../helpers/cleanup.js';
 import { generateKey, OpenSshSession, spawnLocalForward, type KeyPair } from '../helpers/openssh.js';
 import { rfbHandshake } from '../helpers/rfb.js';
-import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { ephemeralConfig, type RelayProcess, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -52,9 +52,7 @@ describe('Proxmox discovery over real QEMU VMs', () => {
     mkdirSync(configDir, { recursive: true });
     writeFileSync(join(configDir, '101.conf'), 'boot: order=scsi0\ncores: 1\nmemory: 128\nname: web01\n\n[snap1]\nname: not-this-one\n');
     startPveVm(101, 'web01');
-    const dataDir = join(tmp.path, 'data');
-    const configPath = join(tmp.path, 'relay.json');
-    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, discover: [{ proxmox: { runDir, configDir } }] }));
+    const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { discover: [{ proxmox: { runDir, configDir } }] });
     relay = await startRelay(configPath, dataDir);
     key = generateKey(tmp.path, 'key');
   });
@@ -133,13 +131,10 @@ describe('Proxmox discovery over real QEMU VMs', () => {
   });
 
   test('a name both in virtualMachines and found by discovery stops the relay at start, naming both', async () => {
-    const dataDir = join(tmp.path, 'clash');
-    const configPath = join(tmp.path, 'clash.json');
-    writeFileSync(configPath, JSON.stringify({
-      dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 },
+    const { configPath, dataDir } = ephemeralConfig(tmp.path, 'clash', {
       virtualMachines: [{ name: 'web01', serial: join(tmp.path, 'nowhere.sock') }],
       discover: [{ proxmox: { runDir, configDir } }],
-    }));
+    });
     await assert.rejects(startRelay(configPath, dataDir), /the VM name "web01" is both in virtualMachines and in proxmox .*; rename one of them/);
   });
 });

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { startFakeConsole, type FakeConsole } from '../bench/fake-console.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { generateKey, OpenSshSession } from '../helpers/openssh.js';
-import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { ephemeralConfig, type RelayProcess, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 
 /** A serial backend without break (a raw socket chardev): OpenSSH's ~B is refused with a line, and the session goes on. */
@@ -17,9 +16,7 @@ after(() => runCleanups([() => session?.close(), () => relay?.stop(), () => seri
 
 test('~B on a raw serial socket: "break not sent" with the reason, and the session goes on', async () => {
   serial = await startFakeConsole(join(tmp.path, 'serial.sock'), 0);
-  const dataDir = join(tmp.path, 'data');
-  const configPath = join(tmp.path, 'relay.json');
-  writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'echo', serial: join(tmp.path, 'serial.sock') }] }));
+  const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { virtualMachines: [{ name: 'echo', serial: join(tmp.path, 'serial.sock') }] });
   relay = await startRelay(configPath, dataDir);
   const key = generateKey(tmp.path, 'key');
   const put = await relay.api('PUT', '/v1/virtualMachines/echo/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,7 +9,7 @@ import { generateKeyPair } from '../../main/services/ssh-keys.js';
 import { bridgeStream, type MessageEndpoint } from '../../main/services/stream-bridge.js';
 import { FLOOD_TRIGGER, startFakeConsole, type FakeConsole } from '../bench/fake-console.js';
 import { runCleanups } from '../helpers/cleanup.js';
-import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { ephemeralConfig, type RelayProcess, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -57,9 +56,7 @@ describe('the stream bridge between a console connection and a renderer port', (
 
   before(async () => {
     console = await startFakeConsole(join(tmp.path, 'serial.sock'), FLOOD_BYTES);
-    const dataDir = join(tmp.path, 'data');
-    const configPath = join(tmp.path, 'relay.json');
-    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'vm1', serial: console.path }] }));
+    const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { virtualMachines: [{ name: 'vm1', serial: console.path }] });
     relay = await startRelay(configPath, dataDir);
     const key = generateKeyPair();
     const created = (await relay.api('PUT', '/v1/virtualMachines/vm1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } })).body;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -10,7 +10,7 @@ import { runCleanups } from '../helpers/cleanup.js';
 import { generateKey } from '../helpers/openssh.js';
 import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
 import { openSsh2Shell } from '../helpers/ssh2-shell.js';
-import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { ephemeralConfig, type RelayProcess, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -74,9 +74,7 @@ describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
 
   before(async () => {
     serial = await startFakeConsole(join(tmp.path, 'serial.sock'), 0);
-    const dataDir = join(tmp.path, 'data');
-    const configPath = join(tmp.path, 'relay.json');
-    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0, tokenTtl: '90s' }, virtualMachines: [{ name: 'fuzz-vm', serial: serial.path, vnc: join(tmp.path, 'vnc.sock') }] }));
+    const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { vnc: { port: 0, tokenTtl: '90s' }, virtualMachines: [{ name: 'fuzz-vm', serial: serial.path, vnc: join(tmp.path, 'vnc.sock') }] });
     relay = await startRelay(configPath, dataDir);
     apiPort = Number(new URL(relay.apiUrl).port);
     vncPort = (await relay.api('GET', '/v1/privateEndpoints/default')).body.vncPort;
@@ -152,9 +150,7 @@ describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
     let web: BrowserMode;
 
     before(async () => {
-      const dataDir = join(tmp.path, 'web-relay');
-      const configPath = join(tmp.path, 'web-relay.json');
-      writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'web-vm', vnc: join(tmp.path, 'vnc.sock') }] }));
+      const { configPath } = ephemeralConfig(tmp.path, 'web-relay', { virtualMachines: [{ name: 'web-vm', vnc: join(tmp.path, 'vnc.sock') }] });
       web = await startBrowserMode(['--relay-config', configPath, '--data-dir', join(tmp.path, 'web-data')]);
     });
 

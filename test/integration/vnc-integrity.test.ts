@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { runCleanups } from '../helpers/cleanup.js';
 import { generateKey, spawnLocalForward, type KeyPair } from '../helpers/openssh.js';
-import { startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { ephemeralConfig, type RelayProcess, startRelay } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -118,9 +118,7 @@ describe('VNC byte integrity through pooled read buffers', () => {
     const silent = createServer(() => undefined).listen(join(tmp.path, 'serial.sock'));
     cleanups.push(() => silent.close());
     key = generateKey(tmp.path, 'key');
-    const dataDir = join(tmp.path, 'data');
-    const configPath = join(tmp.path, 'relay.json');
-    writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, virtualMachines: [{ name: 'pattern', serial: join(tmp.path, 'serial.sock'), vnc: join(tmp.path, 'vnc.sock') }] }));
+    const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { virtualMachines: [{ name: 'pattern', serial: join(tmp.path, 'serial.sock'), vnc: join(tmp.path, 'vnc.sock') }] });
     relay = await startRelay(configPath, dataDir);
     cleanups.push(() => relay.stop());
     const created = await relay.api('PUT', '/v1/virtualMachines/pattern/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
