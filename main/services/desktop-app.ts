@@ -46,8 +46,7 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
     service.setKeychainStatus(status);
   });
   const service = new DesktopService(keychain, settings);
-  await keychain.probe();
-  service.setKeychainStatus(keychain.status);
+  await keychain.probe(); // a failure reports itself through onStatus above
   let embedded: EmbeddedRelay | undefined;
   const node = options.node ?? { command: process.execPath, env: {} };
   const embeddedDir = join(options.dataDir, 'embedded');

@@ -27,8 +27,6 @@ export class SerialAttachment extends EventEmitter {
   private sink: SerialSink | undefined;
   private readonly ring: ByteRing;
   private sinkBlocked: (() => void) | undefined;
-  /** Telnet mode: one decoder per connection (a command may be split across reads). */
-  private decoder: TelnetDecoder | undefined;
 
   constructor(
     readonly virtualMachine: string,
@@ -61,8 +59,8 @@ export class SerialAttachment extends EventEmitter {
   private onConnected(socket: Socket): void {
     socket.setNoDelay(true);
     this.log.info({ protocol: this.protocol }, 'serial console attached');
+    // Telnet mode: one decoder per connection (a command may be split across reads).
     const decoder = this.protocol === 'telnet' ? new TelnetDecoder() : undefined;
-    this.decoder = decoder;
     socket.on('data', (chunk: Buffer) => {
       const data = decoder ? decoder.decode(chunk) : chunk;
       if (data.length > 0) this.onOutput(data, socket);
@@ -125,7 +123,7 @@ export class SerialAttachment extends EventEmitter {
   /** Sends input to the VM. False means wait for `drain`; input while the VM is away is dropped. */
   write(chunk: Buffer): boolean {
     if (!this.socket) return true;
-    return this.socket.write(this.decoder ? escapeIac(chunk) : chunk);
+    return this.socket.write(this.protocol === 'telnet' ? escapeIac(chunk) : chunk);
   }
 
   /** Whether a serial break can be sent: a telnet-mode chardev that is connected. */
