@@ -1,5 +1,8 @@
 import { parseArgs } from 'node:util';
+import { verifyAuditTrail } from './audit/audit-log.js';
+import type { RelayConfig } from './config/config.js';
 import { ConfigError, loadConfigFile } from './config/load-config.js';
+import { formatReport, relayReport } from './info.js';
 import { labDown, labUp, LabError } from './lab/lab.js';
 import { createLogger } from './logger.js';
 import { createRelay } from './relay.js';
@@ -11,26 +14,33 @@ Usage:
   lifeline-relay serve --config FILE        run the relay in the foreground (YAML or JSON config)
   lifeline-relay lab up [--vms N] [--dir DIR]
                                             build (once) and boot N tiny QEMU lab VMs, write DIR/relay.yaml
+  lifeline-relay info --config FILE [--json]
+                                            what a client needs to trust this relay (offline): its id, API URL,
+                                            TLS certificate and SSH host key fingerprints, the admin token's path
+  lifeline-relay audit verify --config FILE check the audit trail's hash chain; names the first bad line
   lifeline-relay lab down [--dir DIR]       stop the lab VMs started in DIR
   lifeline-relay --version | --help
 
-Docs: docs/relay.md (CLI and config), docs/api.md (control API), docs/lab.md (lab VMs).`;
+Docs: docs/relay.md (CLI and config), docs/api.md (control API), docs/security.md (TLS, tokens, audit), docs/lab.md (lab VMs).`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`lifeline-relay: ${message}\n`);
   process.exit(code);
 }
 
-async function serve(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
-  if (!values.config) fail('serve needs --config FILE (see docs/relay.md for the format)');
-  let config;
+function readConfig(command: string, file: string | undefined): RelayConfig {
+  if (!file) fail(`${command} needs --config FILE (see docs/relay.md for the format)`);
   try {
-    config = loadConfigFile(values.config);
+    return loadConfigFile(file);
   } catch (error) {
-    if (error instanceof ConfigError) fail(`invalid config ${values.config}: ${error.message}`);
+    if (error instanceof ConfigError) fail(`invalid config ${file}: ${error.message}`);
     throw error;
   }
+}
+
+async function serve(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  const config = readConfig('serve', values.config);
   const log = createLogger(config.log.level);
   let relay;
   try {
@@ -42,6 +52,7 @@ async function serve(args: string[]): Promise<void> {
   log.info(
     {
       api: relay.apiUrl,
+      ...(relay.tls && { tlsFingerprint: relay.tls.fingerprint, tlsCertificate: relay.tls.origin }),
       endpoints: relay.endpoints.list().map(({ name, ipAddress, sshPort }) => ({ name, ipAddress, sshPort })),
       virtualMachines: config.virtualMachines.map((vm) => vm.name),
     },
@@ -98,11 +109,43 @@ async function lab(args: string[]): Promise<void> {
   }
 }
 
+function info(args: string[]): void {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } }, strict: true });
+  const config = readConfig('info', values.config);
+  const report = relayReport(config);
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+}
+
+function audit(args: string[]): void {
+  const [action, ...rest] = args;
+  if (action !== 'verify') fail(`unknown audit action "${action ?? ''}"; use "audit verify --config FILE"`);
+  const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  const config = readConfig('audit verify', values.config);
+  const result = verifyAuditTrail(config.dataDir);
+  if (!result.ok) {
+    process.stdout.write(`FAILED: ${result.file} line ${result.line}: ${result.problem}\n(${result.events} events before it verified)\n`);
+    process.exit(1);
+  }
+  if (result.events === 0) {
+    process.stdout.write(`ok: no audit events yet in ${config.dataDir}\n`);
+    return;
+  }
+  process.stdout.write(
+    `ok: ${result.events} events in ${result.files} file${result.files === 1 ? '' : 's'}, seq ${result.firstSeq} to ${result.lastSeq}\n` +
+      `head ${result.head}\n` +
+      (result.anchored ? '' : `note: the chain starts at seq ${result.firstSeq}; older files were rotated away (audit.keepFiles)\n`),
+  );
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'info':
+      return info(rest);
+    case 'audit':
+      return audit(rest);
     case 'lab':
       return lab(rest);
     case '--version':

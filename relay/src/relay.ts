@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ensureAdminToken } from './admin-token.js';
+import { lockDataDir } from './data-lock.js';
 import { buildApi } from './api/app.js';
+import { AuditLog } from './audit/audit-log.js';
+import { sessionAuditEvents } from './audit/session-events.js';
 import { VirtualMachineRegistry } from './backends/virtual-machines.js';
 import { createSource, Discovery } from './discovery/discovery.js';
 import type { RelayConfig } from './config/config.js';
@@ -16,6 +19,7 @@ import { SshConsoleServer } from './ssh/ssh-console-server.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { VncTokenService } from './vnc/vnc-tokens.js';
 import { VncWebServer } from './vnc/vnc-web-server.js';
+import { loadTlsMaterial, type TlsMaterial } from './tls/tls-material.js';
 import type { Store } from './store/store.js';
 import { RELAY_VERSION } from './version.js';
 
@@ -24,6 +28,8 @@ export interface Relay {
   /** `http(s)://host:port` of the control API once listening. */
   readonly apiUrl: string;
   readonly endpoints: EndpointManager;
+  /** The certificate the API and WebSocket VNC port serve; undefined when TLS is off. */
+  readonly tls: TlsMaterial | undefined;
   /** Tells every session why, stops listening, closes channels and flushes the store. Idempotent. */
   close(reason?: string): Promise<void>;
 }
@@ -41,8 +47,15 @@ export interface RelayOptions {
 export async function createRelay(config: RelayConfig, options: RelayOptions): Promise<Relay> {
   const { log } = options;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = options.store ?? new SqliteStore(join(config.dataDir, 'lifeline.db'));
-  const closers: Array<() => Promise<void> | void> = [() => store.close()];
+  const unlock = lockDataDir(config.dataDir);
+  let store: Store;
+  try {
+    store = options.store ?? new SqliteStore(join(config.dataDir, 'lifeline.db'));
+  } catch (error) {
+    unlock();
+    throw error;
+  }
+  const closers: Array<() => Promise<void> | void> = [unlock, () => store.close()];
   const closeAll = async (): Promise<void> => {
     for (const close of closers.reverse()) await close();
   };
@@ -50,11 +63,28 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     const relayId = await store.initMeta('relayId', randomUUID());
     await ensureAdminToken(store, config.dataDir, options.adminTokenFromEnvironment, log);
     const hostKey = loadOrCreateHostKey(config.dataDir, options.hostKeyFromEnvironment);
+    const tls = loadTlsMaterial(config);
+    const audit = new AuditLog(config.dataDir, config.audit);
+    closers.push(() => audit.close());
+    if (audit.recoveredBytes > 0) {
+      log.warn({ bytes: audit.recoveredBytes }, 'the audit trail ended in a torn line (a crash while writing it, before any answer); the line was cut');
+      audit.append({ type: 'audit.recovered', droppedBytes: audit.recoveredBytes });
+    }
+    let started = false;
+    closers.push(() => {
+      if (!started) return;
+      try {
+        audit.append({ type: 'relay.stopped' });
+      } catch (error) {
+        log.error({ err: (error as Error).message }, 'cannot write the audit trail');
+      }
+    });
 
     const supervisor = new SessionSupervisor(store, log);
+    supervisor.events = sessionAuditEvents(audit, log.child({ component: 'audit' }));
     // A discovered VM that goes away (or comes back with new channels) ends its sessions with the reason.
     const virtualMachines = new VirtualMachineRegistry(config.virtualMachines, config.serial.replayBytes, log, (name, reason) => {
-      supervisor.closeConnections((connection) => connection.grant.virtualMachine === name, reason);
+      supervisor.closeConnections((connection) => connection.grant.virtualMachine === name, { code: 'vm-gone', message: reason });
     });
     virtualMachines.start();
     closers.push(() => virtualMachines.close());
@@ -85,6 +115,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       consoles: store,
       pingIntervalMs: config.vnc.pingIntervalMs,
       log: log.child({ component: 'vnc' }),
+      tls,
     });
     closers.push(() => vncWeb.close());
     const endpoints = new EndpointManager({
@@ -109,13 +140,15 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       supervisor,
       vncTokens,
       log,
+      audit,
       relayInfo: () => ({
         id: relayId,
         version: RELAY_VERSION,
         sshHostKeys: [{ type: hostKey.type, fingerprint: hostKey.fingerprint, publicKey: hostKey.publicKey }],
         consoleDefaults: { defaultTtlSeconds: Math.round(config.consoles.defaultTtlMs / 1000), maxTtlSeconds: Math.round(config.consoles.maxTtlMs / 1000) },
+        ...(tls && { tlsFingerprint: tls.fingerprint }),
       }),
-      https: config.api.tls && { cert: readFileSync(config.api.tls.cert), key: readFileSync(config.api.tls.key) },
+      https: tls && { cert: tls.cert, key: tls.key },
     });
     closers.push(() => api.close());
     let apiUrl: string;
@@ -123,20 +156,24 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       await api.listen({ host: config.api.host, port: config.api.port });
       const address = api.server.address() as { port: number };
       const host = config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host;
-      apiUrl = `${config.api.tls ? 'https' : 'http'}://${host}:${address.port}`;
+      apiUrl = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       throw new Error(`api.listen: cannot listen on ${config.api.host}:${config.api.port}: ${code === 'EADDRINUSE' ? 'the port is already in use' : code ?? (error as Error).message}`, { cause: error });
     }
+
+    audit.append({ type: 'relay.started', version: RELAY_VERSION, relayId, apiUrl, tlsFingerprint: tls?.fingerprint ?? null });
+    started = true;
 
     let closing: Promise<void> | undefined;
     return {
       api,
       apiUrl,
       endpoints,
+      tls,
       close(reason = 'the relay is shutting down') {
         closing ??= (async () => {
-          await supervisor.closeAll(reason);
+          await supervisor.closeAll({ code: 'shutdown', message: reason });
           await closeAll();
         })();
         return closing;

@@ -59,7 +59,7 @@ describe('a console change while a VNC WebSocket waits for the VM\'s screen', ()
     port = (listener.address() as { port: number }).port;
   });
 
-  after(() => runCleanups([() => supervisor?.closeAll('test over'), () => web?.close(), () => listener?.close(), () => screen?.close(), () => store?.close(), tmp.dispose]));
+  after(() => runCleanups([() => supervisor?.closeAll({ code: 'shutdown', message: 'test over' }), () => web?.close(), () => listener?.close(), () => screen?.close(), () => store?.close(), tmp.dispose]));
 
   /** Mints a token, starts the WebSocket, and resolves once the relay is waiting for the VM's screen. */
   async function connectAndHold(): Promise<{ result: Promise<{ status: number; reason: string }>; release: () => void }> {

@@ -7,7 +7,7 @@ import { buildApi } from './app.js';
 /** Only what GET /v1/virtualMachines and the auth hook touch; the shutdown path is what is tested. */
 function apiWithEmptyRelay() {
   return buildApi({
-    store: { findToken: async () => ({ hash: 'h', name: 'admin', createdAt: 0 }) } as never,
+    store: { findToken: async () => ({ id: 't', hash: 'h', name: 'admin', prefix: '', scopes: ['admin'], createdAt: 0, lastUsedAt: Date.now() }) } as never,
     consoles: { list: async () => new Map() } as never,
     endpoints: { list: () => [] } as never,
     virtualMachines: { list: () => [] } as never,
@@ -15,6 +15,7 @@ function apiWithEmptyRelay() {
     vncTokens: {} as never,
     relayInfo: () => ({}) as never,
     log: createLogger('silent'),
+    audit: { healthy: true, append: () => undefined } as never,
   });
 }
 

@@ -1,9 +1,15 @@
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { newApiToken, tokenPrefix } from '../admin-token.js';
+import type { AuditEvent, AuditEventInput, AuditLog } from '../audit/audit-log.js';
 import { PowerActionError, type VirtualMachine, type VirtualMachineRegistry } from '../backends/virtual-machines.js';
-import { detailedStatus, type ConsoleRecord } from '../core/console-rules.js';
+import { detailedStatus, parseRfc3339, type ConsoleRecord } from '../core/console-rules.js';
 import { RelayError } from '../core/relay-error.js';
+import { describeVmLimit, hasScope, vmAllowed, type Scope } from '../core/scopes.js';
 import { hashToken } from '../core/token-hash.js';
+import type { TokenRecord } from '../store/store.js';
+import { answerPlaintextOn } from '../tls/tls-material.js';
 import type { EndpointManager } from '../endpoints/endpoint-manager.js';
 import type { Logger } from '../logger.js';
 import type { ConsoleService } from '../sessions/console-service.js';
@@ -22,11 +28,42 @@ export interface ApiDependencies {
   virtualMachines: VirtualMachineRegistry;
   supervisor: SessionSupervisor;
   vncTokens: VncTokenService;
-  relayInfo: () => Omit<S.RelayInfo, 'endpoints'>;
+  relayInfo: () => Omit<S.RelayInfo, 'endpoints' | 'caller'>;
   log: Logger;
+  audit: AuditLog;
   now?: () => number;
-  /** TLS material for the API; plain HTTP when absent. */
+  /** TLS material for the API (and the scheme of VNC token URLs); plain HTTP when absent. */
   https?: { cert: Buffer; key: Buffer };
+}
+
+/** What a route needs of its caller, and what it records (route `config`). */
+interface RouteAccess {
+  /** The scope the caller's token needs; none: any valid token. */
+  scope?: Scope;
+  /** The audit action an answered request is recorded as; GETs are recorded only when refused. */
+  audit?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+  }
+}
+
+/** Tokens use their `lastUsedAt` to the minute: at most one store write a minute per token. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+export function tokenResource(record: TokenRecord): S.TokenResource {
+  return {
+    id: record.id,
+    name: record.name,
+    prefix: record.prefix,
+    scopes: record.scopes as S.TokenResource['scopes'],
+    ...(record.virtualMachines && { virtualMachines: record.virtualMachines }),
+    createdAt: iso(record.createdAt),
+    ...(record.expiresAt !== undefined && { expiresAt: iso(record.expiresAt) }),
+    ...(record.lastUsedAt !== undefined && { lastUsedAt: iso(record.lastUsedAt) }),
+  };
 }
 
 function iso(ms: number): string {
@@ -46,6 +83,11 @@ export function consoleResource(record: ConsoleRecord, now: number): S.ConsoleRe
     createdAt: iso(record.createdAt),
     updatedAt: iso(record.updatedAt),
   };
+}
+
+/** A console as the audit trail records it: never the key itself, its fingerprint. */
+function consoleSummary(record: ConsoleRecord, created: boolean): Record<string, unknown> {
+  return { enabled: record.enabled, keyFingerprint: record.keyFingerprint, expiration: iso(record.expiration), virtualMachineAccessId: record.accessId, created };
 }
 
 function sessionResource(session: LiveSession): S.SessionResource {
@@ -118,6 +160,14 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     ...(deps.https ? { https: { ...deps.https, requireHostHeader: false } } : {}),
   }) as unknown as FastifyInstance;
 
+  // Plain HTTP sent to the HTTPS API is told where to go, in the documented error shape.
+  if (deps.https) {
+    answerPlaintextOn(app.server, () => ({
+      contentType: 'application/json',
+      text: JSON.stringify({ error: { code: 'TlsRequired', message: 'this relay\'s API speaks HTTPS: use https:// (see lifeline-relay info for the certificate fingerprint)' } }),
+    }));
+  }
+
   // JSON only: Fastify would otherwise hand text/plain bodies to the JSON schemas as strings.
   app.removeContentTypeParser('text/plain');
 
@@ -170,8 +220,12 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     throw new RelayError(503, 'ServiceUnavailable', 'the relay is shutting down; try again when it is back');
   });
 
-  /** Which token each request came with (its name; never the token), for the log of what it did. */
-  const tokenNames = new WeakMap<object, string>();
+  /** Which token each request came with (its record: hash, name, scopes; never the token itself). */
+  const callers = new WeakMap<object, TokenRecord>();
+  /** What a handler adds to its audit event (the VM, the new key's fingerprint…). */
+  const auditDetails = new WeakMap<object, Record<string, unknown>>();
+  const caller = (request: object): TokenRecord => callers.get(request)!;
+  const note = (request: object, details: Record<string, unknown>): void => void auditDetails.set(request, { ...auditDetails.get(request), ...details });
 
   // Authentication runs before the body is read, so unauthenticated clients cannot make the relay parse anything.
   app.addHook('onRequest', async (request) => {
@@ -182,10 +236,76 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     if (!token) {
       throw new RelayError(401, 'Unauthorized', header ? 'the bearer token is not valid for this relay' : 'send Authorization: Bearer <token> (the admin token is in <dataDir>/admin.token)');
     }
-    tokenNames.set(request, token.name);
+    const at = now();
+    if (token.expiresAt !== undefined && token.expiresAt <= at) {
+      throw new RelayError(401, 'Unauthorized', `the token "${token.name}" expired at ${iso(token.expiresAt)}; ask for a new one`);
+    }
+    callers.set(request, token);
+    if (token.lastUsedAt === undefined || at - token.lastUsedAt >= TOUCH_INTERVAL_MS) await deps.store.touchToken(token.id, at);
   });
 
-  const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 404: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody, 415: S.ErrorBody, 422: S.ErrorBody };
+  // Authorization, also before the body is read: the route's scope, then (for /virtualMachines/{vm}/…) the token's VM globs.
+  // A VM outside the globs is refused whether or not it exists, so a limited token learns no other VM's name.
+  app.addHook('onRequest', async (request) => {
+    const token = callers.get(request);
+    const access = request.routeOptions.config?.access;
+    if (!token || !access) return;
+    if (access.scope && !hasScope(token, access.scope)) {
+      throw new RelayError(403, 'Forbidden', `the token "${token.name}" lacks the scope "${access.scope}" this needs (it has: ${token.scopes.join(', ')})`);
+    }
+    const vm = (request.params as { vm?: unknown } | undefined)?.vm;
+    if (typeof vm === 'string' && !vmAllowed(token, vm)) {
+      throw new RelayError(403, 'Forbidden', `the token "${token.name}" is limited to ${describeVmLimit(token)}; "${vm.slice(0, 63)}" is not one of them`);
+    }
+    // A change the audit trail cannot record is refused before it is made.
+    if (access.audit && !deps.audit.healthy) {
+      try {
+        deps.audit.append({ type: 'audit.resumed' });
+      } catch {
+        throw new RelayError(503, 'AuditUnavailable', 'the relay cannot write its audit trail (disk full or read-only?), so it makes no changes; see its log');
+      }
+    }
+  });
+
+  // Every change, and every refusal, is on disk in the audit trail before the client hears of it.
+  app.addHook('onSend', async (request, reply, payload) => {
+    const token = callers.get(request);
+    const access = request.routeOptions.config?.access;
+    if (!token || !access) return payload;
+    const status = reply.statusCode;
+    if (!access.audit && status !== 403) return payload;
+    let code: string | undefined;
+    if (status >= 400 && typeof payload === 'string') {
+      try {
+        code = (JSON.parse(payload) as { error?: { code?: string } }).error?.code;
+      } catch {
+        // Not ours; the status says enough.
+      }
+    }
+    const params = (request.params ?? {}) as Record<string, string>;
+    const event: AuditEventInput = {
+      type: 'api',
+      action: access.audit ?? 'access.denied',
+      actor: { tokenId: token.id, tokenName: token.name },
+      remoteAddress: request.ip,
+      request: { method: request.method, path: request.url.split('?')[0]!.slice(0, 300) },
+      ...(params.vm !== undefined && { virtualMachine: params.vm }),
+      ...auditDetails.get(request),
+      result: { status, ...(code && { code }) },
+    };
+    try {
+      deps.audit.append(event);
+    } catch (error) {
+      request.log.error({ err: (error as Error).message }, 'cannot write the audit trail');
+      void reply.code(503).header('content-type', 'application/json; charset=utf-8');
+      const applied = status < 300 ? 'The change was made but is not in the audit trail; ' : '';
+      return JSON.stringify({ error: { code: 'AuditUnavailable', message: `${applied}the relay cannot write its audit trail (disk full or read-only?); see its log` } });
+    }
+    return payload;
+  });
+
+  const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody, 415: S.ErrorBody, 422: S.ErrorBody, 503: S.ErrorBody };
+  const access = (routeAccess: RouteAccess): { config: { access: RouteAccess } } => ({ config: { access: routeAccess } });
 
   const vmResource = (vm: VirtualMachine, record: ConsoleRecord | undefined): S.VirtualMachineResource => ({
     name: vm.name,
@@ -209,66 +329,73 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     return reply.status(store && listeners ? 200 : 503).send({ status: store && listeners ? 'ok' : 'unhealthy', store, listeners });
   });
 
-  app.get('/v1/relay', { schema: { response: { 200: S.RelayInfo, ...errors } } }, async () => ({
-    ...deps.relayInfo(),
-    endpoints: deps.endpoints.list(),
-  }));
-
-  app.get('/v1/virtualMachines', { schema: { response: { 200: S.VirtualMachineList, ...errors } } }, async () => {
-    const consoles = await deps.consoles.list();
-    return { value: deps.virtualMachines.list().map((vm) => vmResource(vm, consoles.get(vm.name))) };
+  app.get('/v1/relay', { ...access({}), schema: { response: { 200: S.RelayInfo, ...errors } } }, async (request) => {
+    const { lastUsedAt: _lastUsed, ...self } = tokenResource(caller(request));
+    return { ...deps.relayInfo(), endpoints: deps.endpoints.list(), caller: self };
   });
 
-  app.get<{ Params: { vm: string } }>('/v1/virtualMachines/:vm', { schema: { params: S.VmParams, response: { 200: S.VirtualMachineResource, ...errors } } }, async (request) => {
+  app.get('/v1/virtualMachines', { ...access({ scope: 'consoles:read' }), schema: { response: { 200: S.VirtualMachineList, ...errors } } }, async (request) => {
+    const consoles = await deps.consoles.list();
+    const token = caller(request);
+    return { value: deps.virtualMachines.list().filter((vm) => vmAllowed(token, vm.name)).map((vm) => vmResource(vm, consoles.get(vm.name))) };
+  });
+
+  app.get<{ Params: { vm: string } }>('/v1/virtualMachines/:vm', { ...access({ scope: 'consoles:read' }), schema: { params: S.VmParams, response: { 200: S.VirtualMachineResource, ...errors } } }, async (request) => {
     const vm = requireVm(request.params.vm);
     return vmResource(vm, await deps.store.getConsole(vm.name));
   });
 
-  app.get<{ Params: { vm: string } }>('/v1/virtualMachines/:vm/console', { schema: { params: S.VmParams, response: { 200: S.ConsoleResource, ...errors } } }, async (request) =>
+  app.get<{ Params: { vm: string } }>('/v1/virtualMachines/:vm/console', { ...access({ scope: 'consoles:read' }), schema: { params: S.VmParams, response: { 200: S.ConsoleResource, ...errors } } }, async (request) =>
     consoleResource(await deps.consoles.get(request.params.vm), now()),
   );
 
   app.put<{ Params: { vm: string }; Body: S.ConsolePutBody }>(
     '/v1/virtualMachines/:vm/console',
-    { schema: { params: S.VmParams, body: S.ConsolePutBody, response: { 200: S.ConsoleResource, 201: S.ConsoleResource, ...errors } } },
+    { ...access({ scope: 'consoles:write', audit: 'console.put' }), schema: { params: S.VmParams, body: S.ConsolePutBody, response: { 200: S.ConsoleResource, 201: S.ConsoleResource, ...errors } } },
     async (request, reply) => {
       const { record, created } = await deps.consoles.put(request.params.vm, request.body);
+      note(request, { console: consoleSummary(record, created) });
       return reply.status(created ? 201 : 200).send(consoleResource(record, now()));
     },
   );
 
   app.patch<{ Params: { vm: string }; Body: S.ConsolePatchBody }>(
     '/v1/virtualMachines/:vm/console',
-    { schema: { params: S.VmParams, body: S.ConsolePatchBody, response: { 200: S.ConsoleResource, ...errors } } },
-    async (request) => consoleResource(await deps.consoles.patch(request.params.vm, request.body), now()),
+    { ...access({ scope: 'consoles:write', audit: 'console.patch' }), schema: { params: S.VmParams, body: S.ConsolePatchBody, response: { 200: S.ConsoleResource, ...errors } } },
+    async (request) => {
+      const record = await deps.consoles.patch(request.params.vm, request.body);
+      note(request, { console: consoleSummary(record, false), changed: Object.keys(request.body) });
+      return consoleResource(record, now());
+    },
   );
 
-  app.delete<{ Params: { vm: string } }>('/v1/virtualMachines/:vm/console', { schema: { params: S.VmParams, response: errors } }, async (request, reply) => {
+  app.delete<{ Params: { vm: string } }>('/v1/virtualMachines/:vm/console', { ...access({ scope: 'consoles:write', audit: 'console.delete' }), schema: { params: S.VmParams, response: errors } }, async (request, reply) => {
     await deps.consoles.delete(request.params.vm);
     return reply.status(204).send();
   });
 
   app.post<{ Params: { vm: string }; Body: S.PowerActionBody }>(
     '/v1/virtualMachines/:vm/powerActions',
-    { schema: { params: S.VmParams, body: S.PowerActionBody, response: { 202: S.PowerActionAccepted, ...errors } } },
+    { ...access({ scope: 'power', audit: 'power.action' }), schema: { params: S.VmParams, body: S.PowerActionBody, response: { 202: S.PowerActionAccepted, ...errors } } },
     async (request, reply) => {
       const vm = requireVm(request.params.vm);
       const { action } = request.body;
+      note(request, { powerAction: action });
       try {
         await vm.power(action);
       } catch (error) {
         if (!(error instanceof PowerActionError)) throw error;
-        request.log.warn({ vm: vm.name, action, token: tokenNames.get(request), err: error.message }, 'power action refused');
+        request.log.warn({ vm: vm.name, action, token: caller(request).name, err: error.message }, 'power action refused');
         throw new RelayError(409, error.code, error.message);
       }
-      request.log.info({ vm: vm.name, action, token: tokenNames.get(request) }, 'power action');
+      request.log.info({ vm: vm.name, action, token: caller(request).name }, 'power action');
       return reply.status(202).send({ virtualMachine: vm.name, action, status: 'Accepted' as const });
     },
   );
 
   app.post<{ Params: { vm: string }; Querystring: { endpoint?: string } }>(
     '/v1/virtualMachines/:vm/vncTokens',
-    { schema: { params: S.VmParams, querystring: S.VncTokenQuery, response: { 201: S.VncToken, ...errors } } },
+    { ...access({ scope: 'vnc', audit: 'vncToken.create' }), schema: { params: S.VmParams, querystring: S.VncTokenQuery, response: { 201: S.VncToken, ...errors } } },
     async (request, reply) => {
       const vm = requireVm(request.params.vm);
       if (!vm.consoleTypes.includes('vnc')) {
@@ -283,10 +410,11 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       if (endpoint.provisioningState !== 'Succeeded') {
         throw new RelayError(409, 'EndpointNotReady', `the endpoint "${endpointName}" is not listening; see the relay log`);
       }
+      note(request, { endpoint: endpointName });
       const { token, expiresAt } = deps.vncTokens.mint({ virtualMachine: vm.name, accessId: record.accessId, keyFingerprint: record.keyFingerprint }, endpointName);
       return reply.status(201).send({
         token,
-        url: `http://${endpoint.ipAddress}:${endpoint.vncPort}/?token=${token}`,
+        url: `${deps.https ? 'https' : 'http'}://${endpoint.ipAddress}:${endpoint.vncPort}/?token=${token}`,
         expiresAt: iso(expiresAt),
         virtualMachine: vm.name,
         endpoint: endpointName,
@@ -294,35 +422,120 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     },
   );
 
-  app.get('/v1/privateEndpoints', { schema: { response: { 200: S.EndpointList, ...errors } } }, async () => ({ value: deps.endpoints.list() }));
+  // Where to connect is not a secret from any token holder (GET /v1/relay lists the endpoints too).
+  app.get('/v1/privateEndpoints', { ...access({}), schema: { response: { 200: S.EndpointList, ...errors } } }, async () => ({ value: deps.endpoints.list() }));
 
-  app.get<{ Params: { name: string } }>('/v1/privateEndpoints/:name', { schema: { params: S.EndpointParams, response: { 200: S.EndpointResource, ...errors } } }, async (request) =>
+  app.get<{ Params: { name: string } }>('/v1/privateEndpoints/:name', { ...access({}), schema: { params: S.EndpointParams, response: { 200: S.EndpointResource, ...errors } } }, async (request) =>
     deps.endpoints.get(request.params.name),
   );
 
   app.put<{ Params: { name: string }; Body: S.EndpointPutBody }>(
     '/v1/privateEndpoints/:name',
-    { schema: { params: S.EndpointParams, body: S.EndpointPutBody, response: { 200: S.EndpointResource, 201: S.EndpointResource, ...errors } } },
+    { ...access({ scope: 'endpoints', audit: 'endpoint.put' }), schema: { params: S.EndpointParams, body: S.EndpointPutBody, response: { 200: S.EndpointResource, 201: S.EndpointResource, ...errors } } },
     async (request, reply) => {
+      note(request, { endpoint: request.params.name });
       const { view, created } = await deps.endpoints.put(request.params.name, request.body);
+      note(request, { ipAddress: view.ipAddress, allowedSourcePrefixes: view.allowedSourcePrefixes, created });
       return reply.status(created ? 201 : 200).send(view);
     },
   );
 
-  app.delete<{ Params: { name: string } }>('/v1/privateEndpoints/:name', { schema: { params: S.EndpointParams, response: errors } }, async (request, reply) => {
+  app.delete<{ Params: { name: string } }>('/v1/privateEndpoints/:name', { ...access({ scope: 'endpoints', audit: 'endpoint.delete' }), schema: { params: S.EndpointParams, response: errors } }, async (request, reply) => {
+    note(request, { endpoint: request.params.name });
     await deps.endpoints.delete(request.params.name);
     return reply.status(204).send();
   });
 
-  app.get('/v1/sessions', { schema: { response: { 200: S.SessionList, ...errors } } }, async () => ({
-    value: deps.supervisor.sessions.list().map(sessionResource),
+  app.get('/v1/sessions', { ...access({ scope: 'sessions' }), schema: { response: { 200: S.SessionList, ...errors } } }, async (request) => {
+    const token = caller(request);
+    return { value: deps.supervisor.sessions.list().filter((session) => vmAllowed(token, session.virtualMachine)).map(sessionResource) };
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/sessions/:id', { ...access({ scope: 'sessions', audit: 'session.close' }), schema: { params: S.SessionParams, response: errors } }, async (request, reply) => {
+    const session = deps.supervisor.sessions.get(request.params.id);
+    // Another VM's session is as unknown to a limited token as one that does not exist.
+    if (!session || !vmAllowed(caller(request), session.virtualMachine)) {
+      throw new RelayError(404, 'SessionNotFound', `no live session with id "${request.params.id.slice(0, 64)}"; list them with GET /v1/sessions`);
+    }
+    note(request, { session: session.id, virtualMachine: session.virtualMachine });
+    deps.supervisor.closeSession(session.id, { code: 'closed-by-admin', message: 'closed by an administrator' });
+    return reply.status(204).send();
+  });
+
+  app.post<{ Body: S.TokenCreateBody }>(
+    '/v1/tokens',
+    { ...access({ scope: 'admin', audit: 'token.create' }), schema: { body: S.TokenCreateBody, response: { 201: S.TokenCreated, ...errors } } },
+    async (request, reply) => {
+      const { name, scopes, virtualMachines, expiresAt } = request.body;
+      note(request, { token: { name, scopes, ...(virtualMachines && { virtualMachines }) } });
+      if (scopes.includes('admin') && virtualMachines) {
+        throw new RelayError(400, 'ValidationFailed', 'an admin token cannot be limited to some VMs (it could grant itself the rest); drop "virtualMachines" or the "admin" scope');
+      }
+      let expires: number | undefined;
+      if (expiresAt !== undefined) {
+        expires = parseRfc3339(expiresAt);
+        if (expires === undefined) throw new RelayError(400, 'ValidationFailed', `expiresAt "${expiresAt.slice(0, 64)}" is not an RFC 3339 timestamp with a time zone, e.g. 2026-12-31T00:00:00Z`);
+        if (expires <= now()) throw new RelayError(400, 'ValidationFailed', 'expiresAt must be in the future');
+      }
+      const secret = newApiToken();
+      const record: TokenRecord = {
+        id: randomUUID(),
+        hash: hashToken(secret),
+        name,
+        prefix: tokenPrefix(secret),
+        scopes: [...scopes],
+        ...(virtualMachines && { virtualMachines: [...virtualMachines] }),
+        createdAt: now(),
+        ...(expires !== undefined && { expiresAt: expires }),
+      };
+      if (!(await deps.store.createToken(record))) {
+        throw new RelayError(409, 'TokenNameTaken', `a token named "${name}" exists; choose another name or delete it first (GET /v1/tokens)`);
+      }
+      note(request, { token: { id: record.id, name, prefix: record.prefix, scopes, ...(virtualMachines && { virtualMachines }) } });
+      request.log.info({ token: name, id: record.id, scopes, by: caller(request).name }, 'API token created');
+      return reply.status(201).send({ ...tokenResource(record), token: secret });
+    },
+  );
+
+  app.get('/v1/tokens', { ...access({ scope: 'admin' }), schema: { response: { 200: S.TokenList, ...errors } } }, async () => ({
+    value: (await deps.store.listTokens()).map(tokenResource),
   }));
 
-  app.delete<{ Params: { id: string } }>('/v1/sessions/:id', { schema: { params: S.SessionParams, response: errors } }, async (request, reply) => {
-    if (!deps.supervisor.closeSession(request.params.id, 'closed by an administrator')) {
-      throw new RelayError(404, 'SessionNotFound', `no live session with id "${request.params.id}"; list them with GET /v1/sessions`);
+  app.delete<{ Params: { id: string } }>('/v1/tokens/:id', { ...access({ scope: 'admin', audit: 'token.delete' }), schema: { params: S.TokenParams, response: errors } }, async (request, reply) => {
+    const tokens = await deps.store.listTokens();
+    const target = tokens.find((token) => token.id === request.params.id);
+    if (!target) throw new RelayError(404, 'TokenNotFound', `no API token with id "${request.params.id}"; list them with GET /v1/tokens`);
+    note(request, { token: { id: target.id, name: target.name } });
+    const admins = tokens.filter((token) => token.scopes.includes('admin') && (token.expiresAt === undefined || token.expiresAt > now()));
+    if (target.scopes.includes('admin') && admins.length === 1 && admins[0]!.id === target.id) {
+      throw new RelayError(409, 'LastAdminToken', `"${target.name}" is the last admin token; create another admin token before deleting it`);
     }
+    await deps.store.deleteToken(target.id);
+    request.log.info({ token: target.name, id: target.id, by: caller(request).name }, 'API token deleted');
     return reply.status(204).send();
+  });
+
+  app.get<{ Querystring: S.AuditQuery }>('/v1/auditEvents', { ...access({ scope: 'audit' }), schema: { querystring: S.AuditQuery, response: { 200: S.AuditEventList, ...errors } } }, async (request) => {
+    const { since, vm } = request.query;
+    const afterSeq = request.query.afterSeq === undefined ? undefined : Number(request.query.afterSeq);
+    const limit = Number(request.query.limit ?? 100);
+    if (limit < 1 || limit > 1000) throw new RelayError(400, 'ValidationFailed', 'limit must be from 1 to 1000');
+    let sinceMs: number | undefined;
+    if (since !== undefined) {
+      sinceMs = parseRfc3339(since);
+      if (sinceMs === undefined) throw new RelayError(400, 'ValidationFailed', `since "${since.slice(0, 64)}" is not an RFC 3339 timestamp with a time zone`);
+    }
+    const token = caller(request);
+    if (vm !== undefined && !vmAllowed(token, vm)) throw new RelayError(403, 'Forbidden', `the token "${token.name}" is limited to ${describeVmLimit(token)}; "${vm}" is not one of them`);
+    const limited = token.virtualMachines !== undefined;
+    const match = (event: AuditEvent): boolean => {
+      const eventVm = typeof event.virtualMachine === 'string' ? event.virtualMachine : undefined;
+      if (vm !== undefined && eventVm !== vm) return false;
+      // A token limited to some VMs sees only those VMs' events.
+      return !limited || (eventVm !== undefined && vmAllowed(token, eventVm));
+    };
+    const { events, more } = deps.audit.read({ since: sinceMs, afterSeq, match, limit });
+    return { value: events, ...(more && events.length > 0 && { nextAfterSeq: events[events.length - 1]!.seq }) };
   });
 
   return app;

@@ -8,6 +8,9 @@ export type {
   ErrorBody,
   RelayInfo,
   SessionResource,
+  TokenCreateBody,
+  TokenCreated,
+  TokenResource,
   VirtualMachineResource,
   VncToken,
 } from './schemas.js';

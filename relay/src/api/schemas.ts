@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { SCOPES, VM_GLOB } from '../core/scopes.js';
 
 /** The control API's wire schemas (v1). Types for clients are derived from these, never written twice. */
 
@@ -91,12 +92,58 @@ export const EndpointResource = Type.Object({
 
 export const EndpointList = Type.Object({ value: Type.Array(EndpointResource) });
 
+const ScopeName = Type.Union(SCOPES.map((scope) => Type.Literal(scope)));
+const VmGlob = Type.String({ minLength: 1, maxLength: 63, pattern: VM_GLOB.source });
+
+/** A token as lists show it: never its secret. */
+export const TokenResource = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  prefix: Type.String({ description: 'the first characters of the token, to recognise it by; empty for a token given through LIFELINE_ADMIN_TOKEN' }),
+  scopes: Type.Array(ScopeName),
+  virtualMachines: Type.Optional(Type.Array(Type.String(), { description: 'VM name globs the token is limited to; absent: every VM' })),
+  createdAt: Type.String(),
+  expiresAt: Type.Optional(Type.String()),
+  lastUsedAt: Type.Optional(Type.String({ description: 'to the minute' })),
+});
+
 export const RelayInfo = Type.Object({
   id: Type.String(),
   version: Type.String(),
   sshHostKeys: Type.Array(Type.Object({ type: Type.String(), fingerprint: Type.String(), publicKey: Type.String() })),
   endpoints: Type.Array(EndpointResource),
   consoleDefaults: Type.Object({ defaultTtlSeconds: Type.Integer(), maxTtlSeconds: Type.Integer() }),
+  tlsFingerprint: Type.Optional(Type.String({ description: 'SHA-256 of the API and WebSocket certificate (AB:CD:…); absent when TLS is off' })),
+  caller: Type.Optional(Type.Omit(TokenResource, ['lastUsedAt'], { description: 'the token this request came with' })),
+});
+
+export const TokenCreateBody = Type.Object(
+  {
+    name: Name,
+    scopes: Type.Array(ScopeName, { minItems: 1, maxItems: SCOPES.length, uniqueItems: true }),
+    virtualMachines: Type.Optional(Type.Array(VmGlob, { minItems: 1, maxItems: 64, uniqueItems: true })),
+    expiresAt: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+export const TokenCreated = Type.Intersect([TokenResource, Type.Object({ token: Type.String({ description: 'the secret: shown this once' }) })]);
+export const TokenList = Type.Object({ value: Type.Array(TokenResource) });
+export const TokenParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9-]+$' }) }, { additionalProperties: false });
+
+export const AuditQuery = Type.Object(
+  {
+    since: Type.Optional(Type.String({ maxLength: 64, description: 'RFC 3339: events at or after this time' })),
+    afterSeq: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'events after this sequence number (paging: pass nextAfterSeq)' })),
+    vm: Type.Optional(Name),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: '1 to 1000, default 100' })),
+  },
+  { additionalProperties: false },
+);
+
+export const AuditEventList = Type.Object({
+  value: Type.Array(Type.Object({ seq: Type.Integer(), time: Type.String(), type: Type.String(), prev: Type.String(), hash: Type.String() }, { additionalProperties: true })),
+  nextAfterSeq: Type.Optional(Type.Integer({ description: 'present when more events match: pass it as afterSeq' })),
 });
 
 export const SessionResource = Type.Object({
@@ -117,7 +164,7 @@ export const VncTokenQuery = Type.Object({ endpoint: Type.Optional(Name) }, { ad
 
 export const VncToken = Type.Object({
   token: Type.String(),
-  url: Type.String({ description: 'http://<endpoint ip>:<vncPort>/?token=…; ws:// on the same address carries the RFB stream' }),
+  url: Type.String({ description: 'http(s)://<endpoint ip>:<vncPort>/?token=…; ws(s):// on the same address carries the RFB stream' }),
   expiresAt: Type.String(),
   virtualMachine: Type.String(),
   endpoint: Type.String(),
@@ -135,3 +182,7 @@ export type RelayInfo = Static<typeof RelayInfo>;
 export type SessionResource = Static<typeof SessionResource>;
 export type ErrorBody = Static<typeof ErrorBody>;
 export type VncToken = Static<typeof VncToken>;
+export type TokenResource = Static<typeof TokenResource>;
+export type TokenCreateBody = Static<typeof TokenCreateBody>;
+export type TokenCreated = Static<typeof TokenCreated>;
+export type AuditQuery = Static<typeof AuditQuery>;

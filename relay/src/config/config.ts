@@ -24,16 +24,25 @@ export type DiscoverySourceConfig = { kind: 'libvirt'; uri: string } | { kind: '
 /** Where a VM came from. */
 export type VmSource = 'static' | DiscoverySourceConfig['kind'];
 
+/** `api.tls`: `auto` = on when the API or an endpoint may listen off loopback. No cert/key: a self-signed one in `dataDir`. */
+export interface TlsConfig {
+  mode: 'auto' | 'on' | 'off';
+  cert?: string;
+  key?: string;
+}
+
 export interface RelayConfig {
   /** Where the config came from, for messages. */
   source: string;
   dataDir: string;
-  api: { host: string; port: number; tls?: { cert: string; key: string } };
+  api: { host: string; port: number; tls: TlsConfig };
   ssh: { port: number; keepaliveIntervalMs: number; keepaliveCountMax: number };
   vnc: { port: number; pingIntervalMs: number; tokenTtlMs: number };
   endpoints: { default: { ipAddress: string; allowedSourcePrefixes: Ipv4Cidr[] }; addressPool: Ipv4Cidr[] };
   consoles: { defaultTtlMs: number; maxTtlMs: number };
   serial: { replayBytes: number };
+  /** The audit trail `<dataDir>/audit.jsonl`: rotated past `maxFileBytes`, `keepFiles` rotated files kept. */
+  audit: { maxFileBytes: number; keepFiles: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   virtualMachines: VirtualMachineConfig[];
   discover: DiscoverySourceConfig[];

@@ -48,13 +48,13 @@ function checkPaths(config: RelayConfig): void {
       }
     }
   }
-  if (config.api.tls) {
-    for (const field of ['cert', 'key'] as const) {
-      try {
-        readFileSync(config.api.tls[field]);
-      } catch (error) {
-        throw new ConfigError(`api.tls.${field}`, `cannot read ${config.api.tls[field]}: ${(error as NodeJS.ErrnoException).code}`);
-      }
+  for (const field of ['cert', 'key'] as const) {
+    const path = config.api.tls[field];
+    if (path === undefined) continue;
+    try {
+      readFileSync(path);
+    } catch (error) {
+      throw new ConfigError(`api.tls.${field}`, `cannot read ${path}: ${(error as NodeJS.ErrnoException).code}`);
     }
   }
 }

@@ -17,7 +17,8 @@ test('the documented example parses with its defaults', () => {
     '/etc/lifeline',
   );
   assert.equal(config.dataDir, '/etc/lifeline/lifeline-data');
-  assert.deepEqual(config.api, { host: '127.0.0.1', port: 8440, tls: undefined });
+  assert.deepEqual(config.api, { host: '127.0.0.1', port: 8440, tls: { mode: 'auto' } });
+  assert.deepEqual(config.audit, { maxFileBytes: 16 * 1024 * 1024, keepFiles: 10 });
   assert.equal(config.consoles.defaultTtlMs, 86_400_000);
   assert.deepEqual(config.virtualMachines[0], {
     name: 'vm1',
@@ -67,4 +68,20 @@ test('serial: a path or tcp:// is raw; telnet://host:port and { path, protocol: 
   assert.throws(() => vms({ path: 'x.sock', speed: 9600 }), /virtualMachines\[0\]\.serial\.speed: unknown key/);
   assert.throws(() => vms(42), /virtualMachines\[0\]\.serial: must be a socket path, tcp:\/\/host:port, telnet:\/\/host:port or \{ path, protocol \}/);
   assert.throws(() => vms('telnet://nohost'), /virtualMachines\[0\]\.serial: must be tcp:\/\/<host>:<port>/);
+});
+
+test('api.tls: auto by default; on/off (also as YAML 1.1 booleans); a mapping with cert and key means on', () => {
+  const tls = (value: unknown) => parseConfig({ api: { tls: value } }, 'x', '/srv').api.tls;
+  assert.deepEqual(tls(undefined), { mode: 'auto' });
+  assert.deepEqual(tls('on'), { mode: 'on' });
+  assert.deepEqual(tls('off'), { mode: 'off' });
+  assert.deepEqual(tls(true), { mode: 'on' });
+  assert.deepEqual(tls(false), { mode: 'off' });
+  assert.deepEqual(tls({ cert: 'c.pem', key: 'k.pem' }), { mode: 'on', cert: '/srv/c.pem', key: '/srv/k.pem' });
+  assert.deepEqual(tls({ mode: 'auto', cert: 'c.pem', key: 'k.pem' }), { mode: 'auto', cert: '/srv/c.pem', key: '/srv/k.pem' });
+  assert.deepEqual(tls({ mode: 'on' }), { mode: 'on' });
+  assert.throws(() => tls('yes'), (error: ConfigError) => error.key === 'api.tls' && /auto, on, off/.test(error.message));
+  assert.throws(() => tls({ cert: 'c.pem' }), (error: ConfigError) => error.key === 'api.tls.key' && /give both cert and key/.test(error.message));
+  assert.throws(() => tls({ mode: 'maybe' }), (error: ConfigError) => error.key === 'api.tls.mode');
+  assert.throws(() => tls({ ca: 'x' }), (error: ConfigError) => error.key === 'api.tls.ca');
 });

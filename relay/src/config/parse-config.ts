@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { parseCidr, type Ipv4Cidr } from '../core/cidr.js';
 import { parseDuration } from '../core/duration.js';
-import { VM_NAME, type DiscoverySourceConfig, type RelayConfig, type SocketAddress, type VirtualMachineConfig } from './config.js';
+import { VM_NAME, type DiscoverySourceConfig, type RelayConfig, type TlsConfig, type SocketAddress, type VirtualMachineConfig } from './config.js';
 
 /** A config problem, named by its key path (`api.listen`, `virtualMachines[1].serial`). */
 export class ConfigError extends Error {
@@ -186,18 +186,39 @@ function parseDiscovery(raw: unknown, index: number, baseDir: string): Discovery
   };
 }
 
+const TLS_MODES = ['auto', 'on', 'off'] as const;
+
+/**
+ * `api.tls`: `auto` (the default: on when anything listens off loopback), `on`, `off`, or a
+ * mapping `{mode?, cert?, key?}`. A mapping with `cert` and `key` and no `mode` means `on`
+ * (the shape v1 configs used); without them the relay makes and keeps a self-signed certificate.
+ */
+function parseTls(api: Section, baseDir: string): TlsConfig {
+  const raw = api.raw('tls');
+  if (raw === undefined) return { mode: 'auto' };
+  // YAML 1.1 readers turn a bare on/off into booleans: take them as meant.
+  if (raw === true || raw === false) return { mode: raw ? 'on' : 'off' };
+  if (typeof raw === 'string') {
+    if (!(TLS_MODES as readonly string[]).includes(raw)) throw new ConfigError(api.key('tls'), `must be auto, on, off or a mapping {mode, cert, key}, got ${describe(raw)}`);
+    return { mode: raw as TlsConfig['mode'] };
+  }
+  const section = api.section('tls', ['mode', 'cert', 'key']);
+  const cert = section.optionalString('cert');
+  const key = section.optionalString('key');
+  if ((cert === undefined) !== (key === undefined)) throw new ConfigError(api.key(cert === undefined ? 'tls.cert' : 'tls.key'), 'give both cert and key, or neither (the relay then makes a self-signed certificate)');
+  const modeText = section.optionalString('mode') ?? (cert ? 'on' : 'auto');
+  if (!(TLS_MODES as readonly string[]).includes(modeText)) throw new ConfigError(api.key('tls.mode'), `must be auto, on or off, got ${describe(modeText)}`);
+  return { mode: modeText as TlsConfig['mode'], ...(cert && key && { cert: resolve(baseDir, cert), key: resolve(baseDir, key) }) };
+}
+
 /** Validates a parsed config document; `source` is the file it came from (relative paths resolve against its folder). */
 export function parseConfig(document: unknown, source: string, baseDir: string): RelayConfig {
   if (!isObject(document)) throw new ConfigError('(top level)', `the config must be a mapping, got ${describe(document)}`);
-  const root = new Section('', document, ['dataDir', 'api', 'ssh', 'vnc', 'endpoints', 'consoles', 'serial', 'log', 'virtualMachines', 'discover']);
+  const root = new Section('', document, ['dataDir', 'api', 'ssh', 'vnc', 'endpoints', 'consoles', 'serial', 'log', 'audit', 'virtualMachines', 'discover']);
 
   const api = root.section('api', ['listen', 'tls']);
   const listen = parseListen(api.key('listen'), api.string('listen', '127.0.0.1:8440'));
-  let tls: RelayConfig['api']['tls'];
-  if (api.has('tls')) {
-    const tlsSection = api.section('tls', ['cert', 'key']);
-    tls = { cert: resolve(baseDir, tlsSection.string('cert')), key: resolve(baseDir, tlsSection.string('key')) };
-  }
+  const tls = parseTls(api, baseDir);
 
   const ssh = root.section('ssh', ['port', 'keepaliveInterval', 'keepaliveCountMax']);
   const vnc = root.section('vnc', ['port', 'pingInterval', 'tokenTtl']);
@@ -208,6 +229,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   const maxTtlMs = consoles.duration('maxTtl', '30d');
   if (defaultTtlMs > maxTtlMs) throw new ConfigError(consoles.key('defaultTtl'), 'must not be longer than consoles.maxTtl');
   const serial = root.section('serial', ['replayBytes']);
+  const audit = root.section('audit', ['maxFileBytes', 'keepFiles']);
   const log = root.section('log', ['level']);
   const level = log.string('level', 'info');
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(log.key('level'), `must be one of ${LOG_LEVELS.join(', ')}`);
@@ -241,6 +263,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
     consoles: { defaultTtlMs, maxTtlMs },
     serial: { replayBytes: serial.integer('replayBytes', 64 * 1024, 0, 16 * 1024 * 1024) },
     log: { level: level as RelayConfig['log']['level'] },
+    audit: { maxFileBytes: audit.integer('maxFileBytes', 16 * 1024 * 1024, 64 * 1024, 2 ** 40), keepFiles: audit.integer('keepFiles', 10, 1, 10_000) },
     virtualMachines,
     discover,
   };

@@ -261,12 +261,12 @@ export class EndpointManager {
     };
     this.entries.set(name, entry);
     if (existing && bound) {
-      this.options.supervisor.closeConnections((c) => c.endpoint === name, `the private endpoint "${name}" moved to ${ipAddress}`);
+      this.options.supervisor.closeConnections((c) => c.endpoint === name, { code: 'endpoint-changed', message: `the private endpoint "${name}" moved to ${ipAddress}` });
       closeServer(existing);
     } else if (existing) {
       this.options.supervisor.closeConnections(
         (c) => c.endpoint === name && !sourceAllowed(prefixes, c.remoteAddress),
-        `your address is no longer allowed on the private endpoint "${name}"`,
+        { code: 'endpoint-changed', message: `your address is no longer allowed on the private endpoint "${name}"` },
       );
     }
     this.options.log.info({ endpoint: name, ipAddress, sshPort: entry.sshPort, vncPort: entry.vncPort }, existing ? 'private endpoint updated' : 'private endpoint created');
@@ -282,7 +282,7 @@ export class EndpointManager {
       if (!entry) throw new RelayError(404, 'EndpointNotFound', `no private endpoint named "${name}"`);
       await this.options.store.deleteEndpoint(name);
       this.entries.delete(name);
-      this.options.supervisor.closeConnections((c) => c.endpoint === name, `the private endpoint "${name}" was deleted`);
+      this.options.supervisor.closeConnections((c) => c.endpoint === name, { code: 'endpoint-changed', message: `the private endpoint "${name}" was deleted` });
       closeServer(entry);
       this.options.log.info({ endpoint: name }, 'private endpoint deleted');
     });

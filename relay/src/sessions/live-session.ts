@@ -1,13 +1,35 @@
 import type { SessionGrant } from '../core/console-rules.js';
 import type { ConsoleKind } from '../core/session-registry.js';
 
+/** Why a session or connection ended, for the audit trail (`code`) and the client (`message`). */
+export type CloseCode =
+  | 'client-left'
+  | 'vm-disconnected'
+  | 'displaced'
+  | 'disabled'
+  | 'expired'
+  | 'rekeyed'
+  | 'deleted'
+  | 'vm-gone'
+  | 'endpoint-changed'
+  | 'closed-by-admin'
+  | 'shutdown';
+
+export interface CloseReason {
+  code: CloseCode;
+  /** What the client is told (the serial line `[lifeline] session closed: …`, a WebSocket close reason). */
+  message: string;
+  /** For `displaced`: the session that took over. */
+  by?: string;
+}
+
 /** An admitted SSH connection (or, later, WebSocket): what the console rules are re-checked against. */
 export interface AdmittedConnection {
   readonly grant: SessionGrant;
   readonly endpoint: string;
   readonly remoteAddress: string;
   /** Ends the connection after telling the client `reason`; resolves once it is told. Idempotent. */
-  close(reason: string): Promise<void>;
+  close(reason: CloseReason): Promise<void>;
 }
 
 /** A console session (serial or VNC) as `GET /v1/sessions` reports it. */
@@ -22,5 +44,7 @@ export interface LiveSession {
   readonly bytesIn: number;
   readonly bytesOut: number;
   /** Ends the session after telling the client `reason`; resolves once it is told. Idempotent. */
-  close(reason: string): Promise<void>;
+  close(reason: CloseReason): Promise<void>;
+  /** Why it ended, once it has: set by the first `close`; a session that ends without one was left by its client. */
+  readonly closeReason?: CloseReason;
 }

@@ -12,7 +12,7 @@ function record(expiration: number): ConsoleRecord {
 }
 
 function connection(closed: string[]): AdmittedConnection {
-  return { grant: { virtualMachine: 'vm1', accessId: 'id', keyFingerprint: 'SHA256:a' }, endpoint: 'default', remoteAddress: '127.0.0.1', close: async (reason) => void closed.push(reason) };
+  return { grant: { virtualMachine: 'vm1', accessId: 'id', keyFingerprint: 'SHA256:a' }, endpoint: 'default', remoteAddress: '127.0.0.1', close: async (reason) => void closed.push(reason.message) };
 }
 
 /** Fails the test on any unhandled rejection while `body` runs (the process would otherwise die in production). */
@@ -42,7 +42,7 @@ test('an expiry check whose store fails is retried, not an unhandled rejection, 
     const deadline = Date.now() + 3000;
     while (closed.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     assert.deepEqual(closed, ['the console for vm1 expired']);
-    await supervisor.closeAll('test over');
+    await supervisor.closeAll({ code: 'shutdown', message: 'test over' });
   });
 });
 
@@ -51,7 +51,7 @@ test('a background re-check whose store fails is logged, not an unhandled reject
     const supervisor = new SessionSupervisor({ getConsole: async () => Promise.reject(new Error('disk I/O error')) }, log);
     supervisor.admit(connection([]), Date.now() + 60_000);
     supervisor.revalidateInBackground('vm1');
-    await supervisor.closeAll('test over');
+    await supervisor.closeAll({ code: 'shutdown', message: 'test over' });
   });
 });
 
@@ -61,6 +61,6 @@ test('a session whose close fails does not become an unhandled rejection when it
     const failing = (id: string) => ({ id, virtualMachine: 'vm1', kind: 'serial' as const, path: 'ssh' as const, endpoint: 'default', remoteAddress: '127.0.0.1', startedAt: 0, bytesIn: 0, bytesOut: 0, close: async () => Promise.reject(new Error('channel gone')) });
     supervisor.claim(failing('a'));
     supervisor.claim(failing('b'));
-    assert.equal(supervisor.closeSession('b', 'closed by an administrator'), true);
+    assert.equal(supervisor.closeSession('b', { code: 'closed-by-admin', message: 'closed by an administrator' }), true);
   });
 });

@@ -1,7 +1,13 @@
-import { revocationMessage, revocationReason, type ConsoleRecord } from '../core/console-rules.js';
+import { revocationMessage, revocationReason, type ConsoleRecord, type SessionGrant } from '../core/console-rules.js';
 import { SessionRegistry } from '../core/session-registry.js';
 import type { Logger } from '../logger.js';
-import type { AdmittedConnection, LiveSession } from './live-session.js';
+import type { AdmittedConnection, CloseReason, LiveSession } from './live-session.js';
+
+/** Where session events go (the audit trail). Called synchronously, in order. */
+export interface SessionEvents {
+  opened(session: LiveSession, grant: SessionGrant | undefined): void;
+  closed(session: LiveSession, reason: CloseReason): void;
+}
 
 export interface ConsoleLookup {
   getConsole(virtualMachine: string): Promise<ConsoleRecord | undefined>;
@@ -21,6 +27,9 @@ export class SessionSupervisor {
   private readonly expirations = new Map<string, number>();
   private expiryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Sessions whose `opened` event went out, so each gets exactly one `closed`. */
+  private readonly reported = new WeakSet<LiveSession>();
+  events: SessionEvents | undefined;
 
   constructor(
     private readonly consoles: ConsoleLookup,
@@ -38,16 +47,20 @@ export class SessionSupervisor {
   }
 
   /** Registers `session` as its VM's session of its kind, closing the one it displaces. */
-  claim(session: LiveSession): void {
+  claim(session: LiveSession, grant?: SessionGrant): void {
+    this.reported.add(session);
+    this.events?.opened(session, grant);
     const displaced = this.sessions.claim(session);
     if (displaced) {
       this.log.info({ vm: session.virtualMachine, session: displaced.id, by: session.id }, 'session displaced');
-      this.closeQuietly(displaced, `another session was opened for ${session.virtualMachine}`);
+      this.closeQuietly(displaced, { code: 'displaced', message: `another session was opened for ${session.virtualMachine}`, by: session.id });
     }
   }
 
+  /** A session ended (closed by the relay, or left by its client). */
   release(session: LiveSession): void {
     this.sessions.release(session);
+    if (this.reported.delete(session)) this.events?.closed(session, session.closeReason ?? { code: 'client-left', message: 'the client closed the session' });
   }
 
   /** Re-checks every connection to `virtualMachine` against its console now; call after any console change. */
@@ -60,7 +73,7 @@ export class SessionSupervisor {
       if (reason) {
         this.log.info({ vm: virtualMachine, reason }, 'closing connection: console no longer admits it');
         this.connections.delete(connection);
-        this.closeQuietly(connection, revocationMessage(reason, virtualMachine));
+        this.closeQuietly(connection, { code: reason, message: revocationMessage(reason, virtualMachine) });
       }
     }
     const stillConnected = [...this.connections].some((c) => c.grant.virtualMachine === virtualMachine);
@@ -69,7 +82,7 @@ export class SessionSupervisor {
   }
 
   /** Closes every connection matching `predicate` (an endpoint going away, a source no longer allowed). */
-  closeConnections(predicate: (connection: AdmittedConnection) => boolean, reason: string): number {
+  closeConnections(predicate: (connection: AdmittedConnection) => boolean, reason: CloseReason): number {
     let count = 0;
     for (const connection of [...this.connections]) {
       if (!predicate(connection)) continue;
@@ -80,11 +93,11 @@ export class SessionSupervisor {
     return count;
   }
 
-  closeSession(id: string, reason: string): boolean {
+  closeSession(id: string, reason: CloseReason): boolean {
     const session = this.sessions.get(id);
     if (!session) return false;
     this.closeQuietly(session, reason);
-    this.sessions.release(session);
+    this.release(session);
     return true;
   }
 
@@ -120,7 +133,7 @@ export class SessionSupervisor {
     this.revalidate(virtualMachine).catch((error: unknown) => this.log.error({ vm: virtualMachine, err: (error as Error).message }, 'console re-check failed'));
   }
 
-  private closeQuietly(closable: { close(reason: string): Promise<void> }, reason: string): void {
+  private closeQuietly(closable: { close(reason: CloseReason): Promise<void> }, reason: CloseReason): void {
     closable.close(reason).catch((error: unknown) => this.log.warn({ err: (error as Error).message }, 'closing a session failed'));
   }
 
@@ -137,7 +150,7 @@ export class SessionSupervisor {
   }
 
   /** Closes everything (relay shutdown); resolves once every client was told why. */
-  async closeAll(reason: string): Promise<void> {
+  async closeAll(reason: CloseReason): Promise<void> {
     this.closed = true;
     clearTimeout(this.expiryTimer);
     const closing = [...this.sessions.list().map((session) => session.close(reason)), ...[...this.connections].map((connection) => connection.close(reason))];

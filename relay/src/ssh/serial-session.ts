@@ -3,7 +3,7 @@ import type { ServerChannel } from 'ssh2';
 import type { SerialAttachment, SerialSink } from '../backends/serial-attachment.js';
 import { CLIENT_HIGH_WATER, WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
-import type { LiveSession } from '../sessions/live-session.js';
+import type { CloseReason, LiveSession } from '../sessions/live-session.js';
 
 /** How long a closing session waits for its reason line to flush to a client that is not reading. */
 const CLOSE_GRACE_MS = 300;
@@ -16,6 +16,7 @@ export class SerialSession implements LiveSession {
   readonly startedAt = Date.now();
   bytesIn = 0;
   bytesOut = 0;
+  closeReason: CloseReason | undefined;
   private detach: (() => void) | undefined;
   private stopWaiting: (() => void) | undefined;
   private ended = false;
@@ -87,8 +88,9 @@ export class SerialSession implements LiveSession {
   }
 
   /** Writes the reason line, then closes the channel once it is flushed (or after a short grace when the client is not reading). */
-  close(reason: string): Promise<void> {
+  close(reason: CloseReason): Promise<void> {
     if (this.ended) return Promise.resolve();
+    this.closeReason = reason;
     this.detach?.();
     this.detach = undefined;
     const channel = this.channel;
@@ -106,7 +108,7 @@ export class SerialSession implements LiveSession {
       const timer = setTimeout(done, CLOSE_GRACE_MS);
       try {
         // end() queues behind data still being written, so the reason is the last thing the client sees.
-        channel.end(`\r\n[lifeline] session closed: ${reason}\r\n`, done);
+        channel.end(`\r\n[lifeline] session closed: ${reason.message}\r\n`, done);
       } catch {
         done();
       }

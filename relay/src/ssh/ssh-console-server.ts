@@ -5,7 +5,7 @@ import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { mayAuthenticate, type SessionGrant } from '../core/console-rules.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 import type { Logger } from '../logger.js';
-import type { AdmittedConnection, LiveSession } from '../sessions/live-session.js';
+import type { AdmittedConnection, CloseReason, LiveSession } from '../sessions/live-session.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
 import type { HostKey } from './host-key.js';
@@ -115,7 +115,7 @@ export class SshConsoleServer {
         grant: current,
         endpoint,
         remoteAddress,
-        close: async (reason: string) => {
+        close: async (reason: CloseReason) => {
           revoked = true;
           await Promise.all([...sessions].map((session) => session.close(reason)));
           // OpenSSH exits as soon as a disconnect arrives, dropping channel output it has not
@@ -147,7 +147,7 @@ export class SshConsoleServer {
           this.options.supervisor.release(ended);
         });
         sessions.add(serial);
-        this.options.supervisor.claim(serial);
+        this.options.supervisor.claim(serial, grant);
         serial.start();
         // OpenSSH's ~B: a serial break where the backend has one (telnet chardev), else refused and the session goes on.
         (session as unknown as EventEmitter).on('break', ((_lengthMs, reply) => reply(serial.sendBreak())) satisfies BreakListener);
@@ -185,7 +185,7 @@ export class SshConsoleServer {
             this.options.supervisor.release(ended);
           });
           sessions.add(session);
-          this.options.supervisor.claim(session);
+          this.options.supervisor.claim(session, grant);
           session.start();
         },
         () => reject(),
@@ -200,7 +200,7 @@ export class SshConsoleServer {
       clientClosed = true;
       clearTimeout(grace);
       this.clients.delete(client);
-      for (const session of sessions) void session.close('the connection closed');
+      for (const session of sessions) void session.close({ code: 'client-left', message: 'the connection closed' });
       if (admitted) this.options.supervisor.forget(admitted);
     });
   }

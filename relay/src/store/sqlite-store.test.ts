@@ -23,10 +23,10 @@ const consoleRecord = {
 test('records survive reopening; WAL and the schema version are set', async () => {
   const file = join(dir, 'a.db');
   const store = new SqliteStore(file);
-  assert.equal(store.schemaVersion, 1);
+  assert.equal(store.schemaVersion, 2);
   await store.putConsole(consoleRecord);
   await store.putEndpoint({ name: 'ops', ipAddress: '127.0.0.5', allowedSourcePrefixes: ['127.0.0.0/8'], createdAt: 1, updatedAt: 1 });
-  await store.replaceToken({ hash: 'h1', name: 'admin', createdAt: 1 });
+  await store.replaceToken({ id: 'i1', hash: 'h1', name: 'admin', prefix: '', scopes: ['admin'], createdAt: 1 });
   assert.equal(await store.initMeta('relayId', 'first'), 'first');
   await store.close();
   await store.close(); // idempotent
@@ -37,7 +37,7 @@ test('records survive reopening; WAL and the schema version are set', async () =
   assert.deepEqual((await reopened.getEndpoint('ops'))?.allowedSourcePrefixes, ['127.0.0.0/8']);
   assert.equal(await reopened.initMeta('relayId', 'second'), 'first');
   assert.equal((await reopened.findToken('h1'))?.name, 'admin');
-  await reopened.replaceToken({ hash: 'h2', name: 'admin', createdAt: 2 });
+  await reopened.replaceToken({ id: 'i2', hash: 'h2', name: 'admin', prefix: '', scopes: ['admin'], createdAt: 2 });
   assert.equal(await reopened.findToken('h1'), undefined);
   assert.equal(await reopened.countTokens(), 1);
   assert.equal(await reopened.deleteConsole('vm1'), true);

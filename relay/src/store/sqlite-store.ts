@@ -21,7 +21,58 @@ const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL,
      updated_at INTEGER NOT NULL);
    CREATE TABLE tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);`,
+  // Scoped API tokens: tokens from before were admin tokens, and stay so.
+  `ALTER TABLE tokens ADD COLUMN id TEXT;
+   UPDATE tokens SET id = lower(hex(randomblob(16)));
+   CREATE UNIQUE INDEX tokens_id ON tokens (id);
+   ALTER TABLE tokens ADD COLUMN prefix TEXT NOT NULL DEFAULT '';
+   ALTER TABLE tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT '["admin"]';
+   ALTER TABLE tokens ADD COLUMN virtual_machines TEXT;
+   ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+   ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;`,
 ];
+
+interface TokenRow {
+  id: string;
+  hash: string;
+  name: string;
+  prefix: string;
+  scopes: string;
+  virtual_machines: string | null;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+}
+
+function toToken(row: TokenRow): TokenRecord {
+  return {
+    id: row.id,
+    hash: row.hash,
+    name: row.name,
+    prefix: row.prefix,
+    scopes: JSON.parse(row.scopes) as string[],
+    ...(row.virtual_machines !== null && { virtualMachines: JSON.parse(row.virtual_machines) as string[] }),
+    createdAt: row.created_at,
+    ...(row.expires_at !== null && { expiresAt: row.expires_at }),
+    ...(row.last_used_at !== null && { lastUsedAt: row.last_used_at }),
+  };
+}
+
+function tokenParams(record: TokenRecord): Record<string, unknown> {
+  return {
+    id: record.id,
+    hash: record.hash,
+    name: record.name,
+    prefix: record.prefix,
+    scopes: JSON.stringify(record.scopes),
+    virtualMachines: record.virtualMachines ? JSON.stringify(record.virtualMachines) : null,
+    createdAt: record.createdAt,
+    expiresAt: record.expiresAt ?? null,
+  };
+}
+
+const INSERT_TOKEN = `INSERT INTO tokens (id, hash, name, prefix, scopes, virtual_machines, created_at, expires_at)
+  VALUES (@id, @hash, @name, @prefix, @scopes, @virtualMachines, @createdAt, @expiresAt)`;
 
 interface ConsoleRow {
   virtual_machine: string;
@@ -164,10 +215,28 @@ export class SqliteStore implements Store {
   }
 
   async findToken(hash: string): Promise<TokenRecord | undefined> {
-    const row = this.db.prepare('SELECT hash, name, created_at FROM tokens WHERE hash = ?').get(hash) as
-      | { hash: string; name: string; created_at: number }
-      | undefined;
-    return row && { hash: row.hash, name: row.name, createdAt: row.created_at };
+    const row = this.db.prepare('SELECT * FROM tokens WHERE hash = ?').get(hash) as TokenRow | undefined;
+    return row && toToken(row);
+  }
+
+  async createToken(record: TokenRecord): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (this.db.prepare('SELECT 1 FROM tokens WHERE name = ?').get(record.name)) return false;
+      this.db.prepare(INSERT_TOKEN).run(tokenParams(record));
+      return true;
+    })();
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return (this.db.prepare('SELECT * FROM tokens ORDER BY created_at, name').all() as TokenRow[]).map(toToken);
+  }
+
+  async deleteToken(id: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM tokens WHERE id = ?').run(id).changes > 0;
+  }
+
+  async touchToken(id: string, at: number): Promise<void> {
+    this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(at, id);
   }
 
   async countTokens(): Promise<number> {
@@ -177,7 +246,7 @@ export class SqliteStore implements Store {
   async replaceToken(record: TokenRecord): Promise<void> {
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM tokens WHERE name = ? OR hash = ?').run(record.name, record.hash);
-      this.db.prepare('INSERT INTO tokens (hash, name, created_at) VALUES (?, ?, ?)').run(record.hash, record.name, record.createdAt);
+      this.db.prepare(INSERT_TOKEN).run(tokenParams(record));
     })();
   }
 

@@ -9,10 +9,19 @@ export interface EndpointRecord {
 }
 
 export interface TokenRecord {
+  /** Opaque id (`DELETE /v1/tokens/{id}`). */
+  id: string;
   /** SHA-256 of the bearer token, hex. The token itself is never stored. */
   hash: string;
   name: string;
+  /** The token's first characters (`llt_AbC123`), to recognise it by; empty for tokens not made by the relay. */
+  prefix: string;
+  scopes: string[];
+  /** VM name globs; undefined: every VM. */
+  virtualMachines?: string[];
   createdAt: number;
+  expiresAt?: number;
+  lastUsedAt?: number;
 }
 
 /**
@@ -39,6 +48,12 @@ export interface Store {
   countTokens(): Promise<number>;
   /** Replaces the token called `record.name`, if any, with this one. */
   replaceToken(record: TokenRecord): Promise<void>;
+  /** Adds a token; false (and nothing written) when its name is taken. */
+  createToken(record: TokenRecord): Promise<boolean>;
+  listTokens(): Promise<TokenRecord[]>;
+  deleteToken(id: string): Promise<boolean>;
+  /** Notes a use of the token (kept coarse: callers throttle). */
+  touchToken(id: string, at: number): Promise<void>;
 
   /** Cheap liveness probe for /healthz. */
   ping(): Promise<boolean>;

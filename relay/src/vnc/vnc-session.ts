@@ -4,7 +4,7 @@ import type { WebSocket } from 'ws';
 import type { VncConnection } from '../backends/virtual-machines.js';
 import { CLIENT_HIGH_WATER, WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
-import type { LiveSession } from '../sessions/live-session.js';
+import type { CloseReason, LiveSession } from '../sessions/live-session.js';
 
 /** The client side of a VNC session, whatever carries it (a forwarded SSH channel, a WebSocket). */
 export interface VncClient {
@@ -73,6 +73,7 @@ export class VncSession implements LiveSession {
   readonly startedAt = Date.now();
   bytesIn = 0;
   bytesOut = 0;
+  closeReason: CloseReason | undefined;
   private ended = false;
   private readonly log: Logger;
 
@@ -122,19 +123,19 @@ export class VncSession implements LiveSession {
         if (!this.ended) client.resume();
       });
     });
-    const end = (): void => void this.close('the VNC connection ended');
-    vnc.on('close', end);
+    vnc.on('close', () => void this.close({ code: 'vm-disconnected', message: 'the VM\'s VNC connection ended' }));
     vnc.on('error', (error) => this.log.debug({ err: error.message }, 'VNC socket error'));
-    client.onEnd(end);
+    client.onEnd(() => void this.close({ code: 'client-left', message: 'the client closed the session' }));
     this.log.info('VNC session started');
   }
 
-  close(reason: string): Promise<void> {
+  close(reason: CloseReason): Promise<void> {
     if (this.ended) return Promise.resolve();
     this.ended = true;
+    this.closeReason = reason;
     this.connection.socket.destroy();
     this.onEnd(this);
-    this.log.info({ reason, bytesIn: this.bytesIn, bytesOut: this.bytesOut }, 'VNC session ended');
-    return this.client.close(reason);
+    this.log.info({ reason: reason.message, bytesIn: this.bytesIn, bytesOut: this.bytesOut }, 'VNC session ended');
+    return this.client.close(reason.message);
   }
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -10,8 +11,9 @@ import { normalizeRemoteAddress } from '../core/cidr.js';
 import { describeDuration } from '../core/duration.js';
 import { revocationMessage, revocationReason } from '../core/console-rules.js';
 import type { Logger } from '../logger.js';
-import type { AdmittedConnection } from '../sessions/live-session.js';
+import type { AdmittedConnection, CloseReason } from '../sessions/live-session.js';
 import type { ConsoleLookup, SessionSupervisor } from '../sessions/session-supervisor.js';
+import { answerPlaintext, splitPlaintext } from '../tls/tls-material.js';
 import { VncSession, webSocketClient } from './vnc-session.js';
 import type { VncTokenService } from './vnc-tokens.js';
 
@@ -29,6 +31,8 @@ export interface VncWebServerOptions {
   consoles: ConsoleLookup;
   pingIntervalMs: number;
   log: Logger;
+  /** Serve `https://` and `wss://` with this certificate (the API's); plain when absent. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 function securityHeaders(response: ServerResponse): void {
@@ -86,9 +90,13 @@ export class VncWebServer {
   private readonly assets = new Map<string, Buffer>();
   /** How long a token waits for its WebSocket, as the pages and refusals say it. */
   private readonly ttlText: string;
+  private readonly secureContext: SecureContext | undefined;
+  /** TLS handshakes in progress, so that close() can end them. */
+  private readonly handshaking = new Set<TLSSocket>();
 
   constructor(private readonly options: VncWebServerOptions) {
     this.ttlText = describeDuration(options.tokens.ttlMs);
+    this.secureContext = options.tls && createSecureContext({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' });
     this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(request, socket, head));
     // Malformed HTTP (a bad request line or header) gets a plain 400, as Node's default does.
     this.http.on('clientError', (_error, socket) => refuseUpgrade(socket, 400, 'Bad Request', 'malformed HTTP request'));
@@ -96,9 +104,43 @@ export class VncWebServer {
     this.http.requestTimeout = 15_000;
   }
 
+  /** Whether the port speaks `https://`/`wss://`. */
+  get secure(): boolean {
+    return this.secureContext !== undefined;
+  }
+
   handle(socket: Socket, endpoint: string): void {
-    this.endpointOf.set(socket, endpoint);
-    this.http.emit('connection', socket);
+    if (!this.secureContext) {
+      this.endpointOf.set(socket, endpoint);
+      this.http.emit('connection', socket);
+      return;
+    }
+    // TLS first: a client that does not complete the handshake (a port scan) never reaches HTTP; plain HTTP is told to use https.
+    splitPlaintext(
+      socket,
+      () => this.handleTls(socket, endpoint),
+      () => answerPlaintext(socket, 'text/plain; charset=utf-8', 'This port speaks TLS: open the https:// link the relay gave (wss:// for WebSocket clients).\n'),
+    );
+  }
+
+  private handleTls(socket: Socket, endpoint: string): void {
+    const secure = new TLSSocket(socket, { isServer: true, secureContext: this.secureContext, ALPNProtocols: ['http/1.1'] });
+    this.handshaking.add(secure);
+    const timer = setTimeout(() => secure.destroy(), 10_000);
+    secure.on('error', (error: Error) => {
+      this.options.log.debug({ err: error.message }, 'VNC TLS connection failed');
+      secure.destroy();
+    });
+    secure.once('close', () => {
+      clearTimeout(timer);
+      this.handshaking.delete(secure);
+    });
+    secure.once('secure', () => {
+      clearTimeout(timer);
+      this.handshaking.delete(secure);
+      this.endpointOf.set(secure, endpoint);
+      this.http.emit('connection', secure);
+    });
   }
 
   private asset(path: string): Buffer | undefined {
@@ -204,7 +246,7 @@ export class VncWebServer {
     // The connection is admitted (so console changes reach it) before the waits that follow; a
     // change while it is still pending marks it revoked, and it is refused instead of started.
     let session: VncSession | undefined;
-    let revoked: string | undefined;
+    let revoked: CloseReason | undefined;
     const admitted: AdmittedConnection = {
       grant,
       endpoint,
@@ -218,10 +260,10 @@ export class VncWebServer {
     const stillAdmitted = async (): Promise<{ expiration: number } | undefined> => {
       const current = await consoles.getConsole(grant.virtualMachine);
       const reason = revocationReason(grant, current, Date.now());
-      if (reason) revoked ??= revocationMessage(reason, grant.virtualMachine);
+      if (reason) revoked ??= { code: reason, message: revocationMessage(reason, grant.virtualMachine) };
       return revoked || !current ? undefined : current;
     };
-    const refuseRevoked = (): void => refuseUpgrade(socket, 403, 'Forbidden', revoked ?? revocationMessage('deleted', grant.virtualMachine));
+    const refuseRevoked = (): void => refuseUpgrade(socket, 403, 'Forbidden', revoked?.message ?? revocationMessage('deleted', grant.virtualMachine));
 
     const current = await stillAdmitted();
     if (!current) return refuseRevoked();
@@ -284,12 +326,13 @@ export class VncWebServer {
       ws.ping();
     }, this.options.pingIntervalMs);
     pinger.unref();
-    supervisor.claim(session);
+    supervisor.claim(session, grant);
     session.start();
     return session;
   }
 
   close(): void {
+    for (const socket of this.handshaking) socket.destroy();
     for (const client of this.wss.clients) client.terminate();
     this.wss.close();
     this.http.close();
