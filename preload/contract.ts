@@ -15,8 +15,25 @@ export interface RelayView {
   hostKeyFingerprint: string;
   /** The private endpoint consoles are opened through. */
   endpoint: string;
-  status: 'ok' | 'unreachable' | 'unauthorized';
+  /** SHA-256 of the pinned TLS certificate (`AB:CD:…`) of an https:// relay; absent for http:// or a CA-trusted certificate. */
+  tlsFingerprint?: string;
+  /** `untrusted`: the relay's TLS certificate is not the pinned one (or no longer trusted); `error` names the fingerprints. */
+  status: 'ok' | 'unreachable' | 'unauthorized' | 'untrusted';
   error?: string;
+  /** The API token's identity and limits, when the relay reports them (scoped tokens). */
+  token?: { name: string; scopes: string[]; virtualMachines?: string[] };
+  /** What the token allows on this relay beyond consoles (absent scopes: the control is disabled and says why). */
+  allowed: { endpoints: boolean };
+}
+
+/** A relay's certificate, shown to the user before it is pinned. */
+export interface CertificateView {
+  fingerprint: string;
+  /** Trusted by the system's CAs for this host name: nothing to pin. */
+  trusted: boolean;
+  untrustedBecause?: string;
+  subject: string;
+  validTo: string;
 }
 
 /** What the relay can do to a VM's power (`POST …/powerActions`). */
@@ -32,6 +49,8 @@ export interface VmView {
   serialBreak: boolean;
   /** The power actions the VM's backend offers (none from a relay that predates them). */
   powerActions: PowerAction[];
+  /** What the relay's API token allows for this VM: `consoles` (consoles:write: open, renew, re-key, disable, delete) and `power`. */
+  allowed: { consoles: boolean; power: boolean };
   console: {
     state: ConsoleState;
     expiresAt?: string;
@@ -103,8 +122,11 @@ export interface DesktopApi {
   getSettings(): Promise<DesktopSettings>;
   getKeychainStatus(): Promise<KeychainStatus>;
   listRelays(): Promise<RelayView[]>;
-  addRelay(input: { name: string; url: string; token: string }): Promise<RelayView>;
-  updateRelay(input: { id: string; name?: string; token?: string; endpoint?: string }): Promise<RelayView>;
+  /** The TLS certificate an https:// relay presents, to confirm before adding it. */
+  inspectCertificate(url: string): Promise<CertificateView>;
+  /** `tlsFingerprint`: the certificate to pin (confirmed, pasted, or the output of `lifeline-relay info`). */
+  addRelay(input: { name: string; url: string; token: string; tlsFingerprint?: string }): Promise<RelayView>;
+  updateRelay(input: { id: string; name?: string; token?: string; endpoint?: string; tlsFingerprint?: string }): Promise<RelayView>;
   removeRelay(id: string): Promise<void>;
   listVms(): Promise<VmView[]>;
   renewConsole(relayId: string, vm: string): Promise<VmView>;
@@ -137,6 +159,7 @@ export const DESKTOP_API_METHODS = [
   'getSettings',
   'getKeychainStatus',
   'listRelays',
+  'inspectCertificate',
   'addRelay',
   'updateRelay',
   'removeRelay',

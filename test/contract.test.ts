@@ -63,6 +63,7 @@ const SAMPLE_CALLS = {
   getSettings: [],
   getKeychainStatus: [],
   listRelays: [],
+  inspectCertificate: ['https://127.0.0.1:8440'],
   addRelay: [{ name: 'r', url: 'http://127.0.0.1:8440', token: 'llt_x' }],
   updateRelay: [{ id: 'relay-1', name: 'renamed' }],
   removeRelay: ['relay-1'],

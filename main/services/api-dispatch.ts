@@ -4,6 +4,8 @@ import { DESKTOP_API_METHODS, type DesktopApi } from '../../preload/contract.js'
 const id = z.string().min(1).max(200);
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a name of letters, digits, ".", "_" or "-"');
 const kind = z.enum(['serial', 'vnc']);
+/** A fingerprint, or pasted text holding one (the output of `lifeline-relay info`). */
+const fingerprintText = z.string().max(4000);
 
 /** The argument schema of every DesktopApi method: what IPC and the browser transport accept. */
 export const METHOD_ARGUMENTS = {
@@ -11,8 +13,9 @@ export const METHOD_ARGUMENTS = {
   getSettings: z.tuple([]),
   getKeychainStatus: z.tuple([]),
   listRelays: z.tuple([]),
-  addRelay: z.tuple([z.object({ name: z.string().max(100), url: z.string().min(1).max(500), token: z.string().min(1).max(600) }).strict()]),
-  updateRelay: z.tuple([z.object({ id, name: z.string().max(100).optional(), token: z.string().min(1).max(600).optional(), endpoint: name.optional() }).strict()]),
+  inspectCertificate: z.tuple([z.string().min(1).max(500)]),
+  addRelay: z.tuple([z.object({ name: z.string().max(100), url: z.string().min(1).max(500), token: z.string().min(1).max(600), tlsFingerprint: fingerprintText.optional() }).strict()]),
+  updateRelay: z.tuple([z.object({ id, name: z.string().max(100).optional(), token: z.string().min(1).max(600).optional(), endpoint: name.optional(), tlsFingerprint: fingerprintText.optional() }).strict()]),
   removeRelay: z.tuple([id]),
   listVms: z.tuple([]),
   renewConsole: z.tuple([id, name]),

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import type { ConsoleResource } from '@lifeline/relay/client';
-import type { ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, KeychainStatus, OpenConsoleOptions, PowerAction, RelayView, TabView, ThemeSetting, VmView } from '../../preload/contract.js';
+import type { ConsoleResource, RelayInfo } from '@lifeline/relay/client';
+import type { CertificateView, ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, KeychainStatus, OpenConsoleOptions, PowerAction, RelayView, TabView, ThemeSetting, VmView } from '../../preload/contract.js';
 import { ConsoleConnection } from './console-connection.js';
 import { keyAccount, OS_KEYCHAIN_STATUS, tokenAccount, type Keychain } from './keychain.js';
 import { RelayApi, RelayApiError } from './relay-api.js';
+import { inspectCertificate, parseFingerprint } from './relay-tls.js';
 import type { RelayRecord, SettingsFile } from './settings.js';
 import { describePrivateKey, generateKeyPair, type KeyPair } from './ssh-keys.js';
 
@@ -99,18 +100,83 @@ export class DesktopService implements DesktopApi {
           : `No API token for the relay "${record.name}" in the keychain; edit the relay to enter it again.`,
       );
     }
-    return new RelayApi(record.url, token);
+    return new RelayApi(record.url, token, record.tlsFingerprint);
+  }
+
+  /** The token each relay last said this app holds (scopes, VM limits), to offer only what it allows. */
+  private readonly callers = new Map<string, NonNullable<RelayInfo['caller']>>();
+
+  private noteCaller(relayId: string, info: RelayInfo): void {
+    if (info.caller) this.callers.set(relayId, info.caller);
+    else this.callers.delete(relayId);
+  }
+
+  /** Whether the relay's token has `scope` (relays from before scoped tokens: every token is an admin token). */
+  private allows(relayId: string, scope: NonNullable<RelayInfo['caller']>['scopes'][number]): boolean {
+    const caller = this.callers.get(relayId);
+    return !caller || caller.scopes.includes('admin') || caller.scopes.includes(scope);
   }
 
   private async view(record: RelayRecord): Promise<RelayView> {
-    const base = { id: record.id, name: record.name, url: record.url, embedded: record.embedded, hostKeyFingerprint: record.hostKeyFingerprint, endpoint: record.endpoint };
+    const base = {
+      id: record.id,
+      name: record.name,
+      url: record.url,
+      embedded: record.embedded,
+      hostKeyFingerprint: record.hostKeyFingerprint,
+      endpoint: record.endpoint,
+      ...(record.tlsFingerprint && { tlsFingerprint: record.tlsFingerprint }),
+    };
     try {
-      await (await this.api(record.id)).info();
-      return { ...base, status: 'ok' };
+      this.noteCaller(record.id, await (await this.api(record.id)).info());
+      const caller = this.callers.get(record.id);
+      return {
+        ...base,
+        status: 'ok',
+        ...(caller && { token: { name: caller.name, scopes: caller.scopes, ...(caller.virtualMachines && { virtualMachines: caller.virtualMachines }) } }),
+        allowed: { endpoints: this.allows(record.id, 'endpoints') },
+      };
     } catch (error) {
       const refused = (error instanceof RelayApiError && error.status === 401) || error instanceof MissingTokenError;
-      return { ...base, status: refused ? 'unauthorized' : 'unreachable', error: (error as Error).message };
+      const untrusted = error instanceof RelayApiError && (error.code === 'TlsCertificateChanged' || error.code === 'TlsUntrusted');
+      return { ...base, status: untrusted ? 'untrusted' : refused ? 'unauthorized' : 'unreachable', error: (error as Error).message, allowed: { endpoints: false } };
     }
+  }
+
+  async inspectCertificate(url: string): Promise<CertificateView> {
+    const parsed = this.relayUrl(url);
+    if (!parsed.startsWith('https://')) throw new Error(`${parsed} is plain HTTP: there is no certificate to check. Use https:// if the relay has TLS on.`);
+    try {
+      return await inspectCertificate(parsed);
+    } catch (error) {
+      throw new Error(`Cannot reach the relay at ${parsed} over TLS (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`, { cause: error });
+    }
+  }
+
+  private relayUrl(input: string): string {
+    const url = input.trim().replace(/\/+$/, '');
+    if (!/^https?:\/\/[^\s/]+$/.test(url)) throw new Error(`"${input}" is not a relay API URL such as https://relay.example:8440 or http://127.0.0.1:8440`);
+    return url;
+  }
+
+  /**
+   * Which certificate to pin for an https:// relay: the one the user confirmed or pasted (it must be
+   * the one presented), the one already pinned, or none when the system's CAs trust it.
+   */
+  private async tlsPin(url: string, given: string | undefined, existing: string | undefined): Promise<string | undefined> {
+    if (!url.startsWith('https://')) return undefined;
+    const presented = await this.inspectCertificate(url);
+    if (given !== undefined) {
+      const wanted = parseFingerprint(given);
+      if (!wanted) throw new Error('The certificate fingerprint should be 32 hex pairs (AB:CD:…), as "lifeline-relay info" prints it; paste its output or the fingerprint.');
+      if (wanted !== presented.fingerprint) {
+        throw new Error(`The relay presents the TLS certificate ${presented.fingerprint}, not the ${wanted} you gave. Lifeline refuses it: check the fingerprint with "lifeline-relay info" on the relay.`);
+      }
+      return wanted;
+    }
+    if (existing !== undefined) return existing;
+    if (presented.trusted) return undefined;
+    throw new Error(`The relay's TLS certificate is not trusted by this system (${presented.untrustedBecause}); confirm its fingerprint ${presented.fingerprint} to pin it.`);
   }
 
   async listRelays(): Promise<RelayView[]> {
@@ -122,10 +188,11 @@ export class DesktopService implements DesktopApi {
    * `hostKeyGiven`: the fingerprint of a host key this app gave the relay itself (the embedded relay
    * without an OS keychain gets a new one each run); it replaces the pin instead of being refused.
    */
-  async registerRelay(input: { name: string; url: string; token: string; embedded: boolean; hostKeyGiven?: string }): Promise<RelayView> {
-    const url = input.url.trim().replace(/\/+$/, '');
-    if (!/^https?:\/\/[^\s/]+$/.test(url)) throw new Error(`"${input.url}" is not a relay API URL such as http://127.0.0.1:8440`);
-    const info = await new RelayApi(url, input.token.trim()).info();
+  async registerRelay(input: { name: string; url: string; token: string; embedded: boolean; hostKeyGiven?: string; tlsFingerprint?: string }): Promise<RelayView> {
+    const url = this.relayUrl(input.url);
+    const known = this.settings.get().relays.find((r) => r.url === url);
+    const pin = await this.tlsPin(url, input.tlsFingerprint, known?.tlsFingerprint);
+    const info = await new RelayApi(url, input.token.trim(), pin).info();
     const hostKey = info.sshHostKeys[0]?.fingerprint;
     if (!hostKey) throw new Error('The relay reported no SSH host key.');
     const existing = this.settings.get().relays.find((r) => r.id === info.id);
@@ -139,21 +206,43 @@ export class DesktopService implements DesktopApi {
       );
     }
     await this.keychain.set(tokenAccount(info.id), input.token.trim());
-    const record: RelayRecord = { id: info.id, name: input.name.trim() || url, url, embedded: input.embedded, hostKeyFingerprint: hostKey, endpoint: existing?.endpoint ?? 'default' };
+    const record: RelayRecord = {
+      id: info.id,
+      name: input.name.trim() || url,
+      url,
+      embedded: input.embedded,
+      hostKeyFingerprint: hostKey,
+      endpoint: existing?.endpoint ?? 'default',
+      ...(pin && { tlsFingerprint: pin }),
+    };
     this.settings.update((s) => {
       s.relays = [...s.relays.filter((r) => r.id !== info.id), record];
     });
     return this.view(record);
   }
 
-  addRelay(input: { name: string; url: string; token: string }): Promise<RelayView> {
-    return this.registerRelay({ ...input, embedded: false });
+  addRelay(input: { name: string; url: string; token: string; tlsFingerprint?: string }): Promise<RelayView> {
+    return this.registerRelay({ ...input, embedded: false, ...(input.tlsFingerprint?.trim() ? { tlsFingerprint: input.tlsFingerprint } : {}) });
   }
 
-  async updateRelay(input: { id: string; name?: string; token?: string; endpoint?: string }): Promise<RelayView> {
-    const record = this.relay(input.id);
+  async updateRelay(input: { id: string; name?: string; token?: string; endpoint?: string; tlsFingerprint?: string }): Promise<RelayView> {
+    let record = this.relay(input.id);
+    if (input.tlsFingerprint?.trim()) {
+      // A replaced certificate: the user checked the new fingerprint on the relay. It must be what the relay presents,
+      // and the relay behind it must be the same one (same id, same SSH host key).
+      const pin = await this.tlsPin(record.url, input.tlsFingerprint, undefined);
+      const token = input.token?.trim() || (await this.keychain.get(tokenAccount(record.id)));
+      if (token) {
+        const info = await new RelayApi(record.url, token, pin).info();
+        if (info.id !== record.id) throw new Error(`The relay at ${record.url} is now another relay (id ${info.id}); remove this one and add it again.`);
+        if (info.sshHostKeys[0]?.fingerprint !== record.hostKeyFingerprint) {
+          throw new Error(`The relay at ${record.url} now presents the SSH host key ${info.sshHostKeys[0]?.fingerprint}, not the pinned ${record.hostKeyFingerprint}; remove it and add it again.`);
+        }
+      }
+      record = { ...record, tlsFingerprint: pin };
+    }
     if (input.token !== undefined) {
-      await new RelayApi(record.url, input.token.trim()).info();
+      await new RelayApi(record.url, input.token.trim(), record.tlsFingerprint).info();
       await this.keychain.set(tokenAccount(record.id), input.token.trim());
     }
     if (input.endpoint !== undefined) {
@@ -198,6 +287,7 @@ export class DesktopService implements DesktopApi {
       consoleTypes: vm.consoleTypes,
       powerActions: vm.powerActions ?? [],
       serialBreak: vm.serialBreak === true,
+      allowed: { consoles: this.allows(relayId, 'consoles:write'), power: this.allows(relayId, 'power') },
       console: { state, expiresAt: c?.expiration, keyFingerprint: c?.keyFingerprint, ownKey: Boolean(c && own && own.fingerprint === c.keyFingerprint) },
     };
   }
@@ -207,7 +297,9 @@ export class DesktopService implements DesktopApi {
     for (const record of this.settings.get().relays) {
       let vms;
       try {
-        vms = await (await this.api(record.id)).virtualMachines();
+        const api = await this.api(record.id);
+        this.noteCaller(record.id, await api.info());
+        vms = await api.virtualMachines();
       } catch {
         continue; // listRelays says why
       }

@@ -1,4 +1,5 @@
 import type { ConsoleResource, EndpointResource, RelayInfo, VirtualMachineResource } from '@lifeline/relay/client';
+import { relayRequest, TlsTrustError, type HttpAnswer } from './relay-tls.js';
 
 /** A failed call to a relay, with a message fit for the UI. */
 export class RelayApiError extends Error {
@@ -14,35 +15,43 @@ export class RelayApiError extends Error {
 
 /** The relay's control API v1, typed by the relay's exported client types. */
 export class RelayApi {
+  /**
+   * `tlsFingerprint`: the pinned certificate of an https:// relay (SHA-256, `AB:CD:…`); without
+   * one, the system's CAs must trust it.
+   */
   constructor(
     readonly url: string,
     private readonly token: string,
+    private readonly tlsFingerprint?: string,
     private readonly timeoutMs = 10_000,
   ) {}
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let response: Response;
+    let response: HttpAnswer;
     try {
-      response = await fetch(`${this.url.replace(/\/+$/, '')}${path}`, {
+      response = await relayRequest(new URL(`${this.url.replace(/\/+$/, '')}${path}`), {
         method,
         headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        pin: this.tlsFingerprint,
+        timeoutMs: this.timeoutMs,
       });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
+      if (error instanceof TlsTrustError) throw new RelayApiError(error.message, 0, error.code);
+      const cause = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       throw new RelayApiError(`Cannot reach the relay at ${this.url} (${cause}). Check the URL and that the relay is running.`, 0, 'Unreachable');
     }
-    const text = await response.text();
     let parsed: unknown;
     try {
-      parsed = text ? JSON.parse(text) : undefined;
+      parsed = response.body ? JSON.parse(response.body) : undefined;
     } catch {
       throw new RelayApiError(`${this.url} did not answer like a Lifeline relay (HTTP ${response.status}).`, response.status, 'NotARelay');
     }
-    if (!response.ok) {
+    if (response.status >= 300) {
       const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-      if (response.status === 401) throw new RelayApiError('The relay refused the API token. Check the token (the admin token is in <dataDir>/admin.token on the relay).', 401, 'Unauthorized');
+      if (response.status === 401) throw new RelayApiError(`The relay refused the API token${error?.message ? ` (${error.message})` : ''}. Check the token (the admin token is in <dataDir>/admin.token on the relay).`, 401, 'Unauthorized');
+      if (error?.code === 'TlsRequired') throw new RelayApiError(`The relay speaks HTTPS: use https:// in its URL (${this.url.replace(/^http:/, 'https:')}).`, response.status, 'TlsRequired');
+      if (response.status === 403) throw new RelayApiError(`Not allowed with this relay's API token: ${error?.message ?? 'forbidden'}. Ask the relay's administrator for a token with that scope.`, 403, 'Forbidden');
       throw new RelayApiError(error?.message ?? `HTTP ${response.status}`, response.status, error?.code ?? 'HttpError');
     }
     return parsed as T;

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import type { RelayView, ThemeSetting } from '../../preload/contract.js';
 
 /** A relay the app knows: what the UI sees of it, minus its live status. Nothing secret: the token is in the keychain. */
-export type RelayRecord = Omit<RelayView, 'status' | 'error'>;
+export type RelayRecord = Omit<RelayView, 'status' | 'error' | 'token' | 'allowed'>;
 
 export interface Settings {
   relays: RelayRecord[];

@@ -1,5 +1,6 @@
-import type { DesktopBridge, EndpointView, RelayView } from '../../preload/contract.js';
+import type { CertificateView, DesktopBridge, EndpointView, RelayView } from '../../preload/contract.js';
 import { button, confirmDialog, element, field, modal } from './dom.js';
+import { icon } from './icons.js';
 
 /** Runs a dialog's action; its error stays in the dialog (the user fixes the input there). */
 async function attempt(errorLine: HTMLElement, action: () => Promise<void>): Promise<boolean> {
@@ -24,32 +25,70 @@ function form(label: string, ...children: Node[]): HTMLFormElement {
   return element('form', { class: 'form', 'aria-label': label }, ...children);
 }
 
-/** Add a remote relay: name, API URL, token (checked against the relay before it is kept). */
+/**
+ * Add a remote relay: name, API URL, token (checked against the relay before it is kept). An
+ * https:// relay whose certificate the system does not trust shows its fingerprint first, to be
+ * compared with `lifeline-relay info` on the relay and confirmed (or pasted), then pinned.
+ */
 export function addRelayDialog(bridge: DesktopBridge, done: (relay: RelayView) => Promise<void>): void {
   const { body: container, close } = modal('Add relay', { class: 'relay-dialog' });
   const name = field('Relay name', { placeholder: 'e.g. Production', autocomplete: 'off' });
   const url = field('Relay URL', { placeholder: 'https://relay.example:8440', autocomplete: 'off', required: '' });
   const token = field('Relay API token', { type: 'password', placeholder: 'llt_…', autocomplete: 'off', required: '' });
+  const pasted = field('TLS certificate fingerprint (optional)', { placeholder: 'AB:CD:… or the output of lifeline-relay info', autocomplete: 'off', spellcheck: 'false' });
+  // The certificate the relay presented, once the user is asked to confirm it.
+  const confirmBox = element('section', { class: 'certificate', 'aria-label': 'Relay certificate' });
+  confirmBox.hidden = true;
+  let presented: CertificateView | undefined;
   const error = errorLine();
   const submit = element('button', { type: 'submit', class: 'primary' }, 'Add relay');
   const body = form('Add relay',
-    name.wrapper, url.wrapper, token.wrapper,
-    element('p', { class: 'hint' }, 'The token is checked against the relay and kept in the keychain; the relay\'s SSH host key is pinned.'),
+    name.wrapper, url.wrapper, token.wrapper, pasted.wrapper,
+    confirmBox,
+    element('p', { class: 'hint' }, 'The token is checked against the relay and kept in the keychain; the relay\'s SSH host key and, for https:// with a self-signed certificate, its TLS certificate are pinned.'),
     error,
     element('div', { class: 'dialog-actions' }, button('Cancel', close), submit),
   );
+  const showCertificate = (certificate: CertificateView): void => {
+    presented = certificate;
+    confirmBox.replaceChildren(
+      element('h3', {}, icon('shield'), ' Confirm the relay\'s certificate'),
+      element('p', {}, `This system does not trust it (${certificate.untrustedBecause ?? 'unknown issuer'}). Compare its fingerprint with the one "lifeline-relay info" prints on the relay; add the relay only if they are the same.`),
+      element('dl', { class: 'facts' },
+        element('dt', {}, 'SHA-256'), element('dd', { class: 'mono fingerprint-value', 'aria-label': 'Certificate fingerprint' }, certificate.fingerprint),
+        element('dt', {}, 'Subject'), element('dd', {}, certificate.subject),
+        element('dt', {}, 'Valid to'), element('dd', {}, new Date(certificate.validTo).toLocaleDateString())),
+    );
+    confirmBox.hidden = false;
+    submit.textContent = 'Trust and add relay';
+  };
+  url.input.addEventListener('input', () => {
+    presented = undefined;
+    confirmBox.hidden = true;
+    submit.textContent = 'Add relay';
+  });
   body.addEventListener('submit', (event) => {
     event.preventDefault();
+    const label = submit.textContent;
     submit.disabled = true;
     submit.textContent = 'Checking…';
     void attempt(error, async () => {
-      const relay = await bridge.api.addRelay({ name: name.input.value, url: url.input.value, token: token.input.value });
+      let tlsFingerprint = pasted.input.value.trim() || presented?.fingerprint;
+      if (url.input.value.trim().startsWith('https://') && !tlsFingerprint) {
+        const certificate = await bridge.api.inspectCertificate(url.input.value);
+        if (!certificate.trusted) {
+          showCertificate(certificate);
+          return;
+        }
+        tlsFingerprint = undefined;
+      }
+      const relay = await bridge.api.addRelay({ name: name.input.value, url: url.input.value, token: token.input.value, ...(tlsFingerprint && { tlsFingerprint }) });
       token.input.value = '';
       close();
       await done(relay);
     }).finally(() => {
       submit.disabled = false;
-      submit.textContent = 'Add relay';
+      if (submit.textContent === 'Checking…') submit.textContent = presented ? 'Trust and add relay' : label;
     });
   });
   container.append(body);
@@ -61,17 +100,23 @@ export function editRelayDialog(bridge: DesktopBridge, relay: RelayView, done: (
   const { body: container, close } = modal(`Edit relay ${relay.name}`);
   const name = field('Name', { value: relay.name, 'aria-label': `New name for ${relay.name}` });
   const token = field('New API token', { type: 'password', placeholder: 'leave empty to keep the current one', 'aria-label': `New API token for ${relay.name}`, autocomplete: 'off' });
+  const https = relay.url.startsWith('https://');
+  const certificate = field('New TLS certificate fingerprint', { placeholder: 'only when the relay\'s certificate was replaced: AB:CD:…', 'aria-label': `New TLS certificate fingerprint for ${relay.name}`, autocomplete: 'off', spellcheck: 'false' });
   const error = errorLine();
   const body = form(`Edit relay ${relay.name}`,
-    name.wrapper, token.wrapper,
-    element('dl', { class: 'facts' }, element('dt', {}, 'URL'), element('dd', {}, relay.url), element('dt', {}, 'SSH host key'), element('dd', { class: 'mono' }, relay.hostKeyFingerprint)),
+    name.wrapper, token.wrapper, ...(https ? [certificate.wrapper] : []),
+    element('dl', { class: 'facts' },
+      element('dt', {}, 'URL'), element('dd', {}, relay.url),
+      element('dt', {}, 'SSH host key'), element('dd', { class: 'mono' }, relay.hostKeyFingerprint),
+      ...(https ? [element('dt', {}, 'TLS certificate'), element('dd', { class: 'mono' }, relay.tlsFingerprint ?? 'trusted by this system (CA-signed)')] : []),
+      ...(relay.token ? [element('dt', {}, 'API token'), element('dd', {}, `${relay.token.name}: ${relay.token.scopes.join(', ')}${relay.token.virtualMachines ? `; VMs ${relay.token.virtualMachines.join(', ')}` : ''}`)] : [])),
     error,
     element('div', { class: 'dialog-actions' }, button('Cancel', close), element('button', { type: 'submit', class: 'primary' }, 'Save relay')),
   );
   body.addEventListener('submit', (event) => {
     event.preventDefault();
     void attempt(error, async () => {
-      await bridge.api.updateRelay({ id: relay.id, name: name.input.value, ...(token.input.value && { token: token.input.value }) });
+      await bridge.api.updateRelay({ id: relay.id, name: name.input.value, ...(token.input.value && { token: token.input.value }), ...(certificate.input.value.trim() && { tlsFingerprint: certificate.input.value }) });
       token.input.value = '';
       close();
       await done();

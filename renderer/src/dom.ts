@@ -9,6 +9,8 @@ export interface ButtonOptions {
   variant?: 'primary' | 'danger' | 'ghost';
   /** Tooltip; defaults to the label. */
   title?: string;
+  /** Disabled, with this as its tooltip and description: why it cannot be used (the API token lacks a scope). */
+  disabledBecause?: string;
 }
 
 /** An accessible button, optionally with an icon. */
@@ -22,6 +24,11 @@ export function button(label: string, onClick: () => unknown, options: ButtonOpt
   // Always named: a narrow window hides the text label, which would leave the button nameless.
   node.setAttribute('aria-label', options.name ?? label);
   node.title = options.title ?? label;
+  if (options.disabledBecause) {
+    node.disabled = true;
+    node.title = options.disabledBecause;
+    node.setAttribute('aria-description', options.disabledBecause);
+  }
   node.addEventListener('click', () => void onClick());
   return node;
 }

@@ -18,7 +18,12 @@ export interface SidebarActions {
 /** The power menu's items, in the order shown. */
 export const POWER_ACTION_LABELS: Record<PowerAction, string> = { powerOn: 'Power on', reset: 'Reset', powerOff: 'Power off', nmi: 'Send NMI' };
 
-const RELAY_STATE = { ok: 'connected', unreachable: 'unreachable', unauthorized: 'token refused' } as const;
+const RELAY_STATE = { ok: 'connected', unreachable: 'unreachable', unauthorized: 'token refused', untrusted: 'TLS not trusted' } as const;
+
+/** Why a control is disabled: the scope the relay's API token lacks. */
+function missingScope(vm: VmView, scope: 'consoles:write' | 'power'): string {
+  return `Not allowed: the API token for ${vm.relayName} lacks the "${scope}" scope. Ask the relay's administrator for a token that has it.`;
+}
 
 /** The power state as a badge tone. */
 function powerTone(state: string): string {
@@ -94,12 +99,17 @@ export class Sidebar {
     const state = RELAY_STATE[relay.status];
     return element('li', { 'aria-label': relay.name, 'data-status': relay.status, class: 'relay' },
       element('div', { class: 'row-main' },
-        element('span', { class: `dot ${relay.status === 'ok' ? 'ok' : relay.status === 'unauthorized' ? 'warn' : 'danger'}`, 'aria-hidden': 'true' }),
+        element('span', { class: `dot ${relay.status === 'ok' ? 'ok' : relay.status === 'unreachable' ? 'danger' : 'warn'}`, 'aria-hidden': 'true' }),
         element('strong', { class: 'name' }, relay.name),
         element('span', { class: `status badge ${relay.status === 'ok' ? 'ok' : 'danger'}`, title: relay.error ?? '' }, state),
       ),
-      element('small', { class: 'detail', title: `${relay.url}\nSSH host key ${relay.hostKeyFingerprint}\nConsoles through the endpoint "${relay.endpoint}"` },
+      element('small', { class: 'detail', title: `${relay.url}\nSSH host key ${relay.hostKeyFingerprint}${relay.tlsFingerprint ? `\nTLS certificate (pinned) ${relay.tlsFingerprint}` : ''}\nConsoles through the endpoint "${relay.endpoint}"` },
+        ...(relay.url.startsWith('https://') ? [icon('lock'), ' '] : []),
         `${relay.url.replace(/^https?:\/\//, '')} · endpoint ${relay.endpoint}`),
+      ...(relay.token && !relay.token.scopes.includes('admin') ? [element('small', {
+        class: 'token-scope',
+        title: `API token "${relay.token.name}": ${relay.token.scopes.join(', ')}${relay.token.virtualMachines ? `; only VMs matching ${relay.token.virtualMachines.join(', ')}` : ''}`,
+      }, `token ${relay.token.name}: ${relay.token.scopes.join(', ')}${relay.token.virtualMachines ? ` · ${relay.token.virtualMachines.join(', ')}` : ''}`)] : []),
       ...(relay.error ? [element('small', { class: 'error-text' }, relay.error)] : []),
       element('div', { class: 'row-actions' },
         button('Endpoints', () => this.actions.showEndpoints(relay), { icon: 'endpoints', name: `Endpoints of ${relay.name}`, variant: 'ghost' }),
@@ -129,8 +139,10 @@ export class Sidebar {
     const state = vm.console.state;
     const consoleBadge = element('span', { class: 'console-state badge', 'data-expires-at': vm.console.expiresAt ?? '' });
     this.describeConsole(consoleBadge, vm);
+    // Opening makes the console ready with this app's key (create, enable, renew): it needs consoles:write.
+    const consolesDenied = vm.allowed.consoles ? undefined : missingScope(vm, 'consoles:write');
     const open = (kind: ConsoleKind, label: string): HTMLButtonElement[] =>
-      vm.consoleTypes.includes(kind) ? [button(label, () => this.actions.open(vm, kind), { icon: kind, name: `Open ${kind === 'serial' ? 'serial' : 'VNC'} console`, title: `Open the ${kind === 'serial' ? 'serial' : 'VNC'} console of ${vm.name}`, variant: 'primary' })] : [];
+      vm.consoleTypes.includes(kind) ? [button(label, () => this.actions.open(vm, kind), { icon: kind, name: `Open ${kind === 'serial' ? 'serial' : 'VNC'} console`, title: `Open the ${kind === 'serial' ? 'serial' : 'VNC'} console of ${vm.name}`, variant: 'primary', disabledBecause: consolesDenied })] : [];
     return element('li', { 'aria-label': vm.name, 'data-console': state, 'data-relay': vm.relayId, class: 'vm' },
       element('div', { class: 'row-main' },
         element('span', { class: `dot ${powerTone(vm.powerState)}`, 'aria-hidden': 'true' }),
@@ -147,11 +159,12 @@ export class Sidebar {
         ...open('serial', 'Serial'),
         ...open('vnc', 'VNC'),
         ...(state !== 'none' ? [
-          button('Renew console', () => this.actions.renew(vm), { icon: 'renew', iconOnly: true, variant: 'ghost', title: `Renew the console of ${vm.name} for its full lifetime` }),
-          ...(state === 'enabled' ? [button('Disable console', () => this.actions.disable(vm), { icon: 'disable', iconOnly: true, variant: 'ghost', title: `Disable the console of ${vm.name} (closes its sessions)` })] : []),
-          button('Delete console', () => this.actions.deleteConsole(vm), { icon: 'remove', iconOnly: true, variant: 'ghost', title: `Delete the console of ${vm.name}` }),
+          button('Renew console', () => this.actions.renew(vm), { icon: 'renew', iconOnly: true, variant: 'ghost', title: `Renew the console of ${vm.name} for its full lifetime`, disabledBecause: consolesDenied }),
+          ...(state === 'enabled' ? [button('Disable console', () => this.actions.disable(vm), { icon: 'disable', iconOnly: true, variant: 'ghost', title: `Disable the console of ${vm.name} (closes its sessions)`, disabledBecause: consolesDenied })] : []),
+          button('Delete console', () => this.actions.deleteConsole(vm), { icon: 'remove', iconOnly: true, variant: 'ghost', title: `Delete the console of ${vm.name}`, disabledBecause: consolesDenied }),
         ] : []),
-        ...(vm.powerActions.length > 0 ? [this.powerMenu(vm)] : []),
+        // A token without "power" gets no power menu at all: there is nothing in it it could use.
+        ...(vm.powerActions.length > 0 && vm.allowed.power ? [this.powerMenu(vm)] : []),
       ),
     );
   }
