@@ -44,6 +44,16 @@ export class TlsTrustError extends Error {
   }
 }
 
+/** OpenSSL's verification codes, in words. */
+const UNTRUSTED_REASONS: Record<string, string> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'it is self-signed',
+  SELF_SIGNED_CERT_IN_CHAIN: 'it is signed by a CA this system does not trust',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'its issuer is not a CA this system trusts',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its issuer is not a CA this system trusts',
+  CERT_HAS_EXPIRED: 'it has expired',
+  CERT_NOT_YET_VALID: 'it is not valid yet',
+};
+
 let trustStore: string[] | undefined;
 
 /** Node's bundled CAs plus the system's bundle (`SSL_CERT_FILE`, else Debian/RHEL/Alpine's path), read once. */
@@ -95,7 +105,7 @@ function handshake(url: URL, timeoutMs: number): Promise<{ socket: TLSSocket; in
       // getPeerX509Certificate() answers an empty object in Node 20).
       const nameMatches = isIP(host) ? certificate.checkIP(host) !== undefined : certificate.checkHost(host) !== undefined;
       const reason = socket.authorized ? undefined : String(socket.authorizationError);
-      const untrustedBecause = reason === 'ERR_TLS_CERT_ALTNAME_INVALID' || (!reason && !nameMatches) ? `the certificate is not for ${host}` : reason;
+      const untrustedBecause = reason === 'ERR_TLS_CERT_ALTNAME_INVALID' || (!reason && !nameMatches) ? `the certificate is not for ${host}` : reason && (UNTRUSTED_REASONS[reason] ?? reason);
       resolve({
         socket,
         info: {

@@ -144,7 +144,7 @@ export async function endpointsDialog(bridge: DesktopBridge, relay: RelayView, d
           render(items);
           await done();
         }), { variant: 'ghost' })]),
-        ...(e.name === 'default' ? [] : [button('Delete', async () => {
+        ...(e.name === 'default' || !relay.allowed.endpoints ? [] : [button('Delete', async () => {
           const sure = await confirmDialog('Delete endpoint?', [`Delete the private endpoint ${e.name} (${e.ipAddress})? Its SSH and VNC listeners close, and so do the sessions through it.`], 'Delete endpoint');
           if (!sure) return;
           await attempt(error, async () => {
@@ -171,7 +171,9 @@ export async function endpointsDialog(bridge: DesktopBridge, relay: RelayView, d
       render(await bridge.api.listEndpoints(relay.id));
     });
   });
-  container.append(list, error, create);
+  // A token without the "endpoints" scope may pick an endpoint for consoles, not create or delete one: say so instead.
+  const denied = element('p', { class: 'hint', role: 'note' }, `The API token for ${relay.name}${relay.token ? ` ("${relay.token.name}")` : ''} lacks the "endpoints" scope: it cannot create or delete private endpoints. Ask the relay's administrator for a token that has it.`);
+  container.append(list, error, relay.allowed.endpoints ? create : denied);
 }
 
 export const SHORTCUTS: Array<[string, string]> = [

@@ -154,6 +154,7 @@ export class Sidebar {
         consoleBadge,
         element('span', { class: 'expires', hidden: '', 'data-expires': vm.console.expiresAt ?? '' }, vm.console.expiresAt ?? ''),
       ),
+      ...(consolesDenied ? [element('small', { class: 'scope-note', title: consolesDenied }, icon('lock'), ` read only: the token lacks consoles:write`)] : []),
       ...(vm.console.keyFingerprint ? [element('small', { class: `fingerprint${vm.console.ownKey ? '' : ' foreign'}`, title: vm.console.ownKey ? vm.console.keyFingerprint : `${vm.console.keyFingerprint}: not this app's key; opening the console asks before replacing it` }, `${vm.console.ownKey ? 'your key' : 'another key'} ${vm.console.keyFingerprint}`)] : []),
       element('div', { class: 'row-actions' },
         ...open('serial', 'Serial'),

@@ -14,6 +14,7 @@ import { httpsApi, spkiHash } from '../helpers/https-api.js';
 import { startLab, type Lab } from '../helpers/lab.js';
 import { ephemeralConfig, RELAY_BIN, startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
+import { waitUntil } from '../helpers/wait.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -231,6 +232,29 @@ describe('TLS: self-signed certificate, fingerprint pinning, https/wss VNC', () 
       assert.match(message, new RegExp(fingerprint));
       assert.match(message, new RegExp(wrong));
       await dialog.getByRole('button', { name: 'Cancel' }).click();
+    });
+
+    test('with a limited token, the app disables what the token cannot do and says why', async () => {
+      const api = httpsApi(relay.apiUrl, relay.token, cert());
+      const viewer = await api('POST', '/v1/tokens', { name: 'viewer', scopes: ['consoles:read'], virtualMachines: ['lab-*'] });
+      assert.equal(viewer.status, 201);
+      await relayRow().getByRole('button', { name: 'Edit relay Secure relay' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Edit relay Secure relay' });
+      await dialog.getByLabel('New API token for Secure relay').fill(viewer.body.token);
+      await dialog.getByRole('button', { name: 'Save relay' }).click();
+      await dialog.waitFor({ state: 'detached', timeout: 15_000 });
+      await relayRow().getByText('token viewer: consoles:read · lab-*').waitFor({ timeout: 15_000 });
+      const row = page.getByRole('list', { name: 'Virtual machines' }).getByRole('listitem', { name: 'lab-1' });
+      const open = row.getByRole('button', { name: 'Open serial console' });
+      await waitUntil(async () => open.isDisabled(), 15_000, 'the open button disabled');
+      assert.match((await open.getAttribute('title')) ?? '', /lacks the "consoles:write" scope/);
+      assert.equal(await row.locator('summary[aria-label="Power actions for lab-1"]').count(), 0, 'no power menu without the power scope');
+      if (process.env.LIFELINE_SCREENSHOTS) await page.screenshot({ path: join(process.env.LIFELINE_SCREENSHOTS, 'tls-limited.png') });
+      await relayRow().getByRole('button', { name: 'Endpoints of Secure relay' }).click();
+      const endpoints = page.getByRole('dialog', { name: 'Private endpoints of Secure relay' });
+      await endpoints.getByRole('note').filter({ hasText: 'lacks the "endpoints" scope' }).waitFor();
+      assert.equal(await endpoints.getByRole('button', { name: 'Create endpoint' }).count(), 0);
+      await page.keyboard.press('Escape');
     });
 
     test('after the relay\'s certificate is replaced, the app refuses it and names both fingerprints', async () => {

@@ -161,6 +161,22 @@ describe('desktop main-process services against the real relay and keychain', ()
     await service.closeTab(open.id);
   });
 
+  test('with a limited token the VM views say what it may not do, and a refused call says which scope is missing', async () => {
+    const limited = await relay.api('POST', '/v1/tokens', { name: 'desk-viewer', scopes: ['consoles:read'], virtualMachines: ['lab-*'] });
+    assert.equal(limited.status, 201);
+    const view = await service.updateRelay({ id: relayId, token: limited.body.token });
+    assert.deepEqual(view.token, { name: 'desk-viewer', scopes: ['consoles:read'], virtualMachines: ['lab-*'] });
+    assert.deepEqual(view.allowed, { endpoints: false });
+    const [vm] = await service.listVms();
+    assert.deepEqual(vm!.allowed, { consoles: false, power: false });
+    await assert.rejects(service.powerAction(relayId, 'lab-1', 'nmi'), /Not allowed with this relay's API token: the token "desk-viewer" lacks the scope "power"/);
+    await assert.rejects(service.createEndpoint(relayId, { name: 'ops' }), /lacks the scope "endpoints"/);
+    await assert.rejects(service.disableConsole(relayId, 'lab-1'), /lacks the scope "consoles:write"/);
+    // Back to the admin token: everything is allowed again.
+    assert.deepEqual((await service.updateRelay({ id: relayId, token: relay.token })).allowed, { endpoints: true });
+    assert.deepEqual((await service.listVms())[0]!.allowed, { consoles: true, power: true });
+  });
+
   test('deleting a console removes its key from the keychain; removing the relay removes its secrets', async () => {
     const tab = await service.openConsole(relayId, 'lab-1', 'serial');
     await service.closeTab(tab.id);
