@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { cpus, release, totalmem, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +19,7 @@ import { startFakeConsole, type FakeConsole } from './fake-console.js';
 import { fmt, median, quantile, ratio, spread } from './stats.js';
 import { rssKiB, treeCpuSeconds } from '../helpers/proc.js';
 import { startSshd } from './sshd-peer.js';
+import { freePort } from '../helpers/ports.js';
 
 const quick = process.argv.includes('--quick');
 /** `--only 3,4` runs just those sections (for profiling work); the report then says so. */
@@ -37,15 +38,6 @@ const failures: string[] = [];
 const targets: Array<{ target: string; measured: string; met: boolean }> = [];
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const numpy = spawnSync('python3', ['-c', 'import numpy']).status === 0;
 

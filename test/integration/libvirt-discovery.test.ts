@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { defaultCacheDir, ensureLabImage } from '../../relay/src/lab/lab-image.js';
@@ -12,16 +11,7 @@ import { ephemeralConfig, type RelayProcess, startRelay } from '../helpers/relay
 import { tempDir } from '../helpers/temp.js';
 import { freeVncPort, gvnccapture, pngSize } from '../helpers/vnc-client.js';
 import { waitUntil } from '../helpers/wait.js';
-
-/** A free TCP port on 127.0.0.1 for a domain's telnet serial. */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../helpers/ports.js';
 
 /**
  * A real libvirtd with QEMU TCG domains: one with a pty serial (transient, `virsh create`), one

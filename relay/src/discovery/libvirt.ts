@@ -110,6 +110,9 @@ export class LibvirtSource implements DiscoverySource {
       try {
         state = powerState((await this.virsh(['domstate', name])).trim());
         if (state !== 'Stopped') xml = await this.virsh(['dumpxml', name]);
+        // It stopped between the two calls: dumpxml then gives the inactive definition (no `id`, no live
+        // ports), which must read as stopped, not as a VM whose console channels changed.
+        if (state !== 'Stopped' && !/^\s*<domain\b[^>]*\bid=['"]\d+['"]/.test(xml)) state = 'Stopped';
       } catch {
         continue; // gone between the list and now: the next scan knows
       }
