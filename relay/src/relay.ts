@@ -7,6 +7,7 @@ import { lockDataDir } from './data-lock.js';
 import { buildApi } from './api/app.js';
 import { AuditLog } from './audit/audit-log.js';
 import { sessionAuditEvents } from './audit/session-events.js';
+import { RelayMetrics } from './metrics/relay-metrics.js';
 import { VirtualMachineRegistry } from './backends/virtual-machines.js';
 import { createSource, Discovery } from './discovery/discovery.js';
 import type { RelayConfig } from './config/config.js';
@@ -81,12 +82,23 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     });
 
     const supervisor = new SessionSupervisor(store, log);
-    supervisor.events = sessionAuditEvents(audit, log.child({ component: 'audit' }));
+    const auditEvents = sessionAuditEvents(audit, log.child({ component: 'audit' }));
     // A discovered VM that goes away (or comes back with new channels) ends its sessions with the reason.
     const virtualMachines = new VirtualMachineRegistry(config.virtualMachines, config.serial.replayBytes, log, (name, reason) => {
       supervisor.closeConnections((connection) => connection.grant.virtualMachine === name, { code: 'vm-gone', message: reason });
     });
     virtualMachines.start();
+    const metrics = new RelayMetrics(supervisor, virtualMachines);
+    supervisor.events = {
+      opened(session, grant) {
+        metrics.sessionOpened(session);
+        auditEvents.opened(session, grant);
+      },
+      closed(session, reason) {
+        metrics.sessionClosed(session, reason);
+        auditEvents.closed(session, reason);
+      },
+    };
     closers.push(() => virtualMachines.close());
     const discovery = new Discovery(config.discover.map((source) => createSource(source, log.child({ component: 'discovery' }))), virtualMachines, log.child({ component: 'discovery' }));
     await discovery.start();
@@ -105,6 +117,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       virtualMachines,
       supervisor,
       log: log.child({ component: 'ssh' }),
+      metrics: metrics.ssh,
     });
     closers.push(() => ssh.close());
     const vncTokens = new VncTokenService(config.vnc.tokenTtlMs);
@@ -116,6 +129,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       pingIntervalMs: config.vnc.pingIntervalMs,
       log: log.child({ component: 'vnc' }),
       tls,
+      onTokenRefused: () => metrics.authFailed('vnc-token'),
     });
     closers.push(() => vncWeb.close());
     const endpoints = new EndpointManager({
@@ -141,6 +155,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       vncTokens,
       log,
       audit,
+      metrics,
       relayInfo: () => ({
         id: relayId,
         version: RELAY_VERSION,

@@ -10,6 +10,7 @@ import { describeVmLimit, hasScope, vmAllowed, type Scope } from '../core/scopes
 import { hashToken } from '../core/token-hash.js';
 import type { TokenRecord } from '../store/store.js';
 import { answerPlaintextOn } from '../tls/tls-material.js';
+import type { RelayMetrics } from '../metrics/relay-metrics.js';
 import type { EndpointManager } from '../endpoints/endpoint-manager.js';
 import type { Logger } from '../logger.js';
 import type { ConsoleService } from '../sessions/console-service.js';
@@ -31,6 +32,8 @@ export interface ApiDependencies {
   relayInfo: () => Omit<S.RelayInfo, 'endpoints' | 'caller'>;
   log: Logger;
   audit: AuditLog;
+  /** Request counts and latencies go here, and `GET /metrics` renders it. */
+  metrics?: RelayMetrics;
   now?: () => number;
   /** TLS material for the API (and the scheme of VNC token URLs); plain HTTP when absent. */
   https?: { cert: Buffer; key: Buffer };
@@ -234,6 +237,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     const match = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/.exec(header);
     const token = match && (await deps.store.findToken(hashToken(match[1]!)));
     if (!token) {
+      deps.metrics?.authFailed('bearer');
       throw new RelayError(401, 'Unauthorized', header ? 'the bearer token is not valid for this relay' : 'send Authorization: Bearer <token> (the admin token is in <dataDir>/admin.token)');
     }
     const at = now();
@@ -265,6 +269,11 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
         throw new RelayError(503, 'AuditUnavailable', 'the relay cannot write its audit trail (disk full or read-only?), so it makes no changes; see its log');
       }
     }
+  });
+
+  // Requests by route (the pattern, never the VM name: bounded label values) and status, with latency.
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics?.apiRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
   });
 
   // Every change, and every refusal, is on disk in the audit trail before the client hears of it.
@@ -461,6 +470,10 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     deps.supervisor.closeSession(session.id, { code: 'closed-by-admin', message: 'closed by an administrator' });
     return reply.status(204).send();
   });
+
+  app.get('/metrics', { ...access({ scope: 'metrics' }) }, async (_request, reply) =>
+    reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(deps.metrics?.registry.render() ?? ''),
+  );
 
   app.post<{ Body: S.TokenCreateBody }>(
     '/v1/tokens',

@@ -2,7 +2,7 @@
  * What an API token may do: scopes (KubeVirt's console/VNC split and Teleport's roles, in
  * small) and, optionally, which VMs by name glob. Pure logic.
  */
-export const SCOPES = ['consoles:read', 'consoles:write', 'vnc', 'power', 'endpoints', 'sessions', 'audit', 'admin'] as const;
+export const SCOPES = ['consoles:read', 'consoles:write', 'vnc', 'power', 'endpoints', 'sessions', 'audit', 'metrics', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export const SCOPE_DESCRIPTIONS: Record<Scope, string> = {
@@ -13,6 +13,7 @@ export const SCOPE_DESCRIPTIONS: Record<Scope, string> = {
   endpoints: 'create and delete private endpoints',
   sessions: 'list live sessions and close them',
   audit: 'read the audit trail',
+  metrics: 'scrape GET /metrics (Prometheus)',
   admin: 'manage API tokens; implies every other scope (it could grant them)',
 };
 

@@ -5,6 +5,7 @@ import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { mayAuthenticate, type SessionGrant } from '../core/console-rules.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 import type { Logger } from '../logger.js';
+import type { SshMetrics } from '../metrics/relay-metrics.js';
 import type { AdmittedConnection, CloseReason, LiveSession } from '../sessions/live-session.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
@@ -44,6 +45,7 @@ export interface SshConsoleServerOptions {
   virtualMachines: VirtualMachineRegistry;
   supervisor: SessionSupervisor;
   log: Logger;
+  metrics?: SshMetrics;
 }
 
 /**
@@ -90,15 +92,27 @@ export class SshConsoleServer {
     let revoked = false;
     const sessions = new Set<LiveSession>();
 
+    // Pre-auth accounting: every connection ends its pre-auth phase exactly once.
+    let preauth = true;
+    const endPreauth = (outcome: Parameters<SshMetrics['preauthEnded']>[0]): void => {
+      if (!preauth) return;
+      preauth = false;
+      this.options.metrics?.preauthEnded(outcome);
+    };
+    this.options.metrics?.preauthOpened();
     const grace = setTimeout(() => {
-      if (!grant) client.end();
+      if (grant) return;
+      endPreauth('grace-timeout');
+      client.end();
     }, LOGIN_GRACE_MS);
     routeBreakRequests(client);
 
     client.on('authentication', (ctx: AuthContext) => {
       const refuse = (): void => {
+        this.options.metrics?.authFailed(ctx.method);
         if (++failures >= MAX_AUTH_ATTEMPTS) {
           log.info('too many authentication attempts');
+          endPreauth('too-many-failures');
           client.end();
           return;
         }
@@ -125,6 +139,7 @@ export class SshConsoleServer {
 
     client.on('ready', () => {
       clearTimeout(grace);
+      endPreauth('authenticated');
       if (!grant) return client.end();
       const current = grant;
       admitted = {
@@ -215,6 +230,7 @@ export class SshConsoleServer {
     client.on('close', () => {
       clientClosed = true;
       clearTimeout(grace);
+      endPreauth('closed');
       this.clients.delete(client);
       for (const session of sessions) void session.close({ code: 'client-left', message: 'the connection closed' });
       if (admitted) this.options.supervisor.forget(admitted);

@@ -33,6 +33,8 @@ export interface VncWebServerOptions {
   log: Logger;
   /** Serve `https://` and `wss://` with this certificate (the API's); plain when absent. */
   tls?: { cert: Buffer; key: Buffer };
+  /** A WebSocket came with a token that is unknown, used, expired or for another endpoint (metrics). */
+  onTokenRefused?: () => void;
 }
 
 function securityHeaders(response: ServerResponse): void {
@@ -236,6 +238,7 @@ export class VncWebServer {
     const redemption = this.options.tokens.redeem(token, endpoint);
     if (!redemption.ok) {
       log.info({ reason: redemption.reason }, 'VNC WebSocket refused: token');
+      this.options.onTokenRefused?.();
       return refuseUpgrade(socket, 403, 'Forbidden', `the token is invalid, already used, expired (${this.ttlText}), or for another endpoint`);
     }
     const { grant } = redemption;
