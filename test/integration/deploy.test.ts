@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { DaemonSet } from 'kubernetes-models/apps/v1';
+import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { parseConfig } from '../../relay/src/config/parse-config.js';
+import { REPO_ROOT } from '../helpers/relay-process.js';
+
+const DEPLOY = join(REPO_ROOT, 'deploy');
+const UNIT = join(DEPLOY, 'systemd', 'lifeline-relay.service');
+
+/** The relay's entry point as the Dockerfile installs it; the unit and the manifests must point there too. */
+const ENTRY = '/opt/lifeline/node_modules/@lifeline/relay/bin/lifeline-relay.js';
+
+/**
+ * The deployment files, checked by the tools that read them: systemd-analyze for the unit,
+ * the Kubernetes OpenAPI schemas (kubernetes-models) for the manifests, the relay's own config
+ * parser for the config they carry. The container image is not built here (no container engine).
+ */
+describe('headless deployment: systemd unit, container image recipe, Kubernetes manifests', () => {
+  test('the systemd unit passes systemd-analyze verify, and its security exposure is low', () => {
+    const verify = spawnSync('systemd-analyze', ['verify', UNIT], { encoding: 'utf8' });
+    assert.equal(verify.status, 0, `${verify.stdout}${verify.stderr}`);
+    assert.equal(`${verify.stdout}${verify.stderr}`.trim(), '', 'no warning');
+    const security = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', UNIT], { encoding: 'utf8' });
+    const exposure = Number(/Overall exposure level for lifeline-relay\.service: ([\d.]+)/.exec(security.stdout)?.[1]);
+    assert.ok(exposure <= 2.0, `exposure ${exposure} (systemd rates up to 3.9 "OK"):\n${security.stdout.slice(-3000)}`);
+    const unit = readFileSync(UNIT, 'utf8');
+    for (const line of ['User=lifeline', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'StateDirectory=lifeline', 'CapabilityBoundingSet=', 'PrivateTmp=yes']) {
+      assert.ok(unit.split('\n').includes(line), `${line} in the unit`);
+    }
+    assert.ok(unit.includes(`ExecStart=/usr/bin/node ${ENTRY} serve --config /etc/lifeline/relay.yaml`));
+  });
+
+  test('the Dockerfile is multi-stage, runs the relay only, as a non-root user', () => {
+    // One entry per instruction, continuation lines joined, comments dropped.
+    const lines = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ').split('\n').filter((line) => /^[A-Z]+ /.test(line));
+    const stages = lines.filter((line) => line.startsWith('FROM '));
+    assert.equal(stages.length, 2, 'a build stage and a runtime stage');
+    const runtime = lines.slice(lines.indexOf(stages[1]!));
+    assert.ok(runtime.some((line) => line.startsWith('COPY --from=build /opt/lifeline')));
+    assert.ok(!runtime.some((line) => /g\+\+|make|python3/.test(line)), 'no build tools in the runtime image');
+    const user = runtime.find((line) => line.startsWith('USER '));
+    assert.equal(user, 'USER 10001:10001');
+    assert.equal(runtime.find((line) => line.startsWith('ENTRYPOINT ')), `ENTRYPOINT ["node", "${ENTRY}"]`);
+    assert.equal(runtime.find((line) => line.startsWith('EXPOSE ')), 'EXPOSE 2222 6080 8440');
+    assert.ok(!lines.some((line) => /electron|chromium/i.test(line)), 'the relay only, not the desktop app');
+  });
+
+  test('the Kubernetes manifests validate against the Kubernetes schemas and fit together', () => {
+    const documents = parseAllDocuments(readFileSync(join(DEPLOY, 'kubernetes', 'lifeline-relay.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, any>);
+    const models: Record<string, new (value: any) => { validate(): void }> = { Namespace, Secret, ConfigMap, DaemonSet, Service };
+    assert.deepEqual(documents.map((d) => d.kind), ['Namespace', 'Secret', 'ConfigMap', 'DaemonSet', 'Service']);
+    for (const document of documents) new models[document.kind]!(document).validate();
+    // The schema check is real: a wrong type is refused.
+    const broken = structuredClone(documents[3]!);
+    broken.spec.template.spec.containers[0].ports[0].containerPort = '2222';
+    assert.throws(() => new DaemonSet(broken).validate(), /containerPort must be integer/);
+
+    const [, secret, configMap, daemonSet, service] = documents as [unknown, any, any, any, any];
+    const pod = daemonSet.spec.template.spec;
+    const container = pod.containers[0];
+    assert.deepEqual(daemonSet.spec.selector.matchLabels, daemonSet.spec.template.metadata.labels);
+    assert.deepEqual(service.spec.selector, daemonSet.spec.template.metadata.labels);
+    assert.deepEqual(container.ports.map((p: any) => [p.name, p.containerPort]), [['ssh', 2222], ['vnc', 6080], ['api', 8440]]);
+    assert.deepEqual(service.spec.ports.map((p: any) => [p.port, p.targetPort]), [[2222, 'ssh'], [6080, 'vnc'], [8440, 'api']]);
+    for (const probe of [container.readinessProbe, container.livenessProbe]) assert.deepEqual(probe.httpGet, { path: '/healthz', port: 'api', scheme: 'HTTPS' });
+    const tokenFrom = container.env.find((e: any) => e.name === 'LIFELINE_ADMIN_TOKEN').valueFrom.secretKeyRef;
+    assert.equal(tokenFrom.name, secret.metadata.name);
+    assert.ok(tokenFrom.key in secret.stringData);
+    assert.equal(pod.volumes.find((v: any) => v.name === 'config').configMap.name, configMap.metadata.name);
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.equal(pod.securityContext.runAsUser, 10001, 'the image\'s user');
+    assert.deepEqual(container.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    assert.equal(container.args.join(' '), 'serve --config /etc/lifeline/relay.yaml');
+
+    // The config it carries is one the relay accepts, with TLS on (it listens off loopback).
+    const config = parseConfig(parseYaml(configMap.data['relay.yaml']), '/etc/lifeline/relay.yaml', '/etc/lifeline');
+    assert.equal(config.dataDir, '/var/lib/lifeline');
+    assert.equal(config.api.port, 8440);
+    assert.deepEqual(config.discover, [{ kind: 'libvirt', uri: 'qemu:///system' }]);
+  });
+});
