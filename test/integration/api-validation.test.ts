@@ -102,6 +102,8 @@ describe('control API: bad input is refused with the documented status and code 
       { name: 'unknown VM', method: 'PUT', path: '/v1/virtualMachines/no-such-vm/console', body: put({ enabled: true, sshPublicKey: { keyData } }), headers: json, status: 404, code: 'VirtualMachineNotFound' },
       { name: 'bad VM name', method: 'GET', path: '/v1/virtualMachines/..%2F..%2Fetc', status: 400, code: 'ValidationFailed' },
       { name: 'unknown route', method: 'GET', path: '/v1/nothing', status: 404, code: 'NotFound' },
+      { name: 'a method the route does not take', method: 'POST', path: '/v1/relay', status: 405, code: 'MethodNotAllowed', message: /takes GET, HEAD/ },
+      { name: 'a method the console does not take', method: 'POST', path: '/v1/virtualMachines/lab-1/console', body: put({ enabled: false }), headers: json, status: 405, code: 'MethodNotAllowed', message: /takes GET, HEAD, PUT, PATCH, DELETE/ },
       { name: 'missing token', method: 'PATCH', path: '/v1/virtualMachines/lab-1/console', body: put({ enabled: false }), headers: { ...json, authorization: '' }, status: 401, code: 'Unauthorized' },
       { name: 'invalid token', method: 'PATCH', path: '/v1/virtualMachines/lab-1/console', body: put({ enabled: false }), headers: { ...json, authorization: 'Bearer llt_0123456789abcdefghijklmnop' }, status: 401, code: 'Unauthorized' },
       { name: 'not a bearer token', method: 'GET', path: '/v1/relay', headers: { authorization: 'Basic YWRtaW46YWRtaW4=' }, status: 401, code: 'Unauthorized' },

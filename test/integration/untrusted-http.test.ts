@@ -19,7 +19,7 @@ const RUNS = Number(process.env.LIFELINE_FUZZ_RUNS ?? 500);
 
 const methods = fc.oneof(fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'BREW'), fc.string({ maxLength: 8 }));
 const pathPieces = fc.oneof(
-  fc.constantFrom('/', '//[', '//', '/v1/virtualMachines/', '/v1/relay', '/v1/sessions/', '/v1/privateEndpoints/', 'fuzz-vm', '/console', '/vncTokens', '/novnc/', 'core/rfb.js', '.js', '/lifeline/vnc.js', '/?token=', '/rpc', '/streams/', '/healthz', '%ff', '%', '%e0%80', '%2e%2e/', '../', '%00', '?', '#', '@', '[', ']', '\\', '*', 'é', 'x'.repeat(300)),
+  fc.constantFrom('/', '//[', '//', '/v1/virtualMachines/', '/v1/relay', '/v1/sessions/', '/v1/privateEndpoints/', '/v1/tokens', '/v1/tokens/', '/v1/auditEvents?limit=', '/metrics', 'fuzz-vm', '/console', '/vncTokens', '/novnc/', 'core/rfb.js', '.js', '/lifeline/vnc.js', '/?token=', '/rpc', '/streams/', '/healthz', '%ff', '%', '%e0%80', '%2e%2e/', '../', '%00', '?', '#', '@', '[', ']', '\\', '*', 'é', 'x'.repeat(300)),
   fc.string({ maxLength: 12 }),
   fc.string({ unit: 'binary', maxLength: 6 }),
 );

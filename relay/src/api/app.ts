@@ -155,8 +155,10 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
             ? [431, 'Request Header Fields Too Large', 'HeadersTooLarge', 'the request headers are too large']
             : [400, 'Bad Request', 'MalformedRequest', 'the request is not well-formed HTTP/1.1'];
       const body = JSON.stringify({ error: { code, message } });
-      if (socket.writable) socket.write(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-      socket.destroy();
+      if (!socket.writable) return void socket.destroy();
+      // end(), not write() then destroy(): over TLS the answer must be flushed before the connection goes.
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      setTimeout(() => socket.destroy(), 1000).unref();
     },
     // Node would answer a missing Host header itself, with an empty body; the hook below answers it in our shape.
     http: { requireHostHeader: false },
@@ -170,6 +172,13 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       text: JSON.stringify({ error: { code: 'TlsRequired', message: 'this relay\'s API speaks HTTPS: use https:// (see lifeline-relay info for the certificate fingerprint)' } }),
     }));
   }
+
+  // Which methods each route pattern takes, for 405 answers (HEAD comes with every GET).
+  const routeMethods: Array<{ method: string; pattern: RegExp }> = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(`^${route.url.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}$`);
+    for (const method of [route.method].flat()) routeMethods.push({ method, pattern });
+  });
 
   // JSON only: Fastify would otherwise hand text/plain bodies to the JSON schemas as strings.
   app.removeContentTypeParser('text/plain');
@@ -248,6 +257,16 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     if (token.lastUsedAt === undefined || at - token.lastUsedAt >= TOUCH_INTERVAL_MS) await deps.store.touchToken(token.id, at);
   });
 
+  // A known path with another method: 405 with Allow, in the documented shape, before any body is read.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.is404) return;
+    const path = request.url.split('?')[0]!;
+    const allowed = [...new Set(routeMethods.filter((route) => route.pattern.test(path)).map((route) => route.method))];
+    if (allowed.length === 0) return;
+    void reply.header('Allow', allowed.join(', '));
+    throw new RelayError(405, 'MethodNotAllowed', `${request.method} is not allowed on ${path.slice(0, 200)}; it takes ${allowed.join(', ')}`);
+  });
+
   // Authorization, also before the body is read: the route's scope, then (for /virtualMachines/{vm}/…) the token's VM globs.
   // A VM outside the globs is refused whether or not it exists, so a limited token learns no other VM's name.
   app.addHook('onRequest', async (request) => {
@@ -313,7 +332,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     return payload;
   });
 
-  const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody, 415: S.ErrorBody, 422: S.ErrorBody, 503: S.ErrorBody };
+  const errors = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody, 405: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody, 415: S.ErrorBody, 422: S.ErrorBody, 503: S.ErrorBody };
   const access = (routeAccess: RouteAccess): { config: { access: RouteAccess } } => ({ config: { access: routeAccess } });
 
   const vmResource = (vm: VirtualMachine, record: ConsoleRecord | undefined): S.VirtualMachineResource => ({
