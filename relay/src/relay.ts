@@ -8,6 +8,7 @@ import { buildApi } from './api/app.js';
 import { AuditLog } from './audit/audit-log.js';
 import { sessionAuditEvents } from './audit/session-events.js';
 import { RelayMetrics } from './metrics/relay-metrics.js';
+import { FailureBackoff, StartupLimiter } from './core/preauth-limits.js';
 import { VirtualMachineRegistry } from './backends/virtual-machines.js';
 import { createSource, Discovery } from './discovery/discovery.js';
 import type { RelayConfig } from './config/config.js';
@@ -118,6 +119,9 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       supervisor,
       log: log.child({ component: 'ssh' }),
       metrics: metrics.ssh,
+      loginGraceTimeMs: config.ssh.loginGraceTimeMs,
+      startups: new StartupLimiter(config.ssh.maxStartups, config.ssh.perSourceMaxStartups),
+      failures: new FailureBackoff(),
     });
     closers.push(() => ssh.close());
     const vncTokens = new VncTokenService(config.vnc.tokenTtlMs);
@@ -130,6 +134,10 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       log: log.child({ component: 'vnc' }),
       tls,
       onTokenRefused: () => metrics.authFailed('vnc-token'),
+      loginGraceTimeMs: config.vnc.loginGraceTimeMs,
+      startups: new StartupLimiter(config.vnc.maxStartups, config.vnc.perSourceMaxStartups),
+      failures: new FailureBackoff(),
+      metrics: metrics.preauth('vnc'),
     });
     closers.push(() => vncWeb.close());
     const endpoints = new EndpointManager({
@@ -156,6 +164,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       log,
       audit,
       metrics,
+      failures: new FailureBackoff(),
       relayInfo: () => ({
         id: relayId,
         version: RELAY_VERSION,

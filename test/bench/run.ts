@@ -53,7 +53,9 @@ function version(command: string, args: string[]): string {
 async function relayWith(vms: Array<{ name: string; serial?: string; vnc?: string }>, name: string): Promise<RelayProcess> {
   const dataDir = join(tmp.path, `${name}-data`);
   const configPath = join(tmp.path, `${name}.json`);
-  writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0 }, vnc: { port: 0 }, consoles: { defaultTtl: '24h', maxTtl: '30d' }, virtualMachines: vms }));
+  // The bench opens its sessions 50 at a time from one address: above the default pre-auth limits (MaxStartups 10:30:100, 10 per source).
+  const limits = { maxStartups: '1000:30:2000', perSourceMaxStartups: 1000 };
+  writeFileSync(configPath, JSON.stringify({ dataDir, api: { listen: '127.0.0.1:0' }, ssh: { port: 0, ...limits }, vnc: { port: 0, ...limits }, consoles: { defaultTtl: '24h', maxTtl: '30d' }, virtualMachines: vms }));
   // BENCH_RELAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=.profiles": the relay under the profiler (see profile.ts).
   const relay = await startRelay(configPath, dataDir, {}, (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean));
   cleanups.push(() => relay.stop());

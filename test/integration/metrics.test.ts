@@ -106,6 +106,6 @@ describe('GET /metrics: Prometheus text that promtool accepts, with counters tha
     const text = await scrape();
     assert.ok(sample(text, 'lifeline_auth_failures_total{method="publickey"}')! >= 1);
     assert.equal(sample(text, 'lifeline_auth_failures_total{method="bearer"}'), 1);
-    assert.equal(sample(text, 'lifeline_ssh_preauth_connections'), 0);
+    assert.equal(sample(text, 'lifeline_preauth_connections{listener="ssh"}'), 0);
   });
 });

@@ -23,7 +23,8 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
 
   before(async () => {
     lab = startLab(2);
-    relay = await startRelay(testConfig(lab.configPath, `${tmp.path}/data`), `${tmp.path}/data`);
+    // 50 simultaneous connects from one address is what one test is about: above the default MaxStartups.
+    relay = await startRelay(testConfig(lab.configPath, `${tmp.path}/data`, { ssh: { port: 0, maxStartups: '200:30:400', perSourceMaxStartups: 200 } }), `${tmp.path}/data`);
     keyA = generateKey(tmp.path, 'key-a');
     keyB = generateKey(tmp.path, 'key-b');
   });

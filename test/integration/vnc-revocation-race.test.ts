@@ -15,6 +15,7 @@ import { runCleanups } from '../helpers/cleanup.js';
 import { generateKey, type KeyPair } from '../helpers/openssh.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
+import { FailureBackoff, StartupLimiter } from '../../relay/src/core/preauth-limits.js';
 
 /**
  * The WebSocket VNC path's admission race, in process so the wait can be held open on cue: the
@@ -53,7 +54,7 @@ describe('a console change while a VNC WebSocket waits for the VM\'s screen', ()
     supervisor = new SessionSupervisor(store, log);
     consoles = new ConsoleService(store, { defaultTtlMs: 3_600_000, maxTtlMs: 86_400_000 }, (name) => name === 'vm1', (name) => supervisor.revalidate(name));
     tokens = new VncTokenService(60_000);
-    web = new VncWebServer({ tokens, virtualMachines: registry, supervisor, consoles: store, pingIntervalMs: 30_000, log });
+    web = new VncWebServer({ tokens, virtualMachines: registry, supervisor, consoles: store, pingIntervalMs: 30_000, log, loginGraceTimeMs: 20_000, startups: new StartupLimiter({ start: 1000, rate: 100, full: 1000 }, 1000), failures: new FailureBackoff() });
     listener = createServer((socket) => web.handle(socket, 'default'));
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
     port = (listener.address() as { port: number }).port;

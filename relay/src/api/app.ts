@@ -11,6 +11,7 @@ import { hashToken } from '../core/token-hash.js';
 import type { TokenRecord } from '../store/store.js';
 import { answerPlaintextOn } from '../tls/tls-material.js';
 import type { RelayMetrics } from '../metrics/relay-metrics.js';
+import type { FailureBackoff } from '../core/preauth-limits.js';
 import type { EndpointManager } from '../endpoints/endpoint-manager.js';
 import type { Logger } from '../logger.js';
 import type { ConsoleService } from '../sessions/console-service.js';
@@ -34,6 +35,8 @@ export interface ApiDependencies {
   audit: AuditLog;
   /** Request counts and latencies go here, and `GET /metrics` renders it. */
   metrics?: RelayMetrics;
+  /** Delays the 401s of an address that keeps sending bad tokens. */
+  failures?: FailureBackoff;
   now?: () => number;
   /** TLS material for the API (and the scheme of VNC token URLs); plain HTTP when absent. */
   https?: { cert: Buffer; key: Buffer };
@@ -247,6 +250,9 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     const token = match && (await deps.store.findToken(hashToken(match[1]!)));
     if (!token) {
       deps.metrics?.authFailed('bearer');
+      // An address that keeps guessing tokens waits longer and longer for each refusal.
+      const delay = header ? (deps.failures?.fail(request.ip) ?? 0) : 0;
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay).unref());
       throw new RelayError(401, 'Unauthorized', header ? 'the bearer token is not valid for this relay' : 'send Authorization: Bearer <token> (the admin token is in <dataDir>/admin.token)');
     }
     const at = now();

@@ -1,4 +1,5 @@
 import type { Ipv4Cidr } from '../core/cidr.js';
+import type { MaxStartups } from '../core/preauth-limits.js';
 
 /** A console channel's address: a unix socket path, a TCP host and port, or (libvirt's serial) a pty. */
 export type SocketAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number } | { kind: 'pty'; path: string };
@@ -36,8 +37,8 @@ export interface RelayConfig {
   source: string;
   dataDir: string;
   api: { host: string; port: number; tls: TlsConfig };
-  ssh: { port: number; keepaliveIntervalMs: number; keepaliveCountMax: number };
-  vnc: { port: number; pingIntervalMs: number; tokenTtlMs: number };
+  ssh: { port: number; keepaliveIntervalMs: number; keepaliveCountMax: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
+  vnc: { port: number; pingIntervalMs: number; tokenTtlMs: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
   endpoints: { default: { ipAddress: string; allowedSourcePrefixes: Ipv4Cidr[] }; addressPool: Ipv4Cidr[] };
   consoles: { defaultTtlMs: number; maxTtlMs: number };
   serial: { replayBytes: number };

@@ -85,3 +85,13 @@ test('api.tls: auto by default; on/off (also as YAML 1.1 booleans); a mapping wi
   assert.throws(() => tls({ mode: 'maybe' }), (error: ConfigError) => error.key === 'api.tls.mode');
   assert.throws(() => tls({ ca: 'x' }), (error: ConfigError) => error.key === 'api.tls.ca');
 });
+
+test('pre-auth limits: OpenSSH-like defaults; MaxStartups as start:rate:full', () => {
+  const config = parseConfig({}, 'x', '/srv');
+  assert.equal(config.ssh.loginGraceTimeMs, 60_000);
+  assert.deepEqual(config.ssh.maxStartups, { start: 10, rate: 30, full: 100 });
+  assert.equal(config.ssh.perSourceMaxStartups, 8);
+  assert.equal(config.vnc.loginGraceTimeMs, 20_000);
+  assert.deepEqual(parseConfig({ ssh: { maxStartups: '5:50:20', loginGraceTime: '2m' } }, 'x', '/srv').ssh, { ...config.ssh, maxStartups: { start: 5, rate: 50, full: 20 }, loginGraceTimeMs: 120_000 });
+  assert.throws(() => parseConfig({ ssh: { maxStartups: '100:30:10' } }, 'x', '/srv'), (error: ConfigError) => error.key === 'ssh.maxStartups' && /start:rate:full/.test(error.message));
+});

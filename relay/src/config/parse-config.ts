@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { parseCidr, type Ipv4Cidr } from '../core/cidr.js';
 import { parseDuration } from '../core/duration.js';
+import { parseMaxStartups, type MaxStartups } from '../core/preauth-limits.js';
 import { VM_NAME, type DiscoverySourceConfig, type RelayConfig, type TlsConfig, type SocketAddress, type VirtualMachineConfig } from './config.js';
 
 /** A config problem, named by its key path (`api.listen`, `virtualMachines[1].serial`). */
@@ -220,8 +221,14 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   const listen = parseListen(api.key('listen'), api.string('listen', '127.0.0.1:8440'));
   const tls = parseTls(api, baseDir);
 
-  const ssh = root.section('ssh', ['port', 'keepaliveInterval', 'keepaliveCountMax']);
-  const vnc = root.section('vnc', ['port', 'pingInterval', 'tokenTtl']);
+  const ssh = root.section('ssh', ['port', 'keepaliveInterval', 'keepaliveCountMax', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups']);
+  const vnc = root.section('vnc', ['port', 'pingInterval', 'tokenTtl', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups']);
+  const maxStartups = (section: Section, fallback: string): MaxStartups => {
+    const text = section.has('maxStartups') ? String(section.raw('maxStartups')) : fallback;
+    const parsed = parseMaxStartups(text);
+    if (!parsed) throw new ConfigError(section.key('maxStartups'), `must be "start:rate:full" (e.g. 10:30:100: from 10 pending connections drop 30% of new ones, rising to all at 100) or one number, got ${describe(text)}`);
+    return parsed;
+  };
   const endpoints = root.section('endpoints', ['default', 'addressPool']);
   const defaultEndpoint = endpoints.section('default', ['ipAddress', 'allowedSourcePrefixes']);
   const consoles = root.section('consoles', ['defaultTtl', 'maxTtl']);
@@ -251,8 +258,18 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
       port: ssh.integer('port', 2222, 0, 65535),
       keepaliveIntervalMs: ssh.duration('keepaliveInterval', '15s'),
       keepaliveCountMax: ssh.integer('keepaliveCountMax', 3, 1, 100),
+      loginGraceTimeMs: ssh.duration('loginGraceTime', '60s'),
+      maxStartups: maxStartups(ssh, '10:30:100'),
+      perSourceMaxStartups: ssh.integer('perSourceMaxStartups', 8, 1, 100_000),
     },
-    vnc: { port: vnc.integer('port', 6080, 0, 65535), pingIntervalMs: vnc.duration('pingInterval', '30s'), tokenTtlMs: vnc.duration('tokenTtl', '60s') },
+    vnc: {
+      port: vnc.integer('port', 6080, 0, 65535),
+      pingIntervalMs: vnc.duration('pingInterval', '30s'),
+      tokenTtlMs: vnc.duration('tokenTtl', '60s'),
+      loginGraceTimeMs: vnc.duration('loginGraceTime', '20s'),
+      maxStartups: maxStartups(vnc, '64:30:256'),
+      perSourceMaxStartups: vnc.integer('perSourceMaxStartups', 32, 1, 100_000),
+    },
     endpoints: {
       default: {
         ipAddress: defaultEndpoint.ipv4('ipAddress', '127.0.0.1'),

@@ -4,12 +4,19 @@ import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import { RELAY_VERSION } from '../version.js';
 import { MetricsRegistry } from './registry.js';
 
-/** What the SSH server reports before a client is authenticated. */
-export interface SshMetrics {
+/** How a connection's pre-authentication phase ended: in, or why not. */
+export type PreauthOutcome = 'authenticated' | 'grace-timeout' | 'too-many-failures' | 'closed';
+
+/** What a listener (SSH, or the VNC port before its WebSocket upgrade) reports before a client is in. */
+export interface PreauthMetrics {
+  opened(): void;
+  ended(outcome: PreauthOutcome): void;
+  /** Refused at accept: `full`, `random-early-drop`, `per-source` (MaxStartups). */
+  dropped(reason: string): void;
+}
+
+export interface SshMetrics extends PreauthMetrics {
   authFailed(method: string): void;
-  preauthOpened(): void;
-  /** `authenticated`, or why it was dropped: `grace-timeout`, `too-many-failures`, `closed` (the client left). */
-  preauthEnded(outcome: 'authenticated' | 'grace-timeout' | 'too-many-failures' | 'closed'): void;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -31,7 +38,7 @@ export class RelayMetrics {
   private readonly apiLatency;
   /** Bytes of sessions that have ended, by kind and direction; open sessions are added at scrape time. */
   private readonly endedBytes = new Map<string, number>();
-  private preauth = 0;
+  private readonly preauthOpen = new Map<string, number>();
 
   constructor(supervisor: SessionSupervisor, virtualMachines: VirtualMachineRegistry) {
     const r = this.registry;
@@ -54,8 +61,10 @@ export class RelayMetrics {
       return ['serial', 'vnc'].flatMap((kind) => ['in', 'out'].map((direction) => ({ labels: { kind, direction }, value: totals.get(`${kind}/${direction}`) ?? 0 })));
     });
     this.authFailures = r.counter('lifeline_auth_failures_total', 'Failed authentications, by method (SSH: publickey, password, keyboard-interactive, …; API: bearer).');
-    r.gauge('lifeline_ssh_preauth_connections', 'SSH connections open and not yet authenticated.', () => [{ value: this.preauth }]);
-    this.preauthDropped = r.counter('lifeline_ssh_preauth_dropped_total', 'SSH connections dropped before authentication, by reason (grace-timeout, too-many-failures).');
+    r.gauge('lifeline_preauth_connections', 'Connections not yet authenticated (ssh) or not yet upgraded to a WebSocket (vnc), by listener.', () =>
+      ['ssh', 'vnc'].map((listener) => ({ labels: { listener }, value: this.preauthOpen.get(listener) ?? 0 })),
+    );
+    this.preauthDropped = r.counter('lifeline_preauth_dropped_total', 'Connections dropped before authentication, by listener and reason (full, random-early-drop, per-source, grace-timeout, too-many-failures).');
     r.gauge('lifeline_vm_attached', 'Whether each VM\'s console channel is attached (1) or not (0), by VM and channel.', () =>
       virtualMachines.list().flatMap((vm) => [
         ...(vm.serial ? [{ labels: { vm: vm.name, channel: 'serial' }, value: vm.serial.connected ? 1 : 0 }] : []),
@@ -84,14 +93,19 @@ export class RelayMetrics {
     this.authFailures.inc({ method });
   }
 
-  readonly ssh: SshMetrics = {
-    authFailed: (method) => this.authFailed(method),
-    preauthOpened: () => void this.preauth++,
-    preauthEnded: (outcome) => {
-      this.preauth--;
-      if (outcome === 'grace-timeout' || outcome === 'too-many-failures') this.preauthDropped.inc({ reason: outcome });
-    },
-  };
+  /** The pre-auth counters of one listener. */
+  preauth(listener: 'ssh' | 'vnc'): PreauthMetrics {
+    return {
+      opened: () => void this.preauthOpen.set(listener, (this.preauthOpen.get(listener) ?? 0) + 1),
+      ended: (outcome) => {
+        this.preauthOpen.set(listener, (this.preauthOpen.get(listener) ?? 1) - 1);
+        if (outcome === 'grace-timeout' || outcome === 'too-many-failures') this.preauthDropped.inc({ listener, reason: outcome });
+      },
+      dropped: (reason) => this.preauthDropped.inc({ listener, reason }),
+    };
+  }
+
+  readonly ssh: SshMetrics = { ...this.preauth('ssh'), authFailed: (method) => this.authFailed(method) };
 
   apiRequest(route: string, method: string, status: number, seconds: number): void {
     this.apiRequests.inc({ route, method, status: String(status) });

@@ -2,10 +2,12 @@ import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } from 'ssh2';
 import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
+import { normalizeRemoteAddress } from '../core/cidr.js';
 import { mayAuthenticate, type SessionGrant } from '../core/console-rules.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 import type { Logger } from '../logger.js';
-import type { SshMetrics } from '../metrics/relay-metrics.js';
+import type { PreauthOutcome, SshMetrics } from '../metrics/relay-metrics.js';
+import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { AdmittedConnection, CloseReason, LiveSession } from '../sessions/live-session.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
@@ -34,7 +36,6 @@ export const SSH_ALGORITHMS = {
   hmac: ['hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256-etm@openssh.com'],
   compress: ['none'],
 };
-const LOGIN_GRACE_MS = 30_000;
 const DISCONNECT_GRACE_MS = 500;
 
 export interface SshConsoleServerOptions {
@@ -46,6 +47,19 @@ export interface SshConsoleServerOptions {
   supervisor: SessionSupervisor;
   log: Logger;
   metrics?: SshMetrics;
+  /** Handshake and authentication must finish within this (OpenSSH's LoginGraceTime). */
+  loginGraceTimeMs: number;
+  /** MaxStartups and PerSourceMaxStartups for connections not yet authenticated. */
+  startups: StartupLimiter;
+  /** Delays the refusals of an address that keeps failing. */
+  failures: FailureBackoff;
+}
+
+/** A connection's pre-auth phase: ended once, by authentication or by the socket closing. */
+interface Preauth {
+  authenticated(): void;
+  /** Why the connection is about to be closed, if the relay closes it. */
+  outcome: PreauthOutcome;
 }
 
 /**
@@ -57,6 +71,7 @@ export interface SshConsoleServerOptions {
 export class SshConsoleServer {
   private readonly servers = new Map<string, ssh2.Server>();
   private readonly clients = new Set<Connection>();
+  private readonly preauth = new WeakMap<Socket, Preauth>();
 
   constructor(private readonly options: SshConsoleServerOptions) {}
 
@@ -76,6 +91,36 @@ export class SshConsoleServer {
       );
       this.servers.set(endpoint, server);
     }
+    // Before any SSH byte: MaxStartups, and a grace timer from accept (ssh2 only sees a client
+    // once it has sent its version line, so a silent connection must be timed here).
+    const source = normalizeRemoteAddress(socket.remoteAddress);
+    const admission = this.options.startups.admit(source);
+    if (!admission.ok) {
+      this.options.metrics?.dropped(admission.reason);
+      this.options.log.debug({ remote: source, reason: admission.reason }, 'SSH connection dropped before the handshake');
+      socket.destroy();
+      return;
+    }
+    this.options.metrics?.opened();
+    let ended = false;
+    const state: Preauth = {
+      outcome: 'closed',
+      authenticated: () => end('authenticated'),
+    };
+    const end = (outcome: PreauthOutcome): void => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(grace);
+      admission.slot.release();
+      this.options.metrics?.ended(outcome);
+    };
+    const grace = setTimeout(() => {
+      state.outcome = 'grace-timeout';
+      socket.destroy();
+    }, this.options.loginGraceTimeMs);
+    grace.unref();
+    socket.once('close', () => end(state.outcome));
+    this.preauth.set(socket, state);
     socket.setNoDelay(true);
     server.injectSocket(socket);
   }
@@ -92,19 +137,8 @@ export class SshConsoleServer {
     let revoked = false;
     const sessions = new Set<LiveSession>();
 
-    // Pre-auth accounting: every connection ends its pre-auth phase exactly once.
-    let preauth = true;
-    const endPreauth = (outcome: Parameters<SshMetrics['preauthEnded']>[0]): void => {
-      if (!preauth) return;
-      preauth = false;
-      this.options.metrics?.preauthEnded(outcome);
-    };
-    this.options.metrics?.preauthOpened();
-    const grace = setTimeout(() => {
-      if (grant) return;
-      endPreauth('grace-timeout');
-      client.end();
-    }, LOGIN_GRACE_MS);
+    // ssh2 keeps the socket it serves; the pre-auth state was made for it in handle().
+    const preauth = this.preauth.get((client as unknown as { _sock: Socket })._sock);
     routeBreakRequests(client);
 
     client.on('authentication', (ctx: AuthContext) => {
@@ -112,11 +146,14 @@ export class SshConsoleServer {
         this.options.metrics?.authFailed(ctx.method);
         if (++failures >= MAX_AUTH_ATTEMPTS) {
           log.info('too many authentication attempts');
-          endPreauth('too-many-failures');
+          if (preauth) preauth.outcome = 'too-many-failures';
           client.end();
           return;
         }
-        ctx.reject(['publickey']);
+        // An address that keeps failing waits longer and longer for each answer.
+        const delay = this.options.failures.fail(remoteAddress);
+        if (delay === 0) ctx.reject(['publickey']);
+        else setTimeout(() => ctx.reject(['publickey']), delay).unref();
       };
       if (ctx.method !== 'publickey') {
         // `none` is how clients ask which methods exist; it is not a failure worth counting.
@@ -138,9 +175,9 @@ export class SshConsoleServer {
     });
 
     client.on('ready', () => {
-      clearTimeout(grace);
-      endPreauth('authenticated');
       if (!grant) return client.end();
+      preauth?.authenticated();
+      this.options.failures.succeed(remoteAddress);
       const current = grant;
       admitted = {
         grant: current,
@@ -229,8 +266,6 @@ export class SshConsoleServer {
     client.on('error', (error: Error) => log.debug({ err: error.message }, 'ssh connection error'));
     client.on('close', () => {
       clientClosed = true;
-      clearTimeout(grace);
-      endPreauth('closed');
       this.clients.delete(client);
       for (const session of sessions) void session.close({ code: 'client-left', message: 'the connection closed' });
       if (admitted) this.options.supervisor.forget(admitted);

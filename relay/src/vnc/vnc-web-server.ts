@@ -14,6 +14,8 @@ import type { Logger } from '../logger.js';
 import type { AdmittedConnection, CloseReason } from '../sessions/live-session.js';
 import type { ConsoleLookup, SessionSupervisor } from '../sessions/session-supervisor.js';
 import { answerPlaintext, splitPlaintext } from '../tls/tls-material.js';
+import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
+import type { PreauthMetrics, PreauthOutcome } from '../metrics/relay-metrics.js';
 import { VncSession, webSocketClient } from './vnc-session.js';
 import type { VncTokenService } from './vnc-tokens.js';
 
@@ -35,6 +37,13 @@ export interface VncWebServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** A WebSocket came with a token that is unknown, used, expired or for another endpoint (metrics). */
   onTokenRefused?: () => void;
+  /** A connection must have upgraded to a WebSocket within this, else it is closed. */
+  loginGraceTimeMs: number;
+  /** MaxStartups and PerSourceMaxStartups for connections not yet upgraded. */
+  startups: StartupLimiter;
+  /** Delays the refusals of an address that keeps sending bad tokens. */
+  failures: FailureBackoff;
+  metrics?: PreauthMetrics;
 }
 
 function securityHeaders(response: ServerResponse): void {
@@ -95,6 +104,8 @@ export class VncWebServer {
   private readonly secureContext: SecureContext | undefined;
   /** TLS handshakes in progress, so that close() can end them. */
   private readonly handshaking = new Set<TLSSocket>();
+  /** The pre-upgrade state of each connection (plain socket, or its TLS socket). */
+  private readonly preauth = new WeakMap<Duplex, { upgraded(): void }>();
 
   constructor(private readonly options: VncWebServerOptions) {
     this.ttlText = describeDuration(options.tokens.ttlMs);
@@ -112,6 +123,31 @@ export class VncWebServer {
   }
 
   handle(socket: Socket, endpoint: string): void {
+    // Until its WebSocket upgrade, a connection holds a MaxStartups slot and runs against the grace time.
+    const source = normalizeRemoteAddress(socket.remoteAddress);
+    const admission = this.options.startups.admit(source);
+    if (!admission.ok) {
+      this.options.metrics?.dropped(admission.reason);
+      socket.destroy();
+      return;
+    }
+    this.options.metrics?.opened();
+    let ended = false;
+    let outcome: PreauthOutcome = 'closed';
+    const end = (how: PreauthOutcome): void => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(grace);
+      admission.slot.release();
+      this.options.metrics?.ended(how);
+    };
+    const grace = setTimeout(() => {
+      outcome = 'grace-timeout';
+      socket.destroy();
+    }, this.options.loginGraceTimeMs);
+    grace.unref();
+    socket.once('close', () => end(outcome));
+    this.preauth.set(socket, { upgraded: () => end('authenticated') });
     if (!this.secureContext) {
       this.endpointOf.set(socket, endpoint);
       this.http.emit('connection', socket);
@@ -141,6 +177,8 @@ export class VncWebServer {
       clearTimeout(timer);
       this.handshaking.delete(secure);
       this.endpointOf.set(secure, endpoint);
+      const state = this.preauth.get(socket);
+      if (state) this.preauth.set(secure, state);
       this.http.emit('connection', secure);
     });
   }
@@ -239,6 +277,9 @@ export class VncWebServer {
     if (!redemption.ok) {
       log.info({ reason: redemption.reason }, 'VNC WebSocket refused: token');
       this.options.onTokenRefused?.();
+      // An address that keeps guessing tokens waits longer and longer for each refusal.
+      const delay = this.options.failures.fail(remoteAddress);
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay).unref());
       return refuseUpgrade(socket, 403, 'Forbidden', `the token is invalid, already used, expired (${this.ttlText}), or for another endpoint`);
     }
     const { grant } = redemption;
@@ -287,6 +328,7 @@ export class VncWebServer {
       const opened = vnc;
       started = true;
       this.wss.handleUpgrade(request, socket, head, (ws) => {
+        this.preauth.get(request.socket)?.upgraded();
         session = this.startSession(ws, opened, admitted, log);
       });
     } finally {
