@@ -25,6 +25,7 @@ function isObject(value: unknown): value is Json {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
   return typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : `${typeof value} ${String(value).slice(0, 40)}`;
 }
 
@@ -41,7 +42,9 @@ class Section {
   }
 
   key(name: string): string {
-    return this.path ? `${this.path}.${name}` : name;
+    // A key that is empty or not a plain word is quoted, so the message still shows where it is.
+    const shown = /^[A-Za-z0-9_]+$/.test(name) ? name : JSON.stringify(name.slice(0, 40));
+    return this.path ? `${this.path}.${shown}` : shown;
   }
 
   has(name: string): boolean {
@@ -206,9 +209,9 @@ function parseTls(api: Section, baseDir: string): TlsConfig {
   const section = api.section('tls', ['mode', 'cert', 'key']);
   const cert = section.optionalString('cert');
   const key = section.optionalString('key');
-  if ((cert === undefined) !== (key === undefined)) throw new ConfigError(api.key(cert === undefined ? 'tls.cert' : 'tls.key'), 'give both cert and key, or neither (the relay then makes a self-signed certificate)');
+  if ((cert === undefined) !== (key === undefined)) throw new ConfigError(section.key(cert === undefined ? 'cert' : 'key'), 'give both cert and key, or neither (the relay then makes a self-signed certificate)');
   const modeText = section.optionalString('mode') ?? (cert ? 'on' : 'auto');
-  if (!(TLS_MODES as readonly string[]).includes(modeText)) throw new ConfigError(api.key('tls.mode'), `must be auto, on or off, got ${describe(modeText)}`);
+  if (!(TLS_MODES as readonly string[]).includes(modeText)) throw new ConfigError(section.key('mode'), `must be auto, on or off, got ${describe(modeText)}`);
   return { mode: modeText as TlsConfig['mode'], ...(cert && key && { cert: resolve(baseDir, cert), key: resolve(baseDir, key) }) };
 }
 
@@ -224,9 +227,10 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   const ssh = root.section('ssh', ['port', 'keepaliveInterval', 'keepaliveCountMax', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups']);
   const vnc = root.section('vnc', ['port', 'pingInterval', 'tokenTtl', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups']);
   const maxStartups = (section: Section, fallback: string): MaxStartups => {
-    const text = section.has('maxStartups') ? String(section.raw('maxStartups')) : fallback;
-    const parsed = parseMaxStartups(text);
-    if (!parsed) throw new ConfigError(section.key('maxStartups'), `must be "start:rate:full" (e.g. 10:30:100: from 10 pending connections drop 30% of new ones, rising to all at 100) or one number, got ${describe(text)}`);
+    const raw = section.raw('maxStartups');
+    const text = raw === undefined ? fallback : typeof raw === 'string' || typeof raw === 'number' ? String(raw) : undefined;
+    const parsed = text === undefined ? undefined : parseMaxStartups(text);
+    if (!parsed) throw new ConfigError(section.key('maxStartups'), `must be "start:rate:full" (e.g. 10:30:100: from 10 pending connections drop 30% of new ones, rising to all at 100) or one number, got ${describe(raw)}`);
     return parsed;
   };
   const endpoints = root.section('endpoints', ['default', 'addressPool']);

@@ -15,7 +15,7 @@ export interface HostKey {
  * ssh2's generator drops a leading zero byte of the public key about once in 250 keys, which
  * makes the key unreadable (ssh2 1.17); generate until the key reads back whole.
  */
-function generateEd25519(): { private: string; public: string } {
+export function generateEd25519(): { private: string; public: string } {
   for (;;) {
     const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'lifeline-relay' });
     const parsed = ssh2.utils.parseKey(pair.private);
