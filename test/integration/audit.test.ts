@@ -157,7 +157,7 @@ describe('audit trail durability: kill -9 right after answers', () => {
   let relay: RelayProcess | undefined;
   after(() => runCleanups([() => relay?.stop('SIGKILL'), tmp.dispose]));
 
-  test('every answered change is in the trail after a kill -9, over several rounds, and the chain still verifies', async () => {
+  test('every answered change is in the store and the trail after a kill -9, over several rounds, and the chain still verifies', async () => {
     const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', {});
     const answered = new Set<string>();
     for (let round = 0; round < 4; round++) {
@@ -201,5 +201,9 @@ describe('audit trail durability: kill -9 right after answers', () => {
     assert.ok(answered.size >= 60, `answers: ${answered.size}`);
     const lost = [...answered].filter((name) => !recorded.has(name));
     assert.deepEqual(lost, [], 'answered but not in the audit trail');
+    // And in the store: every answered write is there after the restarts.
+    relay = await startRelay(configPath, dataDir);
+    const stored = new Set(((await relay.api('GET', '/v1/tokens')).body.value as Array<{ name: string }>).map((t) => t.name));
+    assert.deepEqual([...answered].filter((name) => !stored.has(name)), [], 'answered but not in the store');
   });
 });
