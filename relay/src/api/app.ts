@@ -210,6 +210,12 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
       return reply.status(error.statusCode).send({ error: { code: 'InvalidRequest', message: error.message } });
     }
+    // The store's disk is full, read-only or failing: the request is refused as unavailable, not as a bug.
+    const storeCode = (error as { code?: unknown }).code;
+    if (typeof storeCode === 'string' && /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY|LOCKED|PROTOCOL|NOMEM)/.test(storeCode)) {
+      request.log.error({ err: error.message, code: storeCode }, 'the store refused a request');
+      return reply.status(503).send({ error: { code: 'StoreUnavailable', message: `the relay's store cannot be written now (${storeCode}: disk full or read-only?); nothing was changed; try again once it is fixed` } });
+    }
     request.log.error({ err: error }, 'unexpected error');
     return reply.status(500).send({ error: { code: 'InternalError', message: 'the relay failed to handle this request; see its log' } });
   });
