@@ -2,11 +2,11 @@ import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } from 'ssh2';
 import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
-import { normalizeRemoteAddress } from '../core/cidr.js';
 import { mayAuthenticate, type SessionGrant } from '../core/console-rules.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 import type { Logger } from '../logger.js';
-import type { PreauthOutcome, SshMetrics } from '../metrics/relay-metrics.js';
+import type { SshMetrics } from '../metrics/relay-metrics.js';
+import { guardPreauth, type PreauthGuard } from '../endpoints/preauth-guard.js';
 import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { AdmittedConnection, CloseReason, LiveSession } from '../sessions/live-session.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
@@ -55,12 +55,7 @@ export interface SshConsoleServerOptions {
   failures: FailureBackoff;
 }
 
-/** A connection's pre-auth phase: ended once, by authentication or by the socket closing. */
-interface Preauth {
-  authenticated(): void;
-  /** Why the connection is about to be closed, if the relay closes it. */
-  outcome: PreauthOutcome;
-}
+
 
 /**
  * The SSH side of the relay: public-key auth as the console's access id, then a
@@ -71,7 +66,7 @@ interface Preauth {
 export class SshConsoleServer {
   private readonly servers = new Map<string, ssh2.Server>();
   private readonly clients = new Set<Connection>();
-  private readonly preauth = new WeakMap<Socket, Preauth>();
+  private readonly preauth = new WeakMap<Socket, PreauthGuard>();
 
   constructor(private readonly options: SshConsoleServerOptions) {}
 
@@ -93,34 +88,14 @@ export class SshConsoleServer {
     }
     // Before any SSH byte: MaxStartups, and a grace timer from accept (ssh2 only sees a client
     // once it has sent its version line, so a silent connection must be timed here).
-    const source = normalizeRemoteAddress(socket.remoteAddress);
-    const admission = this.options.startups.admit(source);
-    if (!admission.ok) {
-      this.options.metrics?.dropped(admission.reason);
-      this.options.log.debug({ remote: source, reason: admission.reason }, 'SSH connection dropped before the handshake');
-      socket.destroy();
-      return;
-    }
-    this.options.metrics?.opened();
-    let ended = false;
-    const state: Preauth = {
-      outcome: 'closed',
-      authenticated: () => end('authenticated'),
-    };
-    const end = (outcome: PreauthOutcome): void => {
-      if (ended) return;
-      ended = true;
-      clearTimeout(grace);
-      admission.slot.release();
-      this.options.metrics?.ended(outcome);
-    };
-    const grace = setTimeout(() => {
-      state.outcome = 'grace-timeout';
-      socket.destroy();
-    }, this.options.loginGraceTimeMs);
-    grace.unref();
-    socket.once('close', () => end(state.outcome));
-    this.preauth.set(socket, state);
+    const guard = guardPreauth(socket, {
+      startups: this.options.startups,
+      graceMs: this.options.loginGraceTimeMs,
+      metrics: this.options.metrics,
+      onDropped: (remote, reason) => this.options.log.debug({ remote, reason }, 'SSH connection dropped before the handshake'),
+    });
+    if (!guard) return;
+    this.preauth.set(socket, guard);
     socket.setNoDelay(true);
     server.injectSocket(socket);
   }
@@ -176,7 +151,7 @@ export class SshConsoleServer {
 
     client.on('ready', () => {
       if (!grant) return client.end();
-      preauth?.authenticated();
+      preauth?.passed();
       this.options.failures.succeed(remoteAddress);
       const current = grant;
       admitted = {

@@ -15,7 +15,8 @@ import type { AdmittedConnection, CloseReason } from '../sessions/live-session.j
 import type { ConsoleLookup, SessionSupervisor } from '../sessions/session-supervisor.js';
 import { answerPlaintext, splitPlaintext } from '../tls/tls-material.js';
 import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
-import type { PreauthMetrics, PreauthOutcome } from '../metrics/relay-metrics.js';
+import type { PreauthMetrics } from '../metrics/relay-metrics.js';
+import { guardPreauth, type PreauthGuard } from '../endpoints/preauth-guard.js';
 import { VncSession, webSocketClient } from './vnc-session.js';
 import type { VncTokenService } from './vnc-tokens.js';
 
@@ -105,7 +106,7 @@ export class VncWebServer {
   /** TLS handshakes in progress, so that close() can end them. */
   private readonly handshaking = new Set<TLSSocket>();
   /** The pre-upgrade state of each connection (plain socket, or its TLS socket). */
-  private readonly preauth = new WeakMap<Duplex, { upgraded(): void }>();
+  private readonly preauth = new WeakMap<Duplex, PreauthGuard>();
 
   constructor(private readonly options: VncWebServerOptions) {
     this.ttlText = describeDuration(options.tokens.ttlMs);
@@ -124,30 +125,9 @@ export class VncWebServer {
 
   handle(socket: Socket, endpoint: string): void {
     // Until its WebSocket upgrade, a connection holds a MaxStartups slot and runs against the grace time.
-    const source = normalizeRemoteAddress(socket.remoteAddress);
-    const admission = this.options.startups.admit(source);
-    if (!admission.ok) {
-      this.options.metrics?.dropped(admission.reason);
-      socket.destroy();
-      return;
-    }
-    this.options.metrics?.opened();
-    let ended = false;
-    let outcome: PreauthOutcome = 'closed';
-    const end = (how: PreauthOutcome): void => {
-      if (ended) return;
-      ended = true;
-      clearTimeout(grace);
-      admission.slot.release();
-      this.options.metrics?.ended(how);
-    };
-    const grace = setTimeout(() => {
-      outcome = 'grace-timeout';
-      socket.destroy();
-    }, this.options.loginGraceTimeMs);
-    grace.unref();
-    socket.once('close', () => end(outcome));
-    this.preauth.set(socket, { upgraded: () => end('authenticated') });
+    const guard = guardPreauth(socket, { startups: this.options.startups, graceMs: this.options.loginGraceTimeMs, metrics: this.options.metrics });
+    if (!guard) return;
+    this.preauth.set(socket, guard);
     if (!this.secureContext) {
       this.endpointOf.set(socket, endpoint);
       this.http.emit('connection', socket);
@@ -328,7 +308,7 @@ export class VncWebServer {
       const opened = vnc;
       started = true;
       this.wss.handleUpgrade(request, socket, head, (ws) => {
-        this.preauth.get(request.socket)?.upgraded();
+        this.preauth.get(request.socket)?.passed();
         session = this.startSession(ws, opened, admitted, log);
       });
     } finally {
