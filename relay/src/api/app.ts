@@ -134,6 +134,8 @@ function describeValidation(issue: ValidationIssue, context: string): string {
  */
 export function buildApi(deps: ApiDependencies): FastifyInstance {
   const now = deps.now ?? Date.now;
+  /** Connections on which the HTTP parser handed Fastify a request (so Fastify answers it). */
+  const answeredSockets = new WeakSet<object>();
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'api' }),
     bodyLimit: BODY_LIMIT_BYTES,
@@ -151,6 +153,9 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     // Malformed HTTP (a bad request line or header, a timeout) never reaches a route: answer it in our shape too.
     clientErrorHandler: (error: NodeJS.ErrnoException, socket: Duplex) => {
       if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      // A request on this connection was already parsed and answered (a bad URL with a broken body
+      // after it): a second answer would reach the client as garbage after the first. Just close.
+      if (answeredSockets.has(socket)) return void socket.destroy();
       const [status, text, code, message] =
         error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? [408, 'Request Timeout', 'RequestTimeout', 'the request took too long to arrive']
@@ -167,6 +172,8 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     http: { requireHostHeader: false },
     ...(deps.https ? { https: { ...deps.https, requireHostHeader: false } } : {}),
   }) as unknown as FastifyInstance;
+
+  app.server.on('request', (request: { socket: object }) => answeredSockets.add(request.socket));
 
   // Plain HTTP sent to the HTTPS API is told where to go, in the documented error shape.
   if (deps.https) {
