@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm run fuzz -- --minutes N [--runs R]: runs the property-based tests (config parser, raw HTTP at
-// the API, the VNC port and browser mode, SSH from ssh2's client) in rounds of R cases each, with a
+// the API, the VNC port and browser mode, WebSocket upgrades and frames, SSH from ssh2's client) in rounds of R cases each, with a
 // new random seed every round, until N minutes have passed; prints the rounds and case counts.
 // A failing round stops the run and prints fast-check's counterexample and seed.
 import { spawnSync } from 'node:child_process';
@@ -18,6 +18,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const suites = [
   { file: 'relay/src/config/parse-config.fuzz.test.ts', scale: 20, label: 'config documents' },
   { file: 'test/integration/untrusted-http.test.ts', scale: 1, label: 'raw HTTP requests per listener (API, VNC port, browser mode)' },
+  { file: 'test/integration/fuzz-websocket.test.ts', scale: 0.2, label: 'WebSocket upgrade requests and frame sequences (each)' },
   { file: 'test/integration/fuzz-ssh.test.ts', scale: 0.1, label: 'SSH request sequences' },
 ];
 const deadline = Date.now() + minutes * 60_000;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
@@ -18,6 +18,7 @@ import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { PreauthMetrics } from '../metrics/relay-metrics.js';
 import { guardPreauth, type PreauthGuard } from '../endpoints/preauth-guard.js';
 import { VncSession, webSocketClient } from './vnc-session.js';
+import { handshakeProblem } from './websocket-handshake.js';
 import type { VncTokenService } from './vnc-tokens.js';
 
 const ASSETS = fileURLToPath(new URL('../../assets/vnc/', import.meta.url));
@@ -78,10 +79,11 @@ function plainError(response: ServerResponse, status: number, message: string): 
 }
 
 /** Answers an upgrade (or a malformed request) with a plain HTTP error, so a refused client never reaches the VM. */
-function refuseUpgrade(socket: Duplex, status: number, text: string, message: string): void {
+function refuseUpgrade(socket: Duplex, status: number, text: string, message: string, headers: Record<string, string> = {}): void {
   if (!socket.writable) return void socket.destroy();
   const body = `${message}\n`;
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`);
 }
 
 /**
@@ -251,6 +253,9 @@ export class VncWebServer {
       return refuseUpgrade(socket, 400, 'Bad Request', 'malformed URL');
     }
     if (url.pathname !== '/') return refuseUpgrade(socket, 404, 'Not Found', 'connect to /?token=<token>');
+    // A malformed handshake is refused before its token is looked at: it neither uses the token up nor opens the screen.
+    const problem = handshakeProblem(request);
+    if (problem) return refuseUpgrade(socket, problem.status, STATUS_CODES[problem.status]!, problem.message, problem.status === 405 ? { Allow: 'GET' } : problem.headers);
     const token = url.searchParams.get('token');
     if (!token) return refuseUpgrade(socket, 401, 'Unauthorized', 'missing token: mint one with POST /v1/virtualMachines/{vm}/vncTokens');
     const redemption = this.options.tokens.redeem(token, endpoint);
@@ -306,8 +311,9 @@ export class VncWebServer {
       if (socket.destroyed) return;
       if (!latest) return refuseRevoked();
       const opened = vnc;
-      started = true;
+      // ws answers synchronously: either this callback runs, or it refused the socket (then the finally below cleans up).
       this.wss.handleUpgrade(request, socket, head, (ws) => {
+        started = true;
         this.preauth.get(request.socket)?.passed();
         session = this.startSession(ws, opened, admitted, log);
       });
