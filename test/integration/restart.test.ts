@@ -4,7 +4,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { WebSocket, createWebSocketStream } from 'ws';
 import { startLab, type Lab } from '../helpers/lab.js';
+import { rfbHandshake } from '../helpers/rfb.js';
 import { generateKey, OpenSshSession, type KeyPair } from '../helpers/openssh.js';
 import { RELAY_BIN, startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
@@ -87,18 +89,42 @@ describe('relay restarts, VM restarts and graceful shutdown', () => {
     again.close();
   });
 
-  test('the relay re-attaches when the VM restarts, reporting Unavailable meanwhile', async () => {
+  /** A noVNC-style WebSocket to the VM's screen through a fresh token, past the RFB handshake. */
+  async function openScreen(vm: string): Promise<{ ws: WebSocket; name: string; closed: Promise<{ code: number; reason: string; at: number }> }> {
+    const minted = await relay.api('POST', `/v1/virtualMachines/${vm}/vncTokens`);
+    assert.equal(minted.status, 201, JSON.stringify(minted.body));
+    const ws = new WebSocket(minted.body.url.replace(/^http/, 'ws'), ['binary']);
+    const closed = new Promise<{ code: number; reason: string; at: number }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString(), at: Date.now() })));
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const init = await rfbHandshake(createWebSocketStream(ws));
+    return { ws, name: init.name, closed };
+  }
+
+  test('kill -9 of QEMU under live serial and VNC sessions: each client is told why, the VM re-attaches when it is back', async () => {
     const created = await relay.api('PUT', '/v1/virtualMachines/lab-2/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
     const accessId = created.body.virtualMachineAccessId as string;
     const session = open(accessId, relay.sshPort);
     session.send('\r');
     await session.waitFor(/lab-2:[^\n]*# /, 30_000);
+    const screen = await openScreen('lab-2');
+    assert.match(screen.name, /lab-2/);
+    const auditFrom = (await relay.api('GET', '/v1/auditEvents?vm=lab-2&limit=1000')).body.value.length as number;
 
     const pid = Number(readFileSync(join(lab.vmDir('lab-2'), 'qemu.pid'), 'utf8'));
+    const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');
+    // The VNC client is closed with the relay's code and a reason; the SSH session stays open and says why it is quiet.
+    const closed = await screen.closed;
+    assert.equal(closed.code, 4000);
+    assert.match(closed.reason, /VNC connection ended/);
+    assert.ok(closed.at - killedAt < 2000, `the VNC client heard within 2 s (${closed.at - killedAt} ms)`);
     await waitUntil(async () => (await relay.api('GET', '/v1/virtualMachines/lab-2')).body.powerState === 'Unavailable', 10_000, 'lab-2 Unavailable');
     await session.waitFor('[lifeline] serial console disconnected; waiting for the VM to come back', 5000);
     assert.ok(session.running, 'the session stays open while the VM restarts');
+    const refused = await relay.api('POST', '/v1/virtualMachines/lab-2/vncTokens');
+    assert.ok(refused.status === 201 || refused.status === 409, `a token for a stopped VM: ${refused.status}`);
+    const events = (await relay.api('GET', '/v1/auditEvents?vm=lab-2&limit=1000')).body.value.slice(auditFrom) as Array<Record<string, unknown>>;
+    assert.ok(events.some((e) => e.type === 'session.closed' && e.kind === 'vnc' && e.reason === 'vm-disconnected'), `the trail records the VNC session closed by vm-disconnected: ${JSON.stringify(events)}`);
 
     execFileSync(process.execPath, [RELAY_BIN, 'lab', 'up', '--vms', '2', '--dir', lab.dir], { stdio: 'ignore' });
     await waitUntil(async () => (await relay.api('GET', '/v1/virtualMachines/lab-2')).body.powerState === 'Running', 15_000, 'lab-2 Running');
@@ -110,6 +136,11 @@ describe('relay restarts, VM restarts and graceful shutdown', () => {
     }, 30_000, 'the restarted VM prompt on the same session');
     await session.run('echo reborn-$((7*6))', 'reborn-42');
     session.close();
+    // The new QEMU's screen, through a new token.
+    const again = await openScreen('lab-2');
+    assert.match(again.name, /lab-2/);
+    again.ws.close();
+    await again.closed;
   });
 
   test('SIGTERM gives live sessions a reason line and the relay exits 0', async () => {
