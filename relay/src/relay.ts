@@ -110,6 +110,8 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       // Once the old holder's sessions are closed (detached at once), the next holder must not see their output.
       if (change.reset) virtualMachines.get(vm)?.serial?.clearReplay();
     });
+    // One count of failed authentications per address, whichever port they come to (SSH keys, API tokens, VNC tokens).
+    const failures = new FailureBackoff();
     const ssh = new SshConsoleServer({
       hostKey,
       keepaliveIntervalMs: config.ssh.keepaliveIntervalMs,
@@ -121,7 +123,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       metrics: metrics.ssh,
       loginGraceTimeMs: config.ssh.loginGraceTimeMs,
       startups: new StartupLimiter(config.ssh.maxStartups, config.ssh.perSourceMaxStartups),
-      failures: new FailureBackoff(),
+      failures,
     });
     closers.push(() => ssh.close());
     const vncTokens = new VncTokenService(config.vnc.tokenTtlMs);
@@ -136,7 +138,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       onTokenRefused: () => metrics.authFailed('vnc-token'),
       loginGraceTimeMs: config.vnc.loginGraceTimeMs,
       startups: new StartupLimiter(config.vnc.maxStartups, config.vnc.perSourceMaxStartups),
-      failures: new FailureBackoff(),
+      failures,
       metrics: metrics.preauth('vnc'),
     });
     closers.push(() => vncWeb.close());
@@ -164,7 +166,8 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       log,
       audit,
       metrics,
-      failures: new FailureBackoff(),
+      failures,
+      preauth: { startups: new StartupLimiter(config.api.maxStartups, config.api.perSourceMaxStartups), graceMs: config.api.loginGraceTimeMs, metrics: metrics.preauth('api') },
       relayInfo: () => ({
         id: relayId,
         version: RELAY_VERSION,

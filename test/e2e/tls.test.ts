@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpsServer } from 'node:https';
+import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -41,7 +43,8 @@ describe('TLS: self-signed certificate, fingerprint pinning, https/wss VNC', () 
   before(async () => {
     lab = startLab(1);
     apiPort = await freePort();
-    config = testConfig(lab.configPath, dataDir, { api: { listen: `127.0.0.1:${apiPort}`, tls: 'on' } });
+    // A short API grace time, to see it close an idle TLS connection and spare an authenticated one.
+    config = testConfig(lab.configPath, dataDir, { api: { listen: `127.0.0.1:${apiPort}`, tls: 'on', loginGraceTime: '3s' } });
     relay = await startRelay(config, dataDir);
   });
 
@@ -93,6 +96,40 @@ describe('TLS: self-signed certificate, fingerprint pinning, https/wss VNC', () 
     assert.match(plain.out, /^HTTP\/1\.1 400/);
     assert.match(plain.out, /"code":"TlsRequired"/);
     assert.doesNotMatch(plain.out, /lab-1|sshHostKeys/, 'nothing of the API over plain HTTP');
+  });
+
+  test('over TLS, an idle connection is closed at api.loginGraceTime; an authenticated keep-alive connection outlives it', async () => {
+    const ca = cert();
+    const started = Date.now();
+    const idle = tlsConnect({ host: '127.0.0.1', port: apiPort, ca, servername: 'localhost' });
+    idle.on('error', () => undefined);
+    const idleClosed = new Promise<number>((resolve) => idle.once('close', () => resolve(Date.now() - started)));
+    const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca });
+    const get = (): Promise<{ status: number; reused: boolean }> =>
+      new Promise((resolve, reject) => {
+        const request = httpsRequest(`${relay.apiUrl}/v1/relay`, { agent, headers: { authorization: `Bearer ${relay.token}` } }, (response) => {
+          response.resume();
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, reused: request.reusedSocket }));
+        });
+        request.on('error', reject);
+        request.end();
+      });
+    try {
+      assert.equal((await get()).status, 200);
+      const lived = await idleClosed;
+      assert.ok(lived >= 2500 && lived < 5000, `the idle TLS connection was closed after ${lived} ms (grace 3 s)`);
+      await sleep(500);
+      const again = await get();
+      assert.equal(again.status, 200);
+      assert.ok(again.reused, 'the authenticated connection was kept past the grace time and used again');
+      writeFileSync(join(tmp.path, 'metrics-ca.pem'), ca);
+      const metrics = curl(['--cacert', join(tmp.path, 'metrics-ca.pem'), '-H', `Authorization: Bearer ${relay.token}`, `${relay.apiUrl}/metrics`]).out;
+      assert.match(metrics, /lifeline_preauth_connections\{listener="api"\} 0/);
+      assert.match(metrics, /lifeline_preauth_dropped_total\{listener="api",reason="grace-timeout"\} [1-9]/);
+    } finally {
+      agent.destroy();
+      idle.destroy();
+    }
   });
 
   test('the noVNC page opens over https:// in Chromium and its RFB stream runs over wss://', async () => {

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCleanups } from '../helpers/cleanup.js';
+import { idleFlood } from '../helpers/flood.js';
 import { startLab, type Lab } from '../helpers/lab.js';
 import { generateKey, OpenSshSession, type KeyPair } from '../helpers/openssh.js';
 import { rssKiB } from '../helpers/proc.js';
@@ -14,60 +15,13 @@ import { waitUntil } from '../helpers/wait.js';
 const FLOOD = 5000;
 const GRACE_S = 8;
 
-interface Flood {
-  /** Resolves once every connection of the flood was made. */
-  done: Promise<void>;
-  sockets: Socket[];
-  /** When each socket connected (ms since the flood began). */
-  openedAt: number[];
-  /** When each socket was closed by the other side (ms since the flood began), or undefined. */
-  closedAt: Array<number | undefined>;
-  started: number;
-  destroy(): void;
-}
-
-/**
- * `count` TCP connections from 127.0.0.1 that never send a byte, opened 250 at a time. (All at
- * once, thousands would overflow the listen backlog: the kernel drops their handshake's last ACK
- * and they sit half-open without the relay ever seeing them — nothing any server can close.)
- */
-function flood(port: number, count: number): Flood {
-  const started = Date.now();
-  const sockets: Socket[] = [];
-  const closedAt: Array<number | undefined> = new Array<number | undefined>(count).fill(undefined);
-  const openedAt: number[] = new Array<number>(count).fill(0);
-  const done = (async () => {
-  for (let batch = 0; batch < count; batch += 250) {
-    await Promise.all(
-      Array.from({ length: Math.min(250, count - batch) }, (_, offset) =>
-        new Promise<void>((resolve) => {
-          const index = batch + offset;
-          const socket = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1' });
-          sockets.push(socket);
-          socket.on('error', () => undefined);
-          socket.on('data', () => undefined);
-          socket.once('close', () => (closedAt[index] = Date.now() - started));
-          socket.once('connect', () => {
-            openedAt[index] = Date.now() - started;
-            resolve();
-          });
-          socket.once('close', () => resolve());
-        }),
-      ),
-    );
-    await sleep(10);
-  }
-  })();
-  return { done, sockets, openedAt, closedAt, started, destroy: () => sockets.forEach((s) => s.destroy()) };
-}
-
 /**
  * Pre-authentication limits against a flood of idle connections, as OpenSSH's LoginGraceTime and
  * MaxStartups behave: the relay closes every one within the grace time (most at once, by random
  * early drop and the per-source cap), a real OpenSSH client from another address reaches the
  * console during the flood, and the relay's memory stays bounded.
  */
-describe(`pre-auth limits: ${FLOOD} idle connections to the SSH port and to the VNC port`, () => {
+describe(`pre-auth limits: ${FLOOD} idle connections to the SSH port, the VNC port and the API`, () => {
   let lab: Lab;
   let relay: RelayProcess;
   let key: KeyPair;
@@ -78,18 +32,18 @@ describe(`pre-auth limits: ${FLOOD} idle connections to the SSH port and to the 
   before(async () => {
     lab = startLab(1);
     const dataDir = join(tmp.path, 'data');
-    relay = await startRelay(testConfig(lab.configPath, dataDir, { ssh: { port: 0, loginGraceTime: `${GRACE_S}s` }, vnc: { port: 0, loginGraceTime: `${GRACE_S}s` } }), dataDir);
+    relay = await startRelay(testConfig(lab.configPath, dataDir, { api: { listen: '127.0.0.1:0', loginGraceTime: `${GRACE_S}s` }, ssh: { port: 0, loginGraceTime: `${GRACE_S}s` }, vnc: { port: 0, loginGraceTime: `${GRACE_S}s` } }), dataDir);
     key = generateKey(tmp.path, 'key');
     user = (await relay.api('PUT', '/v1/virtualMachines/lab-1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } })).body.virtualMachineAccessId;
   });
 
   after(() => runCleanups([...cleanups.reverse(), () => relay?.stop(), () => lab?.down(), tmp.dispose]));
 
-  for (const listener of ['ssh', 'vnc'] as const) {
+  for (const listener of ['ssh', 'vnc', 'api'] as const) {
     test(`${listener}: every idle connection is closed by the relay within the grace time; a real client gets in meanwhile; RSS stays bounded`, async (t) => {
-      const port = listener === 'ssh' ? relay.sshPort : Number(new URL((await relay.api('POST', '/v1/virtualMachines/lab-1/vncTokens')).body.url).port);
+      const port = listener === 'ssh' ? relay.sshPort : listener === 'api' ? Number(new URL(relay.apiUrl).port) : Number(new URL((await relay.api('POST', '/v1/virtualMachines/lab-1/vncTokens')).body.url).port);
       const rssBefore = rssKiB(relay.child.pid!);
-      const attack = flood(port, FLOOD);
+      const attack = idleFlood(port, FLOOD);
       cleanups.push(() => attack.destroy());
       let rssPeak = rssKiB(relay.child.pid!);
       // The real client starts while the flood is still being thrown at the port.
@@ -107,6 +61,20 @@ describe(`pre-auth limits: ${FLOOD} idle connections to the SSH port and to the 
         t.diagnostic(`OpenSSH reached the console from 127.0.0.2 with ${held()}`);
         assert.ok(stillOpen() > 0, 'the flood still held its slots when the real client got in');
         session.close();
+      } else if (listener === 'api') {
+        // An API client from another address (a desktop, a scraper) during the flood: answered.
+        const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const request = httpRequest({ host: '127.0.0.1', port, path: '/v1/relay', localAddress: '127.0.0.2', headers: { authorization: `Bearer ${relay.token}` } }, (response) => {
+            let body = '';
+            response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+          });
+          request.on('error', reject);
+          request.end();
+        });
+        assert.equal(answer.status, 200, answer.body);
+        t.diagnostic(`GET /v1/relay from 127.0.0.2 answered 200 with ${held()}`);
+        assert.ok(stillOpen() > 0, 'the flood still held its slots when the real client got in');
       } else {
         // A real WebSocket client from another address opens the VNC stream during the flood.
         const token = (await relay.api('POST', '/v1/virtualMachines/lab-1/vncTokens')).body.token as string;

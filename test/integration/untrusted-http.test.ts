@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -120,6 +121,26 @@ describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
     assert.equal(malformed.status, 400);
     assert.equal(JSON.parse(malformed.body).error.code, 'MalformedRequest');
     await assertRelayUnharmed('after-review-cases');
+  });
+
+  test('a client trickling its headers (slow loris) gets 408 RequestTimeout at 10 s, in the documented shape', async () => {
+    const started = Date.now();
+    const socket = connect({ host: '127.0.0.1', port: apiPort });
+    socket.on('error', () => undefined);
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.write('GET /v1/relay HTTP/1.1\r\nHost: x\r\n');
+    const trickle = setInterval(() => socket.write('X-Slow: 1\r\n'), 1000);
+    try {
+      const closedAfter = await new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - started)));
+      assert.match(answer, /^HTTP\/1\.1 408 /);
+      assert.equal(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error.code, 'RequestTimeout');
+      assert.ok(closedAfter >= 9500 && closedAfter < 13_000, `closed after ${closedAfter} ms (headers timeout 10 s)`);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+    }
+    await assertRelayUnharmed('after-slow-loris');
   });
 
   test(`${RUNS} random raw requests at the API: never a 5xx, every error in the documented shape, the store unchanged`, async () => {

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
@@ -10,8 +11,9 @@ import { describeVmLimit, hasScope, vmAllowed, type Scope } from '../core/scopes
 import { hashToken } from '../core/token-hash.js';
 import type { TokenRecord } from '../store/store.js';
 import { answerPlaintextOn } from '../tls/tls-material.js';
-import type { RelayMetrics } from '../metrics/relay-metrics.js';
-import type { FailureBackoff } from '../core/preauth-limits.js';
+import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
+import { guardPreauth, type PreauthGuard } from '../endpoints/preauth-guard.js';
+import type { PreauthMetrics, RelayMetrics } from '../metrics/relay-metrics.js';
 import type { EndpointManager } from '../endpoints/endpoint-manager.js';
 import type { Logger } from '../logger.js';
 import type { ConsoleService } from '../sessions/console-service.js';
@@ -37,6 +39,11 @@ export interface ApiDependencies {
   metrics?: RelayMetrics;
   /** Delays the 401s of an address that keeps sending bad tokens. */
   failures?: FailureBackoff;
+  /**
+   * MaxStartups and a grace time for connections that have not yet made an authenticated request
+   * (a connection passes with its first request carrying a valid token).
+   */
+  preauth?: { startups: StartupLimiter; graceMs: number; metrics?: PreauthMetrics };
   now?: () => number;
   /** TLS material for the API (and the scheme of VNC token URLs); plain HTTP when absent. */
   https?: { cert: Buffer; key: Buffer };
@@ -139,6 +146,8 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'api' }),
     bodyLimit: BODY_LIMIT_BYTES,
+    // A request must arrive whole within 15 s (its headers within 10 s, below): slow-loris clients are let go.
+    requestTimeout: 15_000,
     // Our own 503 (below) answers in the documented error shape; Fastify's would not.
     return503OnClosing: false,
     // Errors Fastify raises before routing (a malformed percent-encoding, an over-long path parameter), in our shape.
@@ -169,11 +178,13 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       setTimeout(() => socket.destroy(), 1000).unref();
     },
     // Node would answer a missing Host header itself, with an empty body; the hook below answers it in our shape.
-    http: { requireHostHeader: false },
-    ...(deps.https ? { https: { ...deps.https, requireHostHeader: false } } : {}),
+    // Node checks the header and request timeouts every connectionsCheckingInterval (30 s by default): every second here.
+    http: { requireHostHeader: false, connectionsCheckingInterval: 1000 },
+    ...(deps.https ? { https: { ...deps.https, requireHostHeader: false, connectionsCheckingInterval: 1000 } } : {}),
   }) as unknown as FastifyInstance;
 
   app.server.on('request', (request: { socket: object }) => answeredSockets.add(request.socket));
+  app.server.headersTimeout = 10_000;
 
   // Plain HTTP sent to the HTTPS API is told where to go, in the documented error shape.
   if (deps.https) {
@@ -181,6 +192,21 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       contentType: 'application/json',
       text: JSON.stringify({ error: { code: 'TlsRequired', message: 'this relay\'s API speaks HTTPS: use https:// (see lifeline-relay info for the certificate fingerprint)' } }),
     }));
+  }
+
+  // Pre-authentication limits, from the TCP accept (after the plain-HTTP check above, so an idle connection is counted too).
+  // TLS sockets are found by their TCP connection's address and port: the same on the raw and the TLS socket.
+  const pending = new Map<string, PreauthGuard>();
+  const connectionKey = (socket: { remoteAddress?: string; remotePort?: number }): string => `${socket.remoteAddress}|${socket.remotePort}`;
+  if (deps.preauth) {
+    const { startups, graceMs, metrics } = deps.preauth;
+    app.server.on('connection', (socket: Socket) => {
+      const guard = guardPreauth(socket, { startups, graceMs, metrics });
+      if (!guard) return;
+      const key = connectionKey(socket);
+      pending.set(key, guard);
+      socket.once('close', () => pending.delete(key));
+    });
   }
 
   // Which methods each route pattern takes, for 405 answers (HEAD comes with every GET).
@@ -273,6 +299,8 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       throw new RelayError(401, 'Unauthorized', `the token "${token.name}" expired at ${iso(token.expiresAt)}; ask for a new one`);
     }
     callers.set(request, token);
+    deps.failures?.succeed(request.ip);
+    pending.get(connectionKey(request.raw.socket))?.passed();
     if (token.lastUsedAt === undefined || at - token.lastUsedAt >= TOUCH_INTERVAL_MS) await deps.store.touchToken(token.id, at);
   });
 

@@ -36,7 +36,7 @@ export interface RelayConfig {
   /** Where the config came from, for messages. */
   source: string;
   dataDir: string;
-  api: { host: string; port: number; tls: TlsConfig };
+  api: { host: string; port: number; tls: TlsConfig; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
   ssh: { port: number; keepaliveIntervalMs: number; keepaliveCountMax: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
   vnc: { port: number; pingIntervalMs: number; tokenTtlMs: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
   endpoints: { default: { ipAddress: string; allowedSourcePrefixes: Ipv4Cidr[] }; addressPool: Ipv4Cidr[] };

@@ -17,7 +17,7 @@ test('the documented example parses with its defaults', () => {
     '/etc/lifeline',
   );
   assert.equal(config.dataDir, '/etc/lifeline/lifeline-data');
-  assert.deepEqual(config.api, { host: '127.0.0.1', port: 8440, tls: { mode: 'auto' } });
+  assert.deepEqual(config.api, { host: '127.0.0.1', port: 8440, tls: { mode: 'auto' }, loginGraceTimeMs: 20_000, maxStartups: { start: 64, rate: 30, full: 256 }, perSourceMaxStartups: 32 });
   assert.deepEqual(config.audit, { maxFileBytes: 16 * 1024 * 1024, keepFiles: 10 });
   assert.equal(config.consoles.defaultTtlMs, 86_400_000);
   assert.deepEqual(config.virtualMachines[0], {
@@ -94,4 +94,12 @@ test('pre-auth limits: OpenSSH-like defaults; MaxStartups as start:rate:full', (
   assert.equal(config.vnc.loginGraceTimeMs, 20_000);
   assert.deepEqual(parseConfig({ ssh: { maxStartups: '5:50:20', loginGraceTime: '2m' } }, 'x', '/srv').ssh, { ...config.ssh, maxStartups: { start: 5, rate: 50, full: 20 }, loginGraceTimeMs: 120_000 });
   assert.throws(() => parseConfig({ ssh: { maxStartups: '100:30:10' } }, 'x', '/srv'), (error: ConfigError) => error.key === 'ssh.maxStartups' && /start:rate:full/.test(error.message));
+  // The API listener: connections before their first authenticated request.
+  assert.equal(config.api.loginGraceTimeMs, 20_000);
+  assert.deepEqual(config.api.maxStartups, { start: 64, rate: 30, full: 256 });
+  assert.equal(config.api.perSourceMaxStartups, 32);
+  const api = parseConfig({ api: { listen: '127.0.0.1:9000', maxStartups: 50, perSourceMaxStartups: 4, loginGraceTime: '5s' } }, 'x', '/srv').api;
+  assert.deepEqual([api.port, api.maxStartups, api.perSourceMaxStartups, api.loginGraceTimeMs], [9000, { start: 50, rate: 100, full: 50 }, 4, 5000]);
+  assert.throws(() => parseConfig({ api: { perSourceMaxStartups: 0 } }, 'x', '/srv'), (error: ConfigError) => error.key === 'api.perSourceMaxStartups');
+  assert.throws(() => parseConfig({ api: { maxStartups: 'lots' } }, 'x', '/srv'), (error: ConfigError) => error.key === 'api.maxStartups');
 });

@@ -220,7 +220,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   if (!isObject(document)) throw new ConfigError('(top level)', `the config must be a mapping, got ${describe(document)}`);
   const root = new Section('', document, ['dataDir', 'api', 'ssh', 'vnc', 'endpoints', 'consoles', 'serial', 'log', 'audit', 'virtualMachines', 'discover']);
 
-  const api = root.section('api', ['listen', 'tls']);
+  const api = root.section('api', ['listen', 'tls', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups']);
   const listen = parseListen(api.key('listen'), api.string('listen', '127.0.0.1:8440'));
   const tls = parseTls(api, baseDir);
 
@@ -257,7 +257,13 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   return {
     source,
     dataDir: resolve(baseDir, root.string('dataDir', './lifeline-data')),
-    api: { ...listen, tls },
+    api: {
+      ...listen,
+      tls,
+      loginGraceTimeMs: api.duration('loginGraceTime', '20s'),
+      maxStartups: maxStartups(api, '64:30:256'),
+      perSourceMaxStartups: api.integer('perSourceMaxStartups', 32, 1, 100_000),
+    },
     ssh: {
       port: ssh.integer('port', 2222, 0, 65535),
       keepaliveIntervalMs: ssh.duration('keepaliveInterval', '15s'),

@@ -61,8 +61,8 @@ export class RelayMetrics {
       return ['serial', 'vnc'].flatMap((kind) => ['in', 'out'].map((direction) => ({ labels: { kind, direction }, value: totals.get(`${kind}/${direction}`) ?? 0 })));
     });
     this.authFailures = r.counter('lifeline_auth_failures_total', 'Failed authentications, by method (SSH: publickey, password, keyboard-interactive, …; API: bearer).');
-    r.gauge('lifeline_preauth_connections', 'Connections not yet authenticated (ssh) or not yet upgraded to a WebSocket (vnc), by listener.', () =>
-      ['ssh', 'vnc'].map((listener) => ({ labels: { listener }, value: this.preauthOpen.get(listener) ?? 0 })),
+    r.gauge('lifeline_preauth_connections', 'Connections not yet authenticated (ssh, api) or not yet upgraded to a WebSocket (vnc), by listener.', () =>
+      ['ssh', 'vnc', 'api'].map((listener) => ({ labels: { listener }, value: this.preauthOpen.get(listener) ?? 0 })),
     );
     this.preauthDropped = r.counter('lifeline_preauth_dropped_total', 'Connections dropped before authentication, by listener and reason (full, random-early-drop, per-source, grace-timeout, too-many-failures).');
     r.gauge('lifeline_vm_attached', 'Whether each VM\'s console channel is attached (1) or not (0), by VM and channel.', () =>
@@ -94,7 +94,7 @@ export class RelayMetrics {
   }
 
   /** The pre-auth counters of one listener. */
-  preauth(listener: 'ssh' | 'vnc'): PreauthMetrics {
+  preauth(listener: 'ssh' | 'vnc' | 'api'): PreauthMetrics {
     return {
       opened: () => void this.preauthOpen.set(listener, (this.preauthOpen.get(listener) ?? 0) + 1),
       ended: (outcome) => {
