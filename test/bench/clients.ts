@@ -9,20 +9,50 @@ import { FLOOD_TRIGGER } from './fake-console.js';
 
 
 
-/** ms from spawning OpenSSH `ssh -T` to the first console byte (the echo of a byte sent at once). */
-export function opensshSetup(port: number, user: string, key: string, command?: string): Promise<number> {
+/**
+ * ms from spawning OpenSSH `ssh -T` to the first console byte (the echo of a byte sent at once).
+ * `bindAddress` is the client's source address (`ssh -b`); past `timeoutMs` the client is killed and it fails.
+ */
+export function opensshSetup(port: number, user: string, key: string, command?: string, options: { bindAddress?: string; timeoutMs?: number } = {}): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn('ssh', [...OPENSSH_BATCH_OPTIONS, '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const bind = options.bindAddress ? ['-b', options.bindAddress] : [];
+    const child = spawn('ssh', [...OPENSSH_BATCH_OPTIONS, ...bind, '-i', key, '-T', '-p', String(port), `${user}@127.0.0.1`, ...(command ? [command] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+    child.stdin.on('error', () => undefined);
     child.stdin.write('x');
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.stdout.once('data', () => {
+      clearTimeout(timer);
       resolve(Number(process.hrtime.bigint() - started) / 1e6);
       child.kill('SIGKILL');
     });
-    child.once('exit', (code) => reject(new Error(`ssh exited ${code}: ${err}`)));
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`ssh exited ${code ?? signal}: ${err}`));
+    });
   });
+}
+
+/**
+ * Like a user retrying by hand: `ssh` again 200 ms after each failed attempt (a connection dropped
+ * by the server) until the first console byte arrives or `deadlineMs` pass. ms from the first
+ * attempt, and how many attempts it took; `ms` undefined when the deadline passed.
+ */
+export async function opensshSetupRetrying(port: number, user: string, key: string, command: string | undefined, bindAddress: string, deadlineMs: number): Promise<{ ms?: number; attempts: number }> {
+  const started = Date.now();
+  let attempts = 0;
+  while (Date.now() - started < deadlineMs) {
+    attempts++;
+    try {
+      await opensshSetup(port, user, key, command, { bindAddress, timeoutMs: Math.max(100, deadlineMs - (Date.now() - started)) });
+      return { ms: Date.now() - started, attempts };
+    } catch {
+      await sleep(200);
+    }
+  }
+  return { attempts };
 }
 
 /** The cipher OpenSSH negotiates with a server, from `ssh -v`. */

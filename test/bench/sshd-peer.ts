@@ -6,8 +6,9 @@ import { waitForPort } from './clients.js';
 /**
  * The peer a user would use instead: Debian's OpenSSH sshd with its own config and port,
  * reaching a console with `socat - UNIX-CONNECT:<socket>` (the socket path is the command).
+ * `defaultLimits` keeps OpenSSH's own pre-authentication limits instead of the raised ones.
  */
-export async function startSshd(dir: string, port: number, authorizedKey: string): Promise<{ stop: () => void; port: number; pid: number }> {
+export async function startSshd(dir: string, port: number, authorizedKey: string, options: { defaultLimits?: boolean } = {}): Promise<{ stop: () => void; port: number; pid: number }> {
   mkdirSync(dir, { recursive: true });
   try {
     mkdirSync('/run/sshd', { recursive: true }); // its privilege-separation folder, when run as root
@@ -35,8 +36,8 @@ export async function startSshd(dir: string, port: number, authorizedKey: string
       'AllowStreamLocalForwarding yes',
       'ForceCommand exec socat - "UNIX-CONNECT:$SSH_ORIGINAL_COMMAND"',
       'LogLevel ERROR',
-      'MaxStartups 2000:30:5000',
-      'MaxSessions 100',
+      // The scale sections open sessions 50 at a time; the flood section keeps sshd's defaults (MaxStartups 10:30:100, LoginGraceTime 120).
+      ...(options.defaultLimits ? [] : ['MaxStartups 2000:30:5000', 'MaxSessions 100']),
     ].join('\n'),
   );
   const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -39,3 +39,27 @@ export function treeCpuSeconds(pid: number): number {
   }
   return nanos / 1e9;
 }
+
+/** Resident set size of a process and its live descendants (sshd's per-connection children), KiB. */
+export function treeRssKiB(pid: number): number {
+  let total: number;
+  try {
+    total = rssKiB(pid);
+  } catch {
+    return 0; // The process ended.
+  }
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return total;
+  }
+  for (const tid of tasks) {
+    try {
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) total += treeRssKiB(Number(child));
+    } catch {
+      // The thread ended.
+    }
+  }
+  return total;
+}
