@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileDurable } from './core/durable-file.js';
 import { hashToken } from './core/token-hash.js';
 import type { Logger } from './logger.js';
 import type { Store } from './store/store.js';
@@ -33,7 +33,7 @@ export async function ensureAdminToken(store: Store, dataDir: string, fromEnviro
   if ((await store.countTokens()) > 0) return;
   const token = newApiToken();
   const file = join(dataDir, 'admin.token');
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  writeFileDurable(file, `${token}\n`, 0o600);
   await store.replaceToken({ id: randomUUID(), hash: hashToken(token), name: ADMIN, prefix: tokenPrefix(token), scopes: ['admin'], createdAt: Date.now() });
   log.info({ path: file }, 'created the admin API token');
 }

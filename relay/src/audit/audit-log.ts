@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { syncFolder } from '../core/durable-file.js';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -96,6 +97,7 @@ export class AuditLog {
     const live = join(dir, AUDIT_FILE);
     this.fd = openSync(live, 'a+', 0o600);
     this.size = fstatSync(this.fd).size;
+    if (this.size === 0) syncFolder(dir); // a new trail file's name is on the disk too
     // A crash can leave a line without its newline: it was never answered, and it cannot be chained.
     if (this.size > 0) {
       const whole = readFileSync(live);
@@ -157,6 +159,8 @@ export class AuditLog {
     closeSync(this.fd);
     renameSync(join(this.dir, AUDIT_FILE), join(this.dir, `audit-${String(this.seq).padStart(12, '0')}.jsonl`));
     this.fd = openSync(join(this.dir, AUDIT_FILE), 'a+', 0o600);
+    // The rename and the new file are on the disk before the next event is answered.
+    syncFolder(this.dir);
     this.size = 0;
     const rotated = auditFiles(this.dir).filter((file) => !file.endsWith(AUDIT_FILE));
     for (const old of rotated.slice(0, Math.max(0, rotated.length - this.options.keepFiles))) unlinkSync(old);

@@ -1,6 +1,7 @@
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
+import { writeFileDurable } from '../core/durable-file.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 
 export interface HostKey {
@@ -37,11 +38,15 @@ export function loadOrCreateHostKey(dataDir: string, fromEnvironment?: string): 
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     const pair = generateEd25519();
-    writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
-    writeFileSync(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
+    // On the disk before any client sees it: a crash must not leave an empty host key behind.
+    writeFileDurable(file, pair.private, 0o600, { exclusive: true });
+    writeFileDurable(`${file}.pub`, `${pair.public}\n`, 0o644);
     privateKey = pair.private;
   }
   chmodSync(file, 0o600);
+  if (privateKey.trim() === '') {
+    throw new Error(`the SSH host key ${file} is empty (written when the disk failed?): restore it from a backup, or remove it to make a new one (clients will then see a new host key)`);
+  }
   return describeHostKey(privateKey, file);
 }
 

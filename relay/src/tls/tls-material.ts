@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
+import { writeFileDurable } from '../core/durable-file.js';
 import { hostname, networkInterfaces } from 'node:os';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
@@ -82,11 +83,9 @@ export function loadTlsMaterial(config: RelayConfig): TlsMaterial | undefined {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   const made = createSelfSignedCertificate(`lifeline-relay ${hostname()}`, alternativeNames(config));
-  // Key first, each written whole then renamed, so a crash never leaves a certificate without its key.
-  writeFileSync(`${paths.key}.tmp`, made.key, { mode: 0o600 });
-  renameSync(`${paths.key}.tmp`, paths.key);
-  writeFileSync(`${paths.cert}.tmp`, made.cert, { mode: 0o644 });
-  renameSync(`${paths.cert}.tmp`, paths.cert);
+  // Key first, each on the disk whole before the next, so a crash never leaves a certificate without its key.
+  writeFileDurable(paths.key, made.key, 0o600);
+  writeFileDurable(paths.cert, made.cert, 0o644);
   return describe(Buffer.from(made.cert), Buffer.from(made.key), 'self-signed', paths.cert);
 }
 
