@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { writeFileDurable } from './core/durable-file.js';
+import { writeFileDurable } from './store/durable-file.js';
 import { hashToken } from './core/token-hash.js';
 import type { Logger } from './logger.js';
 import type { Store } from './store/store.js';

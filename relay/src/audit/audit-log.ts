@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { syncFolder } from '../core/durable-file.js';
+import { syncFolder } from '../store/durable-file.js';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -1,7 +1,7 @@
 import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { writeFileDurable } from '../core/durable-file.js';
+import { writeFileDurable } from '../store/durable-file.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 
 export interface HostKey {

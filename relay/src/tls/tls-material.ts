@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, readFileSync } from 'node:fs';
-import { writeFileDurable } from '../core/durable-file.js';
+import { writeFileDurable } from '../store/durable-file.js';
 import { hostname, networkInterfaces } from 'node:os';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
