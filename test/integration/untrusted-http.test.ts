@@ -37,6 +37,79 @@ const headerValues = fc.oneof(
 );
 const bodies = fc.oneof(fc.constant(''), fc.json({ maxDepth: 3 }), fc.string({ maxLength: 200 }));
 
+// ---- Authenticated calls to every route, with bodies shaped like the real ones but with random values. ----
+
+const anyJson = fc.jsonValue({ maxDepth: 2 });
+const isoTimes = fc.oneof(
+  fc.integer({ min: -10 * 86_400_000, max: 60 * 86_400_000 }).map((offset) => new Date(Date.now() + offset).toISOString()),
+  fc.constantFrom('2026-13-45T00:00:00Z', 'tomorrow', '', '9999-12-31T23:59:59Z', '1970-01-01T00:00:00Z'),
+);
+const VALID_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBT42hh0po1CiQi5p1nRgrgZ5TS5o+nESfJBlZhapFni fuzz';
+/** Mostly a well-formed value, sometimes anything. */
+const mostly = <T>(good: fc.Arbitrary<T>): fc.Arbitrary<T | unknown> => fc.oneof({ weight: 5, arbitrary: good }, { weight: 1, arbitrary: anyJson });
+/** Now and then an unknown field too (which must be refused). */
+const withStray = <T extends object>(body: fc.Arbitrary<T>): fc.Arbitrary<T> =>
+  fc.tuple(body, fc.oneof({ weight: 7, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.tuple(fc.string({ minLength: 1, maxLength: 8 }), anyJson) })).map(([value, stray]) => (stray ? { ...value, [stray[0]]: stray[1] } : value));
+const consoleBodies = withStray(
+  fc.record(
+    {
+      enabled: mostly(fc.boolean()),
+      sshPublicKey: mostly(fc.record({ keyData: fc.oneof({ weight: 4, arbitrary: fc.constant(VALID_KEY) }, { weight: 1, arbitrary: fc.string({ maxLength: 80 }) }) })),
+      expiration: mostly(isoTimes),
+    },
+    { requiredKeys: [] },
+  ),
+);
+const endpointBodies = withStray(
+  fc.record(
+    {
+      ipAddress: mostly(fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 0, max: 300 }).map((n) => `127.0.9.${n}`) }, { weight: 1, arbitrary: fc.constantFrom('10.0.0.1', '::1', '127.0.0.1', '') })),
+      allowedSourcePrefixes: mostly(fc.array(fc.oneof({ weight: 4, arbitrary: fc.constantFrom('127.0.0.0/8', '127.0.0.9/32', '0.0.0.0/0') }, { weight: 1, arbitrary: fc.constantFrom('1.2.3.4/33', 'x', '') }), { maxLength: 4 })),
+    },
+    { requiredKeys: [] },
+  ),
+);
+const SCOPES = ['consoles:read', 'consoles:write', 'vnc', 'power', 'endpoints', 'sessions', 'audit', 'metrics', 'admin'];
+const tokenBodies = withStray(
+  fc.record(
+    {
+      name: mostly(fc.oneof({ weight: 4, arbitrary: fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/) }, { weight: 1, arbitrary: fc.string({ minLength: 0, maxLength: 70 }) })),
+      scopes: mostly(fc.array(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...SCOPES) }, { weight: 1, arbitrary: fc.string({ maxLength: 12 }) }), { maxLength: 4 })),
+      virtualMachines: mostly(fc.array(fc.oneof({ weight: 4, arbitrary: fc.constantFrom('target-*', '*', 'fuzz-vm') }, { weight: 1, arbitrary: fc.string({ maxLength: 12 }) }), { maxLength: 3 })),
+      expiresAt: mostly(isoTimes),
+    },
+    { requiredKeys: ['name', 'scopes'] },
+  ),
+);
+const powerBodies = withStray(fc.record({ action: mostly(fc.oneof(fc.constantFrom('reset', 'powerOff', 'powerOn', 'nmi'), fc.string({ maxLength: 10 }))) }, { requiredKeys: [] }));
+const segment = (known: fc.Arbitrary<string>): fc.Arbitrary<string> =>
+  fc.oneof({ weight: 4, arbitrary: known }, { weight: 1, arbitrary: fc.string({ minLength: 1, maxLength: 20 }).map(encodeURIComponent) }, { weight: 1, arbitrary: fc.constant('x'.repeat(70)) });
+// The VM with the live session ("fuzz-vm") and the default endpoint are never changed by the fuzzer (that would close the session by design).
+const vmNames = segment(fc.constantFrom('target-vm', 'ghost-vm'));
+const endpointNames = segment(fc.stringMatching(/^fz-[a-z0-9]{1,6}$/));
+const ids = segment(fc.uuid());
+const auditQuery = fc.record({ since: isoTimes, afterSeq: fc.oneof(fc.nat(), fc.string({ maxLength: 5 })), vm: fc.string({ maxLength: 10 }), limit: fc.oneof(fc.integer({ min: -5, max: 2000 }), fc.string({ maxLength: 4 })) }, { requiredKeys: [] }).map(
+  (query) => `?${new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)])).toString()}`,
+);
+type Call = { method: string; path: string; body?: unknown };
+const calls: fc.Arbitrary<Call> = fc.oneof(
+  fc.record({ method: fc.constantFrom('GET', 'PUT', 'PATCH', 'DELETE'), vm: vmNames, body: consoleBodies }).map(({ method, vm, body }) => ({ method, path: `/v1/virtualMachines/${vm}/console`, body })),
+  fc.record({ method: fc.constant('POST'), vm: vmNames }).map(({ method, vm }) => ({ method, path: `/v1/virtualMachines/${vm}/vncTokens` })),
+  fc.record({ method: fc.constant('POST'), vm: vmNames, body: powerBodies }).map(({ method, vm, body }) => ({ method, path: `/v1/virtualMachines/${vm}/powerActions`, body })),
+  fc.record({ method: fc.constantFrom('GET', 'PUT', 'DELETE'), name: endpointNames, body: endpointBodies }).map(({ method, name, body }) => ({ method, path: `/v1/privateEndpoints/${name}`, body })),
+  fc.record({ method: fc.constantFrom('GET', 'POST'), body: tokenBodies }).map(({ method, body }) => ({ method, path: '/v1/tokens', body })),
+  fc.record({ id: ids }).map(({ id }) => ({ method: 'DELETE', path: `/v1/tokens/${id}` })),
+  fc.record({ id: ids }).map(({ id }) => ({ method: 'DELETE', path: `/v1/sessions/${id}` })),
+  fc.record({ query: auditQuery }).map(({ query }) => ({ method: 'GET', path: `/v1/auditEvents${query}` })),
+  fc.record({ vm: vmNames }).map(({ vm }) => ({ method: 'GET', path: `/v1/virtualMachines/${vm}` })),
+  fc.constantFrom<Call>({ method: 'GET', path: '/v1/relay' }, { method: 'GET', path: '/v1/virtualMachines' }, { method: 'GET', path: '/v1/privateEndpoints' }, { method: 'GET', path: '/v1/sessions' }, { method: 'GET', path: '/metrics' }, { method: 'GET', path: '/healthz' }),
+);
+/** How the call is sent: mostly as JSON; sometimes another method, no body where one is wanted, a body that is not JSON, or another content type. */
+const variants = fc.record({
+  method: fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS') }),
+  body: fc.oneof({ weight: 6, arbitrary: fc.constant('json' as const) }, { weight: 1, arbitrary: fc.constantFrom('none' as const, 'garbage' as const, 'text' as const, 'huge' as const) }),
+});
+
 /** A raw HTTP/1.x request, deliberately malformed in random ways. */
 const requests = fc.record({ method: methods, path: paths, version: versions, headers: fc.array(fc.tuple(headerNames, headerValues), { maxLength: 6 }), body: bodies }).map(({ method, path, version, headers, body }) => {
   const lines = [`${method} ${path} ${version}`.trimEnd(), ...headers.map(([name, value]) => `${name}: ${value}`)];
@@ -75,7 +148,7 @@ describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
 
   before(async () => {
     serial = await startFakeConsole(join(tmp.path, 'serial.sock'), 0);
-    const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { vnc: { port: 0, tokenTtl: '90s' }, virtualMachines: [{ name: 'fuzz-vm', serial: serial.path, vnc: join(tmp.path, 'vnc.sock') }] });
+    const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { vnc: { port: 0, tokenTtl: '90s' }, virtualMachines: [{ name: 'fuzz-vm', serial: serial.path, vnc: join(tmp.path, 'vnc.sock') }, { name: 'target-vm', serial: join(tmp.path, 'target.sock') }] });
     relay = await startRelay(configPath, dataDir);
     apiPort = Number(new URL(relay.apiUrl).port);
     vncPort = (await relay.api('GET', '/v1/privateEndpoints/default')).body.vncPort;
@@ -157,6 +230,44 @@ describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
     assert.ok(answered > RUNS / 2, `most requests got an answer (${answered}/${RUNS})`);
     assert.deepEqual((await relay.api('GET', '/v1/virtualMachines/fuzz-vm/console')).body, before);
     await assertRelayUnharmed('after-api-fuzz');
+  });
+
+  test(`${RUNS} authenticated calls to every route with random methods, parameters and bodies: never a 5xx, every error in the documented shape, nothing changed by a refusal`, async (t) => {
+    const snapshot = async (): Promise<string> => {
+      const console = (await relay.api('GET', '/v1/virtualMachines/target-vm/console')).body;
+      const endpoints = (await relay.api('GET', '/v1/privateEndpoints')).body;
+      const tokens = ((await relay.api('GET', '/v1/tokens')).body.value as Array<Record<string, unknown>>).map(({ lastUsedAt: _lastUsed, ...token }) => token);
+      return JSON.stringify({ console, endpoints, tokens });
+    };
+    let state = await snapshot();
+    const statuses = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(calls, variants, async (call, variant) => {
+        const method = variant.method ?? call.method;
+        const withBody = !['GET', 'HEAD'].includes(method) && variant.body !== 'none' && call.body !== undefined;
+        const body = !withBody ? undefined : variant.body === 'garbage' ? '{"enabled": tru' : variant.body === 'huge' ? JSON.stringify({ pad: 'x'.repeat(1_100_000) }) : JSON.stringify(call.body);
+        const response = await fetch(`${relay.apiUrl}${call.path}`, {
+          method,
+          headers: { authorization: `Bearer ${relay.token}`, ...(body !== undefined && { 'content-type': variant.body === 'text' ? 'text/plain' : 'application/json' }) },
+          body,
+        });
+        const text = await response.text();
+        statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+        const described = `${method} ${call.path} ${String(body).slice(0, 300)} → ${response.status} ${text.slice(0, 300)}`;
+        assert.ok(response.status < 500, described);
+        if (response.status >= 400 && method !== 'HEAD') {
+          const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+          assert.match(String(parsed.error?.code), /^[A-Z][A-Za-z]+$/, described);
+          assert.equal(typeof parsed.error?.message, 'string', described);
+        }
+        if (response.status >= 400) assert.equal(await snapshot(), state, `a refused call changed something: ${described}`);
+        else if (method !== 'GET' && method !== 'HEAD') state = await snapshot();
+      }),
+      { numRuns: RUNS },
+    );
+    t.diagnostic(`statuses: ${JSON.stringify(Object.fromEntries([...statuses].sort(([a], [b]) => a - b)))}`);
+    assert.ok([...statuses.keys()].some((status) => status < 300) && [...statuses.keys()].some((status) => status === 400), 'both accepted and refused calls were made');
+    await assertRelayUnharmed('after-route-fuzz');
   });
 
   test(`${RUNS} random raw requests at the VNC port: never a 5xx, never a dead relay`, async () => {
