@@ -112,11 +112,6 @@ export function createSelfSignedCertificate(commonName: string, names: readonly 
   return { cert, key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
 }
 
-/** `AB:CD:…` (SHA-256 of the DER certificate), as browsers, OpenSSL and `lifeline-relay info` show it. */
-export function certificateFingerprint(certPem: string | Buffer): string {
-  return new X509Certificate(certPem).fingerprint256;
-}
-
 /** Checks that `keyPem` is the private key of `certPem`; throws a readable error otherwise. */
 export function checkKeyPair(certPem: Buffer, keyPem: Buffer, where: string): void {
   let certificate: X509Certificate;

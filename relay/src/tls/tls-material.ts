@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Ipv4Cidr } from '../core/cidr.js';
 import type { RelayConfig } from '../config/config.js';
-import { certificateFingerprint, checkKeyPair, createSelfSignedCertificate } from './self-signed.js';
+import { checkKeyPair, createSelfSignedCertificate } from './self-signed.js';
 
 /** What the relay serves its API and WebSocket VNC port with, once `api.tls` is resolved. */
 export interface TlsMaterial {
@@ -54,9 +54,14 @@ function alternativeNames(config: RelayConfig): string[] {
   return [...new Set(names)];
 }
 
-function describe(cert: Buffer, key: Buffer, origin: TlsMaterial['origin'], certPath: string): TlsMaterial {
+/** What the relay shows of a certificate: its fingerprint (`AB:CD:…`, SHA-256 of the DER, as browsers, OpenSSL and `lifeline-relay info` show it), expiry and names. */
+function certificateFacts(cert: Buffer): { fingerprint: string; validTo: string; subjectAltNames: string } {
   const parsed = new X509Certificate(cert);
-  return { cert, key, fingerprint: parsed.fingerprint256, origin, certPath, validTo: new Date(parsed.validTo).toISOString(), subjectAltNames: parsed.subjectAltName ?? '' };
+  return { fingerprint: parsed.fingerprint256, validTo: new Date(parsed.validTo).toISOString(), subjectAltNames: parsed.subjectAltName ?? '' };
+}
+
+function describe(cert: Buffer, key: Buffer, origin: TlsMaterial['origin'], certPath: string): TlsMaterial {
+  return { cert, key, origin, certPath, ...certificateFacts(cert) };
 }
 
 /**
@@ -97,8 +102,7 @@ export function readTlsFingerprint(certPath: string): { fingerprint: string; val
   } catch {
     return undefined;
   }
-  const parsed = new X509Certificate(cert);
-  return { fingerprint: certificateFingerprint(cert), validTo: new Date(parsed.validTo).toISOString(), subjectAltNames: parsed.subjectAltName ?? '' };
+  return certificateFacts(cert);
 }
 
 /** The first byte of a TLS connection (a handshake record); anything else is plain text. */
