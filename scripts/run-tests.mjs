@@ -20,7 +20,7 @@ function testFiles(dir) {
   });
 }
 
-const missing = ['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'busybox', 'chromium', 'gvnccapture', 'openssl', 'curl', 'ssh-audit', 'plink', 'puttygen', 'promtool', 'systemd-analyze', 'dbus-run-session', 'gnome-keyring-daemon', 'secret-tool', 'virsh', 'libvirtd', 'virtlogd'].filter(
+const missing = ['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'busybox', 'chromium', 'gvnccapture', 'openssl', 'curl', 'ssh-audit', 'plink', 'puttygen', 'promtool', 'systemd-analyze', 'dbus-run-session', 'gnome-keyring-daemon', 'secret-tool', 'virsh', 'libvirtd', 'virtlogd', 'mkfs.ext4', 'e2fsck', 'losetup'].filter(
   (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0,
 );
 if (missing.length > 0) {

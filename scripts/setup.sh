@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 busybox-static openssh-client openssl curl ssh-audit putty-tools prometheus systemd chromium gvncviewer dbus gnome-keyring libsecret-tools libsecret-1-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients python3 make g++ ca-certificates)
+packages=(qemu-system-x86 busybox-static openssh-client openssl curl ssh-audit putty-tools prometheus systemd chromium gvncviewer dbus gnome-keyring libsecret-tools libsecret-1-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients python3 make g++ ca-certificates e2fsprogs mount)
 
 if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
 if ! command -v apt-get >/dev/null; then
