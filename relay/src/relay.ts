@@ -89,7 +89,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       supervisor.closeConnections((connection) => connection.grant.virtualMachine === name, { code: 'vm-gone', message: reason });
     });
     virtualMachines.start();
-    const metrics = new RelayMetrics(supervisor, virtualMachines);
+    const metrics = new RelayMetrics(supervisor, virtualMachines, audit);
     supervisor.events = {
       opened(session, grant) {
         metrics.sessionOpened(session);

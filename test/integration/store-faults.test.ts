@@ -91,6 +91,8 @@ describe('the store\'s disk full: 503 with a code, sessions go on, nothing corru
       assert.match(refused.body.error.message, /disk full or read-only/);
     }
     assert.deepEqual((await relay.api('GET', '/v1/virtualMachines/vm1/console')).body, before, 'nothing changed, and reads still work');
+    const metrics = await (await fetch(`${relay.apiUrl}/metrics`, { headers: { authorization: `Bearer ${relay.token}` } })).text();
+    assert.match(metrics, /^lifeline_store_write_failures_total [1-9]|^lifeline_audit_writable 0$/m, 'the disk trouble shows in the metrics');
     shell.write('during-full\r');
     await waitUntil(() => echoed.includes('during-full'), 5000, 'the live session echoes while the disk is full');
 
@@ -189,6 +191,9 @@ describe('the store\'s disk turned read-only: 503 with a code, sessions go on, n
       assert.match(refused.body.error.message, /read-only|cannot be written/);
     }
     assert.deepEqual((await relay.api('GET', '/v1/virtualMachines/vm1/console')).body, before, 'nothing changed, and reads still work');
+    // What an operator's alert sees.
+    const metrics = await (await fetch(`${relay.apiUrl}/metrics`, { headers: { authorization: `Bearer ${relay.token}` } })).text();
+    assert.match(metrics, /^lifeline_store_write_failures_total [1-9]|^lifeline_audit_writable 0$/m, metrics.split('\n').filter((line) => /store_write|audit_writable/.test(line)).join('\n'));
     assert.deepEqual(((await relay.api('GET', '/v1/tokens')).body.value as Array<{ name: string }>).map((t) => t.name).sort(), ['admin', 'before-the-fault']);
     shell.write('during-ro\r');
     await waitUntil(() => echoed.includes('during-ro'), 5000, 'the live session echoes while the disk is read-only');

@@ -247,6 +247,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     const storeCode = (error as { code?: unknown }).code;
     if (typeof storeCode === 'string' && /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY|LOCKED|PROTOCOL|NOMEM)/.test(storeCode)) {
       request.log.error({ err: error.message, code: storeCode }, 'the store refused a request');
+      deps.metrics?.storeWriteFailed();
       return reply.status(503).send({ error: { code: 'StoreUnavailable', message: `the relay's store cannot be written now (${storeCode}: disk full or read-only?); nothing was changed; try again once it is fixed` } });
     }
     request.log.error({ err: error }, 'unexpected error');

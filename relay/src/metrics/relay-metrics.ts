@@ -36,11 +36,12 @@ export class RelayMetrics {
   private readonly preauthDropped;
   private readonly apiRequests;
   private readonly apiLatency;
+  private readonly storeWriteFailures;
   /** Bytes of sessions that have ended, by kind and direction; open sessions are added at scrape time. */
   private readonly endedBytes = new Map<string, number>();
   private readonly preauthOpen = new Map<string, number>();
 
-  constructor(supervisor: SessionSupervisor, virtualMachines: VirtualMachineRegistry) {
+  constructor(supervisor: SessionSupervisor, virtualMachines: VirtualMachineRegistry, audit?: { readonly healthy: boolean }) {
     const r = this.registry;
     r.gauge('lifeline_build_info', 'The relay version and Node.js it runs on (always 1).', () => [{ labels: { version: RELAY_VERSION, node: process.version }, value: 1 }]);
     r.gauge('lifeline_sessions_open', 'Console sessions open now, by console kind and path.', () => {
@@ -76,6 +77,13 @@ export class RelayMetrics {
     );
     this.apiRequests = r.counter('lifeline_api_requests_total', 'Control API requests, by route, method and status.');
     this.apiLatency = r.histogram('lifeline_api_request_duration_seconds', 'Control API request latency, by route and method.', LATENCY_BUCKETS);
+    // Disk trouble under the data folder: alert on these (consoles keep working; changes are refused).
+    this.storeWriteFailures = r.counter('lifeline_store_write_failures_total', 'API changes refused because the store could not be written (503 StoreUnavailable: disk full, read-only or failing).');
+    if (audit) r.gauge('lifeline_audit_writable', 'Whether the last audit trail write succeeded (1); 0 while it cannot be written (API changes are refused with 503 AuditUnavailable).', () => [{ value: audit.healthy ? 1 : 0 }]);
+  }
+
+  storeWriteFailed(): void {
+    this.storeWriteFailures.inc();
   }
 
   sessionOpened(session: LiveSession): void {
