@@ -17,7 +17,7 @@ if (!(minutes > 0) || !(runs > 0)) {
 const root = fileURLToPath(new URL('..', import.meta.url));
 const suites = [
   { file: 'relay/src/config/parse-config.fuzz.test.ts', scale: 20, label: 'config documents' },
-  { file: 'test/integration/untrusted-http.test.ts', scale: 1, label: 'raw HTTP requests per listener (API, VNC port, browser mode)' },
+  { file: 'test/integration/untrusted-http.test.ts', scale: 1, label: 'raw HTTP requests per listener (API, VNC port, browser mode), and as many authenticated API route calls' },
   { file: 'test/integration/fuzz-websocket.test.ts', scale: 0.2, label: 'WebSocket upgrade requests and frame sequences (each)' },
   { file: 'test/integration/fuzz-ssh.test.ts', scale: 0.1, label: 'SSH request sequences' },
 ];
