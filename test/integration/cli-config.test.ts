@@ -44,6 +44,8 @@ describe('lifeline-relay command line and config validation', () => {
     ['duplicate VM', { ...base, virtualMachines: [{ name: 'vm1', serial: '/tmp/a.sock' }, { name: 'vm1', serial: '/tmp/b.sock' }] }, /virtualMachines\[1\]\.name: duplicate VM name "vm1"/],
     ['bad VM name', { ...base, virtualMachines: [{ name: 'vm 1', serial: '/tmp/a.sock' }] }, /virtualMachines\[0\]\.name: must be 1-63 letters/],
     ['YAML syntax error', 'api: { listen: [\n', /is not valid YAML or JSON/],
+    ['an empty file', '', /--config: .* is empty; write \{\} to run on every default/],
+    ['a file of blank lines', ' \n\n', /--config: .* is empty/],
   ];
 
   for (const [name, config, message] of cases) {

@@ -15,6 +15,9 @@ export function loadConfigFile(file: string): RelayConfig {
   } catch (error) {
     throw new ConfigError('--config', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
+  // A 0-byte file is a write that did not happen (a full or failing disk), not a wish for defaults:
+  // starting on the defaults would mean another data folder, a new host key and a new admin token.
+  if (text.trim() === '') throw new ConfigError('--config', `${path} is empty; write {} to run on every default`);
   let document: unknown;
   try {
     // YAML is a superset of JSON, so one parser reads both.
