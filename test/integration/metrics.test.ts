@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCleanups } from '../helpers/cleanup.js';
-import { startLab, type Lab } from '../helpers/lab.js';
+import { startLabRelay, type LabRelay } from '../helpers/lab-relay.js';
 import { generateKey, OpenSshSession, sshOnce, type KeyPair } from '../helpers/openssh.js';
-import { startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
-import { tempDir } from '../helpers/temp.js';
+import type { RelayProcess } from '../helpers/relay-process.js';
 
 /** One sample's value from the exposition text; undefined when the series is absent. */
 function sample(text: string, series: string): number | undefined {
@@ -16,25 +14,20 @@ function sample(text: string, series: string): number | undefined {
 
 /** GET /metrics as Prometheus scrapes it: a bearer token with the metrics scope. */
 describe('GET /metrics: Prometheus text that promtool accepts, with counters that move', () => {
-  let lab: Lab;
+  let env: LabRelay;
   let relay: RelayProcess;
   let key: KeyPair;
   let user: string;
   let scrapeToken: string;
-  const tmp = tempDir('metrics');
   const cleanups: Array<() => unknown> = [];
 
   before(async () => {
-    lab = startLab(1);
-    const dataDir = join(tmp.path, 'data');
-    relay = await startRelay(testConfig(lab.configPath, dataDir), dataDir);
-    key = generateKey(tmp.path, 'key');
+    env = await startLabRelay('metrics');
+    ({ relay, key, user } = env);
     scrapeToken = (await relay.api('POST', '/v1/tokens', { name: 'prometheus', scopes: ['metrics'] })).body.token;
-    const created = await relay.api('PUT', '/v1/virtualMachines/lab-1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
-    user = created.body.virtualMachineAccessId;
   });
 
-  after(() => runCleanups([...cleanups.reverse(), () => relay?.stop(), () => lab?.down(), tmp.dispose]));
+  after(() => runCleanups([...cleanups.reverse(), () => env?.dispose()]));
 
   async function scrape(): Promise<string> {
     const response = await fetch(`${relay.apiUrl}/metrics`, { headers: { authorization: `Bearer ${scrapeToken}` } });
@@ -98,7 +91,7 @@ describe('GET /metrics: Prometheus text that promtool accepts, with counters tha
   });
 
   test('failed authentications are counted by method, and pre-auth connections come back to zero', async () => {
-    const other = generateKey(tmp.path, 'other');
+    const other = generateKey(env.dir, 'other');
     await relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { enabled: true });
     const refused = await sshOnce({ port: relay.sshPort, user, key: other.privateKeyPath });
     assert.notEqual(refused.code, 0);

@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCleanups } from '../helpers/cleanup.js';
 import { idleFlood } from '../helpers/flood.js';
-import { startLab, type Lab } from '../helpers/lab.js';
-import { generateKey, OpenSshSession, type KeyPair } from '../helpers/openssh.js';
+import { startLabRelay, type LabRelay } from '../helpers/lab-relay.js';
+import { OpenSshSession, type KeyPair } from '../helpers/openssh.js';
 import { rssKiB } from '../helpers/proc.js';
-import { startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
-import { tempDir } from '../helpers/temp.js';
+import type { RelayProcess } from '../helpers/relay-process.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const FLOOD = 5000;
@@ -22,22 +20,18 @@ const GRACE_S = 8;
  * console during the flood, and the relay's memory stays bounded.
  */
 describe(`pre-auth limits: ${FLOOD} idle connections to the SSH port, the VNC port and the API`, () => {
-  let lab: Lab;
+  let env: LabRelay;
   let relay: RelayProcess;
   let key: KeyPair;
   let user: string;
-  const tmp = tempDir('flood');
   const cleanups: Array<() => unknown> = [];
 
   before(async () => {
-    lab = startLab(1);
-    const dataDir = join(tmp.path, 'data');
-    relay = await startRelay(testConfig(lab.configPath, dataDir, { api: { listen: '127.0.0.1:0', loginGraceTime: `${GRACE_S}s` }, ssh: { port: 0, loginGraceTime: `${GRACE_S}s` }, vnc: { port: 0, loginGraceTime: `${GRACE_S}s` } }), dataDir);
-    key = generateKey(tmp.path, 'key');
-    user = (await relay.api('PUT', '/v1/virtualMachines/lab-1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } })).body.virtualMachineAccessId;
+    env = await startLabRelay('flood', { api: { listen: '127.0.0.1:0', loginGraceTime: `${GRACE_S}s` }, ssh: { port: 0, loginGraceTime: `${GRACE_S}s` }, vnc: { port: 0, loginGraceTime: `${GRACE_S}s` } });
+    ({ relay, key, user } = env);
   });
 
-  after(() => runCleanups([...cleanups.reverse(), () => relay?.stop(), () => lab?.down(), tmp.dispose]));
+  after(() => runCleanups([...cleanups.reverse(), () => env?.dispose()]));
 
   for (const listener of ['ssh', 'vnc', 'api'] as const) {
     test(`${listener}: every idle connection is closed by the relay within the grace time; a real client gets in meanwhile; RSS stays bounded`, async (t) => {

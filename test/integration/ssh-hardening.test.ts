@@ -4,10 +4,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import ssh2 from 'ssh2';
 import { runCleanups } from '../helpers/cleanup.js';
-import { startLab, type Lab } from '../helpers/lab.js';
-import { generateKey, OpenSshSession, type KeyPair } from '../helpers/openssh.js';
-import { startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
-import { tempDir } from '../helpers/temp.js';
+import { startLabRelay, type LabRelay } from '../helpers/lab-relay.js';
+import { OpenSshSession, type KeyPair } from '../helpers/openssh.js';
+import type { RelayProcess } from '../helpers/relay-process.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /** ssh-audit's report without colours, as lines. */
@@ -22,26 +21,20 @@ function sshAudit(port: number): string[] {
  * weak algorithm, and OpenSSH 9.2, PuTTY's plink and ssh2's client all still reach the console.
  */
 describe('SSH algorithms: a clean ssh-audit, and every client still connects', () => {
-  let lab: Lab;
+  let env: LabRelay;
   let relay: RelayProcess;
   let key: KeyPair;
   let user: string;
   let hostKey: string;
-  const tmp = tempDir('ssh-hardening');
   const cleanups: Array<() => unknown> = [];
 
   before(async () => {
-    lab = startLab(1);
-    const dataDir = join(tmp.path, 'data');
-    relay = await startRelay(testConfig(lab.configPath, dataDir), dataDir);
-    key = generateKey(tmp.path, 'key');
-    const created = await relay.api('PUT', '/v1/virtualMachines/lab-1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
-    assert.equal(created.status, 201);
-    user = created.body.virtualMachineAccessId;
+    env = await startLabRelay('ssh-hardening');
+    ({ relay, key, user } = env);
     hostKey = (await relay.api('GET', '/v1/relay')).body.sshHostKeys[0].fingerprint;
   });
 
-  after(() => runCleanups([...cleanups.reverse(), () => relay?.stop(), () => lab?.down(), tmp.dispose]));
+  after(() => runCleanups([...cleanups.reverse(), () => env?.dispose()]));
 
   test('ssh-audit: no failure, no warning, no recommendation; only curve25519, Ed25519, AEAD ciphers, SHA-2 EtM MACs; no compression', () => {
     const lines = sshAudit(relay.sshPort);
@@ -70,7 +63,7 @@ describe('SSH algorithms: a clean ssh-audit, and every client still connects', (
   });
 
   test('PuTTY\'s plink reaches the console, checking the host key by its fingerprint', async () => {
-    const ppk = join(tmp.path, 'key.ppk');
+    const ppk = join(env.dir, 'key.ppk');
     execFileSync('puttygen', [key.privateKeyPath, '-O', 'private', '-o', ppk]);
     const plink = spawn('plink', ['-batch', '-ssh', '-t', '-P', String(relay.sshPort), '-i', ppk, '-hostkey', hostKey, `${user}@127.0.0.1`], { stdio: ['pipe', 'pipe', 'pipe'] });
     cleanups.push(() => plink.kill('SIGKILL'));
