@@ -55,8 +55,6 @@ export interface SshConsoleServerOptions {
   failures: FailureBackoff;
 }
 
-
-
 /**
  * The SSH side of the relay: public-key auth as the console's access id, then a
  * `pty`+`shell` channel bridged to the VM's serial console and `direct-tcpip` to `vnc:5900`

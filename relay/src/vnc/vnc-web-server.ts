@@ -116,8 +116,8 @@ export class VncWebServer {
     this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(request, socket, head));
     // Malformed HTTP (a bad request line or header) gets a plain 400, as Node's default does.
     this.http.on('clientError', (_error, socket) => refuseUpgrade(socket, 400, 'Bad Request', 'malformed HTTP request'));
-    this.http.headersTimeout = 10_000;
-    this.http.requestTimeout = 15_000;
+    // No HTTP header or request timeouts here: this server never listens, so Node would never run them.
+    // Everything before the upgrade is bounded by vnc.loginGraceTime (the pre-auth guard in handle()).
   }
 
   /** Whether the port speaks `https://`/`wss://`. */
@@ -255,7 +255,7 @@ export class VncWebServer {
     if (url.pathname !== '/') return refuseUpgrade(socket, 404, 'Not Found', 'connect to /?token=<token>');
     // A malformed handshake is refused before its token is looked at: it neither uses the token up nor opens the screen.
     const problem = handshakeProblem(request);
-    if (problem) return refuseUpgrade(socket, problem.status, STATUS_CODES[problem.status]!, problem.message, problem.status === 405 ? { Allow: 'GET' } : problem.headers);
+    if (problem) return refuseUpgrade(socket, problem.status, STATUS_CODES[problem.status]!, problem.message, problem.headers);
     const token = url.searchParams.get('token');
     if (!token) return refuseUpgrade(socket, 401, 'Unauthorized', 'missing token: mint one with POST /v1/virtualMachines/{vm}/vncTokens');
     const redemption = this.options.tokens.redeem(token, endpoint);

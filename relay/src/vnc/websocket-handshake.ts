@@ -8,7 +8,7 @@ const KEY = /^[+/0-9A-Za-z]{22}==$/;
 export interface HandshakeProblem {
   status: 400 | 405;
   message: string;
-  /** Extra response headers (the versions spoken, for a bad version). */
+  /** Extra response headers: `Allow` for another method, the versions spoken for a bad version. */
   headers?: Record<string, string>;
 }
 
@@ -18,7 +18,7 @@ export interface HandshakeProblem {
  * rules as ws's `handleUpgrade` (which would refuse it afterwards).
  */
 export function handshakeProblem(request: IncomingMessage): HandshakeProblem | undefined {
-  if (request.method !== 'GET') return { status: 405, message: 'a WebSocket opening handshake is a GET request' };
+  if (request.method !== 'GET') return { status: 405, message: 'a WebSocket opening handshake is a GET request', headers: { Allow: 'GET' } };
   const upgrade = request.headers.upgrade;
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') return { status: 400, message: 'the Upgrade header must be "websocket"' };
   const key = request.headers['sec-websocket-key'];
