@@ -79,6 +79,14 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
     // The guest's tty keeps the "h" too: clear the line (Ctrl-U), then the shell goes on as before.
     session.send('\x15');
     await session.run('echo after-$((40+2))', 'after-42');
+    // Enter, ~B and the SysRq key in one write: OpenSSH sends data, a break request and data microseconds
+    // apart. The relay holds the break until the Enter has settled in the guest (QEMU's UART would mark an
+    // unread byte as the break and the guest would miss it) and the "h" behind the break, in order.
+    const again = session.output.length;
+    session.send('\r~Bh');
+    await session.waitFor(/sysrq: HELP/, 15_000, again);
+    session.send('\x15');
+    await session.run('echo again-$((40+3))', 'again-43');
     session.close();
   });
 
