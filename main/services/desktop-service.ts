@@ -106,9 +106,29 @@ export class DesktopService implements DesktopApi {
   /** The token each relay last said this app holds (scopes, VM limits), to offer only what it allows. */
   private readonly callers = new Map<string, NonNullable<RelayInfo['caller']>>();
 
+  private readonly callerRequests = new Map<string, Promise<RelayApi>>();
+
   private noteCaller(relayId: string, info: RelayInfo): void {
     if (info.caller) this.callers.set(relayId, info.caller);
     else this.callers.delete(relayId);
+  }
+
+  /**
+   * Asks the relay what this app's token may do, and returns the API client it used. Asks made
+   * at the same time share one request: the window's refresh lists relays and VMs together,
+   * and both want the answer.
+   */
+  private refreshCaller(relayId: string): Promise<RelayApi> {
+    let pending = this.callerRequests.get(relayId);
+    if (!pending) {
+      pending = (async () => {
+        const api = await this.api(relayId);
+        this.noteCaller(relayId, await api.info());
+        return api;
+      })().finally(() => this.callerRequests.delete(relayId));
+      this.callerRequests.set(relayId, pending);
+    }
+    return pending;
   }
 
   /** Whether the relay's token has `scope` (relays from before scoped tokens: every token is an admin token). */
@@ -128,7 +148,7 @@ export class DesktopService implements DesktopApi {
       ...(record.tlsFingerprint && { tlsFingerprint: record.tlsFingerprint }),
     };
     try {
-      this.noteCaller(record.id, await (await this.api(record.id)).info());
+      await this.refreshCaller(record.id);
       const caller = this.callers.get(record.id);
       return {
         ...base,
@@ -297,8 +317,7 @@ export class DesktopService implements DesktopApi {
     for (const record of this.settings.get().relays) {
       let vms;
       try {
-        const api = await this.api(record.id);
-        this.noteCaller(record.id, await api.info());
+        const api = await this.refreshCaller(record.id);
         vms = await api.virtualMachines();
       } catch {
         continue; // listRelays says why

@@ -59,6 +59,23 @@ describe('desktop main-process services against the real relay and keychain', ()
     await assert.rejects(service.updateRelay({ id: relayId, endpoint: 'nowhere' }), /has no private endpoint "nowhere"/);
   });
 
+  test('the window\'s refresh (relays and VMs listed together) asks the relay who its token is once', async () => {
+    const relayInfoCalls = async (): Promise<number> => {
+      const text = await (await fetch(`${relay.apiUrl}/metrics`, { headers: { authorization: `Bearer ${relay.token}` } })).text();
+      const line = text.split('\n').find((l) => l.startsWith('lifeline_api_requests_total{route="/v1/relay",method="GET",status="200"} '));
+      return line ? Number(line.split(' ').at(-1)) : 0;
+    };
+    const before = await relayInfoCalls();
+    const [relays, vms] = await Promise.all([service.listRelays(), service.listVms()]);
+    assert.equal(relays[0]!.status, 'ok');
+    assert.deepEqual(vms.map((vm) => vm.name), ['lab-1']);
+    assert.equal(await relayInfoCalls() - before, 1);
+    // Asked one after the other, each asks (nothing is cached between refreshes).
+    await service.listRelays();
+    await service.listVms();
+    assert.equal(await relayInfoCalls() - before, 3);
+  });
+
   test('auto-renew keeps an open console from expiring (8 s lifetime)', async (t) => {
     const tab = await service.openConsole(relayId, 'lab-1', 'serial');
     // What a transport does with the tab's stream: bridge it to a renderer port that acknowledges what it reads.
