@@ -74,6 +74,24 @@ test('a break with no recent input goes out at once; 0xFF input stays escaped ar
   });
 });
 
+test('held input is its session\'s own: dropped when that session detaches or another attaches', async () => {
+  await withChardev(async (attachment, received) => {
+    const sink = { write: () => true, onceDrain: () => undefined, cancelDrain: () => undefined };
+    const detach = attachment.attach(sink);
+    attachment.write(Buffer.from('a'));
+    attachment.sendBreak();
+    attachment.write(Buffer.from('secret'));
+    detach(); // closed (re-keyed, displaced): what it typed behind the break must not reach the VM
+    attachment.attach(sink);
+    attachment.write(Buffer.from('b'));
+    attachment.sendBreak();
+    attachment.write(Buffer.from('c'));
+    attachment.attach(sink); // a second session displaces the first
+    await new Promise((resolve) => setTimeout(resolve, BREAK_SETTLE_MS * 2));
+    assert.deepEqual(Buffer.from(received.map((r) => r.byte)).toString('latin1'), 'ab');
+  });
+});
+
 test('held input is dropped, not replayed, when the VM goes away', async () => {
   await withChardev(async (attachment, received) => {
     attachment.write(Buffer.from('a'));

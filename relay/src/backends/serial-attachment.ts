@@ -127,12 +127,15 @@ export class SerialAttachment extends EventEmitter {
   /** Makes `sink` the receiver of live output after replaying the kept output; returns a detach function. */
   attach(sink: SerialSink): () => void {
     this.releaseBlock();
+    // Input and breaks held for the previous session are its own: they never reach the VM after it is gone.
+    this.dropHeld();
     this.sink = sink;
     const replay = this.ring.snapshot();
     if (replay.length > 0) sink.write(replay);
     if (!this.socket) this.notify('[lifeline] the serial console is not available yet; waiting for the VM');
     return () => {
       if (this.sink !== sink) return;
+      this.dropHeld();
       this.releaseBlock();
       this.sink = undefined;
     };
