@@ -70,6 +70,21 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
     assert.match((await vmRow('lab-1').textContent()) ?? '', /console on · 1 h 59 min left/);
   });
 
+  test('reopening the serial tab replays the output, and xterm.js types nothing into the VM (the old ESC[6n is not replayed)', async () => {
+    const serialOf = async (): Promise<{ id: string; bytesIn: number } | undefined> =>
+      ((await relayApi('GET', '/v1/sessions')).value as Array<{ id: string; kind: string; virtualMachine: string; bytesIn: number }>).find((s) => s.virtualMachine === 'lab-1' && s.kind === 'serial');
+    const first = await serialOf();
+    assert.ok(first, 'the serial tab has a session');
+    await page.getByRole('tablist', { name: 'Consoles' }).getByRole('button', { name: 'Close lab-1 — serial' }).click();
+    await waitUntil(async () => (await serialOf()) === undefined, 10_000, 'the serial session to end');
+    await vmRow('lab-1').getByRole('button', { name: 'Open serial console' }).click();
+    const rows = page.getByRole('tabpanel', { name: 'lab-1 — serial' }).locator('.xterm-rows');
+    await waitUntil(async () => /Linux lab-1/.test((await rows.textContent()) ?? ''), 20_000, 'the replayed output');
+    const second = await waitUntil(serialOf, 10_000, 'the new serial session');
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // room for the terminal's answer
+    assert.equal((await serialOf())?.bytesIn, 0, `session ${second.id}: xterm.js answered a replayed query into the VM`);
+  });
+
   test('"Open VNC console" shows a connected canvas', async () => {
     await vmRow('lab-1').getByRole('button', { name: 'Open VNC console' }).click();
     const panel = page.getByRole('tabpanel', { name: 'lab-1 — VNC' });

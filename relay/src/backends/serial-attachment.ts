@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { SerialProtocol, SocketAddress } from '../config/config.js';
 import { ByteRing } from '../core/ring-buffer.js';
+import { withoutTerminalQueries } from '../core/terminal-queries.js';
 import { escapeIac, TELNET_BREAK, TelnetDecoder } from '../core/telnet.js';
 import type { Logger } from '../logger.js';
 import { PersistentConnection } from './persistent-connection.js';
@@ -130,7 +131,8 @@ export class SerialAttachment extends EventEmitter {
     // Input and breaks held for the previous session are its own: they never reach the VM after it is gone.
     this.dropHeld();
     this.sink = sink;
-    const replay = this.ring.snapshot();
+    // Old queries (ESC[6n after a prompt…) are not replayed: the new client's terminal would answer them into the VM.
+    const replay = withoutTerminalQueries(this.ring.snapshot());
     if (replay.length > 0) sink.write(replay);
     if (!this.socket) this.notify('[lifeline] the serial console is not available yet; waiting for the VM');
     return () => {
