@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ensureAdminToken } from './admin-token.js';
 import { lockDataDir } from './data-lock.js';
+import { checkDataDirModes } from './store/data-dir-modes.js';
 import { buildApi } from './api/app.js';
 import { AuditLog } from './audit/audit-log.js';
 import { sessionAuditEvents } from './audit/session-events.js';
@@ -49,6 +50,7 @@ export interface RelayOptions {
 export async function createRelay(config: RelayConfig, options: RelayOptions): Promise<Relay> {
   const { log } = options;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  checkDataDirModes(config.dataDir, log);
   const unlock = lockDataDir(config.dataDir);
   let store: Store;
   try {

@@ -95,7 +95,7 @@ describe('lifeline-relay command line and config validation', () => {
     } finally {
       await first.stop();
     }
-    const fromEnv = 'env-token-0123456789abcdef';
+    const fromEnv = 'env-token-0123456789abcdefghijklmnopqrstuv';
     const second = await startRelay(path, dataDir, { LIFELINE_ADMIN_TOKEN: fromEnv });
     try {
       assert.equal((await second.api('GET', '/v1/relay')).status, 200);

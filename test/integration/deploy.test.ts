@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { DaemonSet } from 'kubernetes-models/apps/v1';
-import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
+import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../relay/src/config/parse-config.js';
 import { REPO_ROOT } from '../helpers/relay-process.js';
@@ -52,15 +52,16 @@ describe('headless deployment: systemd unit, container image recipe, Kubernetes 
 
   test('the Kubernetes manifests validate against the Kubernetes schemas and fit together', () => {
     const documents = parseAllDocuments(readFileSync(join(DEPLOY, 'kubernetes', 'lifeline-relay.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, any>);
-    const models: Record<string, new (value: any) => { validate(): void }> = { Namespace, Secret, ConfigMap, DaemonSet, Service };
-    assert.deepEqual(documents.map((d) => d.kind), ['Namespace', 'Secret', 'ConfigMap', 'DaemonSet', 'Service']);
+    const models: Record<string, new (value: any) => { validate(): void }> = { Namespace, ConfigMap, DaemonSet, Service };
+    // No Secret: a token shipped in the manifest would be a working token in every clone.
+    assert.deepEqual(documents.map((d) => d.kind), ['Namespace', 'ConfigMap', 'DaemonSet', 'Service']);
     for (const document of documents) new models[document.kind]!(document).validate();
     // The schema check is real: a wrong type is refused.
-    const broken = structuredClone(documents[3]!);
+    const broken = structuredClone(documents[2]!);
     broken.spec.template.spec.containers[0].ports[0].containerPort = '2222';
     assert.throws(() => new DaemonSet(broken).validate(), /containerPort must be integer/);
 
-    const [, secret, configMap, daemonSet, service] = documents as [unknown, any, any, any, any];
+    const [, configMap, daemonSet, service] = documents as [unknown, any, any, any];
     const pod = daemonSet.spec.template.spec;
     const container = pod.containers[0];
     assert.deepEqual(daemonSet.spec.selector.matchLabels, daemonSet.spec.template.metadata.labels);
@@ -69,8 +70,11 @@ describe('headless deployment: systemd unit, container image recipe, Kubernetes 
     assert.deepEqual(service.spec.ports.map((p: any) => [p.port, p.targetPort]), [[2222, 'ssh'], [6080, 'vnc'], [8440, 'api']]);
     for (const probe of [container.readinessProbe, container.livenessProbe]) assert.deepEqual(probe.httpGet, { path: '/healthz', port: 'api', scheme: 'HTTPS' });
     const tokenFrom = container.env.find((e: any) => e.name === 'LIFELINE_ADMIN_TOKEN').valueFrom.secretKeyRef;
-    assert.equal(tokenFrom.name, secret.metadata.name);
-    assert.ok(tokenFrom.key in secret.stringData);
+    // The Secret the pod reads is the one docs/deploy.md creates, before the manifest is applied.
+    const guide = readFileSync(join(DEPLOY, '..', 'docs', 'deploy.md'), 'utf8');
+    const create = guide.indexOf(`kubectl -n lifeline create secret generic ${tokenFrom.name} --from-literal=${tokenFrom.key}="$(openssl rand -base64 32)"`);
+    assert.ok(create > 0, 'docs/deploy.md creates the Secret');
+    assert.ok(create < guide.indexOf('kubectl apply -f deploy/kubernetes/lifeline-relay.yaml'), 'before applying the manifest');
     assert.equal(pod.volumes.find((v: any) => v.name === 'config').configMap.name, configMap.metadata.name);
     assert.equal(pod.securityContext.runAsNonRoot, true);
     assert.equal(pod.securityContext.runAsUser, 10001, 'the image\'s user');

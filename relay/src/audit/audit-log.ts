@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { syncFolder } from '../store/durable-file.js';
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /*
@@ -16,6 +16,8 @@ import { join } from 'node:path';
  */
 
 export const AUDIT_FILE = 'audit.jsonl';
+/** Append, create if missing, never through a symlink planted under the trail's name. */
+const OPEN_TRAIL = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0);
 const ROTATED = /^audit-(\d{12})\.jsonl$/;
 const GENESIS = '0'.repeat(64);
 const HASH_SUFFIX = /,"hash":"([0-9a-f]{64})"\}$/;
@@ -95,7 +97,7 @@ export class AuditLog {
     private readonly options: AuditLogOptions,
   ) {
     const live = join(dir, AUDIT_FILE);
-    this.fd = openSync(live, 'a+', 0o600);
+    this.fd = openSync(live, OPEN_TRAIL, 0o600);
     this.size = fstatSync(this.fd).size;
     if (this.size === 0) syncFolder(dir); // a new trail file's name is on the disk too
     // A crash can leave a line without its newline: it was never answered, and it cannot be chained.
@@ -158,7 +160,7 @@ export class AuditLog {
   private rotate(): void {
     closeSync(this.fd);
     renameSync(join(this.dir, AUDIT_FILE), join(this.dir, `audit-${String(this.seq).padStart(12, '0')}.jsonl`));
-    this.fd = openSync(join(this.dir, AUDIT_FILE), 'a+', 0o600);
+    this.fd = openSync(join(this.dir, AUDIT_FILE), OPEN_TRAIL, 0o600);
     // The rename and the new file are on the disk before the next event is answered.
     syncFolder(this.dir);
     this.size = 0;

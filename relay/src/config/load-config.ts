@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { RelayConfig, SocketAddress } from './config.js';
@@ -11,8 +11,12 @@ export function loadConfigFile(file: string): RelayConfig {
   const path = resolve(file);
   let text: string;
   try {
+    // A FIFO, a device or a folder would block the read or make no sense: only a regular file is a config.
+    const stats = statSync(path);
+    if (!stats.isFile()) throw new ConfigError('--config', `${path} is not a regular file (it is ${kindOf(stats)}); give the path of a YAML or JSON file`);
     text = readFileSync(path, 'utf8');
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     throw new ConfigError('--config', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
   // A 0-byte file is a write that did not happen (a full or failing disk), not a wish for defaults:
@@ -28,6 +32,14 @@ export function loadConfigFile(file: string): RelayConfig {
   const config = parseConfig(document ?? {}, path, dirname(path));
   checkPaths(config);
   return config;
+}
+
+function kindOf(stats: Stats): string {
+  if (stats.isFIFO()) return 'a named pipe';
+  if (stats.isDirectory()) return 'a folder';
+  if (stats.isSocket()) return 'a socket';
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
+  return 'not a file';
 }
 
 /** Sockets may appear later (a VM not started yet), but a path that exists must be a socket and its folder must be reachable. */
@@ -55,8 +67,11 @@ function checkPaths(config: RelayConfig): void {
     const path = config.api.tls[field];
     if (path === undefined) continue;
     try {
+      const stats = statSync(path);
+      if (!stats.isFile()) throw new ConfigError(`api.tls.${field}`, `${path} is not a regular file (it is ${kindOf(stats)})`);
       readFileSync(path);
     } catch (error) {
+      if (error instanceof ConfigError) throw error;
       throw new ConfigError(`api.tls.${field}`, `cannot read ${path}: ${(error as NodeJS.ErrnoException).code}`);
     }
   }
