@@ -107,7 +107,11 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     await discovery.start();
     closers.push(() => discovery.close());
 
+    const vncTokens = new VncTokenService(config.vnc.tokenTtlMs);
     const consoles = new ConsoleService(store, config.consoles, (name) => virtualMachines.get(name) !== undefined, async (vm, change) => {
+      // VNC tokens minted before a disable, delete or re-key are void, even if the console is enabled again within their minute.
+      const current = change.reset ? undefined : await store.getConsole(vm);
+      if (!current?.enabled) vncTokens.revoke(vm);
       await supervisor.revalidate(vm);
       // Once the old holder's sessions are closed (detached at once), the next holder must not see their output.
       if (change.reset) virtualMachines.get(vm)?.serial?.clearReplay();
@@ -128,7 +132,6 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       failures,
     });
     closers.push(() => ssh.close());
-    const vncTokens = new VncTokenService(config.vnc.tokenTtlMs);
     const vncWeb = new VncWebServer({
       tokens: vncTokens,
       virtualMachines,

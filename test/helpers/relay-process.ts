@@ -97,7 +97,9 @@ export async function startRelay(configPath: string, dataDir: string, env: Recor
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       });
       const text = await response.text();
-      return { status: response.status, body: text ? JSON.parse(text) : undefined };
+      // JSON answers parsed; anything else (GET /metrics) as its text.
+      const json = (response.headers.get('content-type') ?? '').includes('json');
+      return { status: response.status, body: text ? (json ? JSON.parse(text) : text) : undefined };
     },
     stop(signal = 'SIGTERM') {
       stopping ??= (async () => {

@@ -141,6 +141,26 @@ describe('scoped API tokens', () => {
     assert.ok(dbSession.running, 'and it goes on');
   });
 
+  test('a VM-limited token cannot hold the endpoints scope, which reaches every VM\'s sessions', async () => {
+    const refused = await relay.api('POST', '/v1/tokens', { name: 'web-endpoints', scopes: ['consoles:read', 'endpoints'], virtualMachines: ['web-*'] });
+    assert.equal(refused.status, 400);
+    assert.match(refused.body.error.message, /a token limited to some VMs cannot have the scope "endpoints": private endpoints carry every VM's sessions/);
+    assert.ok(!(await relay.api('GET', '/v1/tokens')).body.value.some((t: { name: string }) => t.name === 'web-endpoints'), 'nothing was created');
+    // Unlimited, it may.
+    await createToken({ name: 'net-ops', scopes: ['endpoints'] });
+  });
+
+  test('/metrics for a VM-limited token shows the relay-wide series and only its own VMs\' series', async () => {
+    const all = await relay.api('GET', '/metrics');
+    assert.match(String(all.body), /vm="db-1"/);
+    const web = as((await createToken({ name: 'web-metrics', scopes: ['metrics'], virtualMachines: ['web-*'] })).token);
+    const text = String((await web('GET', '/metrics')).body);
+    assert.doesNotMatch(text, /vm="db-1"/);
+    assert.match(text, /lifeline_vm_power_state\{vm="web-1"/);
+    assert.match(text, /# TYPE lifeline_vm_power_state gauge/);
+    assert.match(text, /process_start_time_seconds|lifeline_build_info/);
+  });
+
   test('a deleted token is refused at once, while the sessions it set up go on', async () => {
     const created = await createToken({ name: 'short-lived', scopes: ['consoles:read', 'consoles:write'] });
     const temp = as(created.token);

@@ -291,6 +291,54 @@ describe('VNC through the relay: SSH forward and token WebSocket, with noVNC and
     assert.equal(((await relay.api('GET', '/v1/sessions')).body.value as Array<{ kind: string }>).filter((s) => s.kind === 'vnc').length, 0);
   });
 
+  test('a token minted before a disable, a re-key or a delete is refused afterwards, even once the console is back', async () => {
+    await waitUntil(async () => (await vncClientsOf('lab-2')) === 0, 10_000, 'no VNC clients on lab-2');
+    const changes: Array<[string, () => Promise<unknown>]> = [
+      ['disable, then enable', async () => {
+        assert.equal((await relay.api('PATCH', '/v1/virtualMachines/lab-2/console', { enabled: false })).status, 200);
+        assert.equal((await relay.api('PATCH', '/v1/virtualMachines/lab-2/console', { enabled: true })).status, 200);
+      }],
+      ['re-key, then the old key again', async () => {
+        await putConsole('lab-2', otherKey);
+        await putConsole('lab-2', key);
+      }],
+      ['delete, then create', async () => {
+        assert.equal((await relay.api('DELETE', '/v1/virtualMachines/lab-2/console')).status, 204);
+        accessIds['lab-2'] = await putConsole('lab-2', key);
+      }],
+    ];
+    for (const [change, run] of changes) {
+      const minted = await mint('lab-2');
+      await run();
+      const error = await openWs(minted.url).then(() => undefined, (e: Error & { status?: number }) => e);
+      assert.equal(error?.status, 403, `${change}: ${error?.message ?? 'accepted'}`);
+    }
+    assert.equal(await vncClientsOf('lab-2'), 0, 'QEMU saw no VNC client');
+    // A renewal (expiration only) voids nothing.
+    const kept = await mint('lab-2');
+    assert.equal((await relay.api('PATCH', '/v1/virtualMachines/lab-2/console', { expiration: new Date(Date.now() + 3_600_000).toISOString() })).status, 200);
+    const client = await openWs(kept.url);
+    client.ws.close();
+    await client.closed;
+  });
+
+  test('a WebSocket session.opened names the API token that minted its VNC token', async () => {
+    const minter = await relay.api('POST', '/v1/tokens', { name: 'vnc-minter', scopes: ['vnc'] });
+    assert.equal(minter.status, 201);
+    const minted = await relay.api('POST', '/v1/virtualMachines/lab-2/vncTokens', undefined, { authorization: `Bearer ${minter.body.token}` });
+    assert.equal(minted.status, 201, JSON.stringify(minted.body));
+    const client = await openWs(minted.body.url);
+    await rfbHandshake(client.stream);
+    client.ws.close();
+    await client.closed;
+    const events = await waitUntil(async () => {
+      const all = (await relay.api('GET', '/v1/auditEvents?vm=lab-2&limit=1000')).body.value as Array<Record<string, any>>;
+      return all.filter((event) => event.type === 'session.opened' && event.path === 'websocket').at(-1)?.actor?.tokenId === minter.body.id ? all : undefined;
+    }, 5000, 'the session.opened event');
+    const opened = events.filter((event) => event.type === 'session.opened' && event.path === 'websocket').at(-1)!;
+    assert.deepEqual(opened.actor, { tokenId: minter.body.id, tokenName: 'vnc-minter' });
+  });
+
   test('the token URL without an upgrade serves the page; bad tokens and paths get clear answers', async () => {
     const { url } = await mint('lab-1');
     const page = await fetch(url);

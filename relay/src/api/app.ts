@@ -7,7 +7,7 @@ import type { AuditEvent, AuditEventInput, AuditLog } from '../audit/audit-log.j
 import { PowerActionError, type VirtualMachine, type VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { detailedStatus, parseRfc3339, type ConsoleRecord } from '../core/console-rules.js';
 import { RelayError } from '../core/relay-error.js';
-import { describeVmLimit, hasScope, vmAllowed, type Scope } from '../core/scopes.js';
+import { describeVmLimit, hasScope, SHARED_SCOPES, vmAllowed, type Scope } from '../core/scopes.js';
 import { hashToken } from '../core/token-hash.js';
 import type { TokenRecord } from '../store/store.js';
 import { answerPlaintextOn } from '../tls/tls-material.js';
@@ -487,7 +487,9 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
         throw new RelayError(409, 'EndpointNotReady', `the endpoint "${endpointName}" is not listening; see the relay log`);
       }
       note(request, { endpoint: endpointName });
-      const { token, expiresAt } = deps.vncTokens.mint({ virtualMachine: vm.name, accessId: record.accessId, keyFingerprint: record.keyFingerprint }, endpointName);
+      const minter = caller(request);
+      const grant = { virtualMachine: vm.name, accessId: record.accessId, keyFingerprint: record.keyFingerprint, mintedBy: { tokenId: minter.id, tokenName: minter.name } };
+      const { token, expiresAt } = deps.vncTokens.mint(grant, endpointName);
       return reply.status(201).send({
         token,
         url: `${deps.https ? 'https' : 'http'}://${endpoint.ipAddress}:${endpoint.vncPort}/?token=${token}`,
@@ -538,9 +540,12 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     return reply.status(204).send();
   });
 
-  app.get('/metrics', { ...access({ scope: 'metrics' }) }, async (_request, reply) =>
-    reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(deps.metrics?.registry.render() ?? ''),
-  );
+  // A token limited to some VMs sees the relay-wide series and only its own VMs' series.
+  app.get('/metrics', { ...access({ scope: 'metrics' }) }, async (request, reply) => {
+    const token = caller(request);
+    const text = deps.metrics?.registry.render(token.virtualMachines === undefined ? undefined : (vm) => vmAllowed(token, vm)) ?? '';
+    return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(text);
+  });
 
   app.post<{ Body: S.TokenCreateBody }>(
     '/v1/tokens',
@@ -550,6 +555,14 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       note(request, { token: { name, scopes, ...(virtualMachines && { virtualMachines }) } });
       if (scopes.includes('admin') && virtualMachines) {
         throw new RelayError(400, 'ValidationFailed', 'an admin token cannot be limited to some VMs (it could grant itself the rest); drop "virtualMachines" or the "admin" scope');
+      }
+      const shared = scopes.filter((scope) => SHARED_SCOPES.includes(scope));
+      if (shared.length > 0 && virtualMachines) {
+        throw new RelayError(
+          400,
+          'ValidationFailed',
+          `a token limited to some VMs cannot have the scope "${shared.join('", "')}": private endpoints carry every VM's sessions, so deleting one would close other VMs' sessions; drop "virtualMachines" or that scope`,
+        );
       }
       let expires: number | undefined;
       if (expiresAt !== undefined) {

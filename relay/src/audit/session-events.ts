@@ -27,7 +27,8 @@ export function sessionAuditEvents(audit: AuditLog, log: Logger): SessionEvents 
       write({
         type: 'session.opened',
         ...describe(session),
-        ...(grant && { actor: { virtualMachineAccessId: grant.accessId, keyFingerprint: grant.keyFingerprint } }),
+        // Over SSH the actor is the console key; over the WebSocket, the API token that minted the VNC token.
+        ...(grant && { actor: grant.mintedBy ?? { virtualMachineAccessId: grant.accessId, keyFingerprint: grant.keyFingerprint } }),
       });
     },
     closed(session: LiveSession, reason: CloseReason) {

@@ -64,6 +64,8 @@ export interface SessionGrant {
   virtualMachine: string;
   accessId: string;
   keyFingerprint: string;
+  /** A WebSocket VNC session's: the API token that minted its VNC token (the audit trail's actor). */
+  mintedBy?: { tokenId: string; tokenName: string };
 }
 
 export type RevocationReason = 'deleted' | 'disabled' | 'expired' | 'rekeyed';

@@ -26,7 +26,15 @@ export interface TokenGrant {
   virtualMachines?: readonly string[];
 }
 
+/**
+ * Scopes over resources every VM shares: a private endpoint carries every VM's sessions, so a
+ * token limited to some VMs cannot hold them (deleting an endpoint would close other VMs' sessions).
+ */
+export const SHARED_SCOPES: readonly Scope[] = ['endpoints'];
+
 export function hasScope(token: TokenGrant, scope: Scope): boolean {
+  // A limited token stored before SHARED_SCOPES were refused at creation still cannot use one.
+  if (token.virtualMachines !== undefined && SHARED_SCOPES.includes(scope)) return false;
   return token.scopes.includes('admin') || token.scopes.includes(scope);
 }
 

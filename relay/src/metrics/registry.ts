@@ -120,8 +120,15 @@ export class MetricsRegistry {
     return this.add(new Histogram(name, help, buckets), 'histogram');
   }
 
-  /** The text exposition format: HELP and TYPE for every metric, then its samples. */
-  render(): string {
-    return this.metrics.map((metric) => [`# HELP ${metric.name} ${metric.help}`, `# TYPE ${metric.name} ${metric.type}`, ...metric.render()].join('\n')).join('\n') + '\n';
+  /**
+   * The text exposition format: HELP and TYPE for every metric, then its samples. With `vmAllowed`,
+   * samples labelled with another VM (`vm="…"`) are left out (a token limited to some VMs).
+   */
+  render(vmAllowed?: (vm: string) => boolean): string {
+    const keep = (sample: string): boolean => {
+      const vm = vmAllowed && /[{,]vm="([^"]*)"/.exec(sample)?.[1];
+      return !vm || vmAllowed!(vm);
+    };
+    return this.metrics.map((metric) => [`# HELP ${metric.name} ${metric.help}`, `# TYPE ${metric.name} ${metric.type}`, ...metric.render().filter(keep)].join('\n')).join('\n') + '\n';
   }
 }

@@ -53,6 +53,17 @@ export class VncTokenService {
     return { ok: true, grant: entry.grant, endpoint };
   }
 
+  /** Voids every outstanding token for `virtualMachine` (its console was disabled, deleted or re-keyed). Returns how many. */
+  revoke(virtualMachine: string): number {
+    let revoked = 0;
+    for (const [key, entry] of this.pending) {
+      if (entry.grant.virtualMachine !== virtualMachine) continue;
+      this.pending.delete(key);
+      revoked++;
+    }
+    return revoked;
+  }
+
   private sweep(): void {
     const now = this.now();
     for (const [key, entry] of this.pending) if (entry.expiresAt <= now) this.pending.delete(key);
