@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
-import { verifyAuditTrail } from './audit/audit-log.js';
+import { join } from 'node:path';
+import { AUDIT_HEAD_META, parseAuditHead, verifyAuditTrail } from './audit/audit-log.js';
+import { SqliteStore } from './store/sqlite-store.js';
 import type { RelayConfig } from './config/config.js';
 import { ConfigError, loadConfigFile } from './config/load-config.js';
 import { formatReport, relayReport } from './info.js';
@@ -121,19 +123,23 @@ function audit(args: string[]): void {
   if (action !== 'verify') fail(`unknown audit action "${action ?? ''}"; use "audit verify --config FILE"`);
   const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const config = readConfig('audit verify', values.config);
-  const result = verifyAuditTrail(config.dataDir);
+  // What the relay last wrote, as its store recorded it: a trail that no longer reaches it was cut at the tail or replaced.
+  const recorded = parseAuditHead(SqliteStore.readMeta(join(config.dataDir, 'lifeline.db'), AUDIT_HEAD_META));
+  const result = verifyAuditTrail(config.dataDir, recorded);
   if (!result.ok) {
-    process.stdout.write(`FAILED: ${result.file} line ${result.line}: ${result.problem}\n(${result.events} events before it verified)\n`);
+    process.stdout.write(`FAILED: ${result.file}${result.line > 0 ? ` line ${result.line}` : ''}: ${result.problem}\n(${result.events} events verified before the failure)\n`);
     process.exit(1);
   }
   if (result.events === 0) {
     process.stdout.write(`ok: no audit events yet in ${config.dataDir}\n`);
     return;
   }
+  const pruned = result.pruned;
   process.stdout.write(
     `ok: ${result.events} events in ${result.files} file${result.files === 1 ? '' : 's'}, seq ${result.firstSeq} to ${result.lastSeq}\n` +
       `head ${result.head}\n` +
-      (result.anchored ? '' : `note: the chain starts at seq ${result.firstSeq}; older files were rotated away (audit.keepFiles)\n`),
+      (pruned ? `note: events 1–${pruned.toSeq} are no longer kept: ${pruned.file} (seq ${pruned.fromSeq}–${pruned.toSeq}) was pruned by ${pruned.reason === 'maxAge' ? 'audit.maxAge' : 'audit.keepFiles'}, as its audit.pruned event records\n` : '') +
+      (recorded ? '' : 'note: the relay\'s store holds no recorded head, so a cut at the tail cannot be told from here\n'),
   );
 }
 

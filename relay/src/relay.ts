@@ -6,8 +6,9 @@ import { ensureAdminToken } from './admin-token.js';
 import { lockDataDir } from './data-lock.js';
 import { checkDataDirModes } from './store/data-dir-modes.js';
 import { buildApi } from './api/app.js';
-import { AuditLog } from './audit/audit-log.js';
+import { AUDIT_HEAD_META, AuditLog, parseAuditHead } from './audit/audit-log.js';
 import { sessionAuditEvents } from './audit/session-events.js';
+import { RefusalRecorder } from './audit/refusal-recorder.js';
 import { RelayMetrics } from './metrics/relay-metrics.js';
 import { FailureBackoff, StartupLimiter } from './core/preauth-limits.js';
 import { VirtualMachineRegistry } from './backends/virtual-machines.js';
@@ -68,8 +69,28 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     await ensureAdminToken(store, config.dataDir, options.adminTokenFromEnvironment, log);
     const hostKey = loadOrCreateHostKey(config.dataDir, options.hostKeyFromEnvironment);
     const tls = loadTlsMaterial(config);
-    const audit = new AuditLog(config.dataDir, config.audit);
+    // The store keeps the trail's head after every append, so a trail cut at its tail, emptied or deleted shows.
+    const recordedHead = parseAuditHead(await store.getMeta(AUDIT_HEAD_META));
+    const audit = new AuditLog(config.dataDir, {
+      ...config.audit,
+      onAppend: (seq, hash) => void store.setMeta(AUDIT_HEAD_META, `${seq} ${hash}`).catch((error: Error) => log.error({ err: error.message }, 'cannot record the audit head in the store')),
+      onPrune: (range) => log.warn({ ...range }, 'pruned an audit trail file (an audit.pruned event records its range)'),
+    });
     closers.push(() => audit.close());
+    if (recordedHead && (audit.lastSeq < recordedHead.seq || (audit.lastSeq === recordedHead.seq && audit.headHash !== recordedHead.hash))) {
+      log.error({ expectedSeq: recordedHead.seq, foundSeq: audit.lastSeq }, 'the audit trail does not reach the head the store recorded: it was cut or replaced while the relay was stopped; an audit.gap event records it');
+      audit.append({ type: 'audit.gap', expectedSeq: recordedHead.seq, expectedHash: recordedHead.hash, foundSeq: audit.lastSeq, foundHash: audit.headHash });
+    }
+    if (config.audit.maxAgeMs !== undefined) {
+      const pruner = setInterval(() => {
+        try {
+          audit.prune();
+        } catch (error) {
+          log.error({ err: (error as Error).message }, 'cannot prune the audit trail');
+        }
+      }, 3_600_000).unref();
+      closers.push(() => clearInterval(pruner));
+    }
     if (audit.recoveredBytes > 0) {
       log.warn({ bytes: audit.recoveredBytes }, 'the audit trail ended in a torn line (a crash while writing it, before any answer); the line was cut');
       audit.append({ type: 'audit.recovered', droppedBytes: audit.recoveredBytes });
@@ -92,6 +113,13 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     });
     virtualMachines.start();
     const metrics = new RelayMetrics(supervisor, virtualMachines, audit);
+    const refusals = new RefusalRecorder({
+      perSourcePerWindow: config.audit.refusalsPerMinute,
+      write: (event) => void audit.append(event),
+      onCoalesced: (how) => metrics.refusalCoalesced(how),
+      onError: (error) => log.error({ err: error.message }, 'cannot write the audit trail'),
+    });
+    closers.push(() => refusals.close());
     supervisor.events = {
       opened(session, grant) {
         metrics.sessionOpened(session);
@@ -130,6 +158,8 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       loginGraceTimeMs: config.ssh.loginGraceTimeMs,
       startups: new StartupLimiter(config.ssh.maxStartups, config.ssh.perSourceMaxStartups),
       failures,
+      maxSessions: config.ssh.maxSessions,
+      refusals,
     });
     closers.push(() => ssh.close());
     const vncWeb = new VncWebServer({
@@ -172,6 +202,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       audit,
       metrics,
       failures,
+      refusals,
       preauth: { startups: new StartupLimiter(config.api.maxStartups, config.api.perSourceMaxStartups), graceMs: config.api.loginGraceTimeMs, metrics: metrics.preauth('api') },
       relayInfo: () => ({
         id: relayId,

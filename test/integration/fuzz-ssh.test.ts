@@ -46,6 +46,18 @@ function run(client: ssh2.Client, op: Operation): Promise<string> {
       clearTimeout(timer);
       resolve(outcome);
     };
+    // A command (exec, subsystem) is accepted only to be told why not: exit status 1 and a [lifeline] line on stderr.
+    const onCommand = (error: Error | undefined, channel?: ssh2.ClientChannel): void => {
+      if (error) return done(`refused: ${error.message}`);
+      let stderr = '';
+      channel!.on('data', () => undefined);
+      channel!.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      channel!.on('error', () => undefined);
+      let status: number | null = null;
+      // Decided on close: stderr may still be on its way when the exit status arrives.
+      channel!.on('exit', (code: number | null) => void (status = code));
+      channel!.on('close', () => done(status === 1 && stderr.includes('[lifeline] this is a VM console: it runs no commands') ? 'refused: told it runs no commands' : 'accepted'));
+    };
     const onChannel = (error: Error | undefined, channel?: ssh2.ClientChannel): void => {
       if (error) return done(`refused: ${error.message}`);
       channel!.on('data', () => undefined);
@@ -57,13 +69,13 @@ function run(client: ssh2.Client, op: Operation): Promise<string> {
     try {
       switch (op.kind) {
         case 'exec':
-          return client.exec(op.command, onChannel);
+          return client.exec(op.command, onCommand);
         case 'subsystem':
-          return client.subsys(op.name, onChannel);
+          return client.subsys(op.name, onCommand);
         case 'env':
-          return client.exec('true', { env: { [op.name || 'X']: op.value } }, onChannel);
+          return client.exec('true', { env: { [op.name || 'X']: op.value } }, onCommand);
         case 'x11':
-          return client.exec('true', { x11: true }, onChannel);
+          return client.exec('true', { x11: true }, onCommand);
         case 'shell':
           return client.shell({ rows: op.rows, cols: op.cols, term: op.term }, (error, channel) => {
             if (error) return done(`refused: ${error.message}`);

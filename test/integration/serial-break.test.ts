@@ -16,7 +16,7 @@ after(() => runCleanups([() => session?.close(), () => relay?.stop(), () => seri
 
 test('~B on a raw serial socket: "break not sent" with the reason, and the session goes on', async () => {
   serial = await startFakeConsole(join(tmp.path, 'serial.sock'), 0);
-  const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { virtualMachines: [{ name: 'echo', serial: join(tmp.path, 'serial.sock') }] });
+  const { configPath, dataDir } = ephemeralConfig(tmp.path, 'relay', { virtualMachines: [{ name: 'echo', serial: join(tmp.path, 'serial.sock') }, { name: 'ghost', serial: join(tmp.path, 'ghost-serial.sock'), vnc: join(tmp.path, 'ghost-vnc.sock') }] });
   relay = await startRelay(configPath, dataDir);
   const key = generateKey(tmp.path, 'key');
   const put = await relay.api('PUT', '/v1/virtualMachines/echo/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
@@ -29,6 +29,15 @@ test('~B on a raw serial socket: "break not sent" with the reason, and the sessi
   session.send('still-here');
   await session.waitFor('still-here', 5000);
   assert.ok(session.running, 'the session goes on');
+});
+
+test('no VNC token for a VM whose sockets are not there: 409 VirtualMachineNotRunning says why', async () => {
+  const key = generateKey(tmp.path, 'ghost-key');
+  assert.equal((await relay!.api('PUT', '/v1/virtualMachines/ghost/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } })).status, 201);
+  const minted = await relay!.api('POST', '/v1/virtualMachines/ghost/vncTokens');
+  assert.equal(minted.status, 409);
+  assert.equal(minted.body.error.code, 'VirtualMachineNotRunning');
+  assert.match(minted.body.error.message, /^ghost is Unavailable: there is no screen to show\. Wait until it is Running/);
 });
 
 test('a VM without QMP offers no power action and answers 409 PowerActionNotSupported', async () => {

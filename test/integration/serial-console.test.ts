@@ -94,7 +94,8 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
     const accessId = await putConsole('lab-1', keyA);
     const first = await openConsole('lab-1', accessId, keyA);
     const second = await openConsole('lab-1', accessId, keyA);
-    await first.waitFor('[lifeline] session closed: another session was opened for lab-1', 5000);
+    // The displaced user is told who took over: the new session's id prefix, address and path.
+    await first.waitFor(/\[lifeline\] session closed: another session was opened for lab-1 \(session [0-9a-f]{8} from 127\.0\.0\.1 via SSH\)/, 5000);
     assert.notEqual(await first.exited, null);
     await second.run('echo still-$((1+1))', 'still-2');
     second.close();

@@ -4,6 +4,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { newApiToken, tokenPrefix } from '../admin-token.js';
 import type { AuditEvent, AuditEventInput, AuditLog } from '../audit/audit-log.js';
+import type { RefusalRecorder } from '../audit/refusal-recorder.js';
 import { PowerActionError, type VirtualMachine, type VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { detailedStatus, parseRfc3339, type ConsoleRecord } from '../core/console-rules.js';
 import { RelayError } from '../core/relay-error.js';
@@ -39,6 +40,8 @@ export interface ApiDependencies {
   metrics?: RelayMetrics;
   /** Delays the 401s of an address that keeps sending bad tokens. */
   failures?: FailureBackoff;
+  /** Refusals go to the audit trail through this (coalesced and capped); written directly without it. */
+  refusals?: RefusalRecorder;
   /**
    * MaxStartups and a grace time for connections that have not yet made an authenticated request
    * (a connection passes with its first request carrying a valid token).
@@ -124,9 +127,14 @@ interface ValidationIssue {
   params: Record<string, unknown>;
 }
 
-/** Turns Ajv's first issue into a sentence that names the field. */
-function describeValidation(issue: ValidationIssue, context: string): string {
+/** Turns Ajv's first issue into a sentence that names the field (and, for a choice of values, lists them). */
+function describeValidation(issues: readonly ValidationIssue[], context: string): string {
+  const issue = issues[0]!;
   const field = `${context}${issue.instancePath.replace(/\//g, '.')}`.replace(/^body\./, '');
+  // A union of literals (the power action, a scope) fails on each branch: list the values it takes.
+  const allowed = issues.filter((other) => other.keyword === 'const' && other.instancePath === issue.instancePath).map((other) => String(other.params.allowedValue));
+  if (allowed.length > 1) return `${field} must be one of ${allowed.join(', ')}`;
+  if (issue.keyword === 'enum' && Array.isArray(issue.params.allowedValues)) return `${field} must be one of ${(issue.params.allowedValues as unknown[]).join(', ')}`;
   if (issue.keyword === 'additionalProperties') {
     return `unknown field "${String(issue.params.additionalProperty).slice(0, 64)}" in ${field}; remove it`;
   }
@@ -145,6 +153,8 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   const answeredSockets = new WeakSet<object>();
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'api' }),
+    // Two log lines for every request let any token grow the log without bound; onResponse below logs what matters.
+    disableRequestLogging: true,
     bodyLimit: BODY_LIMIT_BYTES,
     // A request must arrive whole within 15 s (its headers within 10 s, below): slow-loris clients are let go.
     requestTimeout: 15_000,
@@ -224,8 +234,8 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       return reply.status(error.status).send({ error: { code: error.code, message: error.message } });
     }
     if (error.validation) {
-      const issue = error.validation[0] as unknown as ValidationIssue;
-      return reply.status(400).send({ error: { code: 'ValidationFailed', message: describeValidation(issue, error.validationContext ?? 'body') } });
+      const issues = error.validation as unknown as ValidationIssue[];
+      return reply.status(400).send({ error: { code: 'ValidationFailed', message: describeValidation(issues, error.validationContext ?? 'body') } });
     }
     switch (error.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -277,6 +287,8 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
 
   /** Which token each request came with (its record: hash, name, scopes; never the token itself). */
   const callers = new WeakMap<object, TokenRecord>();
+  /** Requests whose refusal was only counted, not written: not logged one by one either. */
+  const quiet = new WeakSet<object>();
   /** What a handler adds to its audit event (the VM, the new key's fingerprint…). */
   const auditDetails = new WeakMap<object, Record<string, unknown>>();
   const caller = (request: object): TokenRecord => callers.get(request)!;
@@ -339,8 +351,15 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   });
 
   // Requests by route (the pattern, never the VM name: bounded label values) and status, with latency.
+  // Logged: changes and refusals at info (a refusal only when it went to the trail, so a flood logs as little as
+  // it records), the rest at debug.
   app.addHook('onResponse', async (request, reply) => {
-    deps.metrics?.apiRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
+    const status = reply.statusCode;
+    deps.metrics?.apiRequest(request.routeOptions.url ?? 'unmatched', request.method, status, reply.elapsedTime / 1000);
+    const entry = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status, ms: Math.round(reply.elapsedTime), token: callers.get(request)?.name, remote: request.ip };
+    if (quiet.has(request)) return;
+    if (status >= 400 || request.routeOptions.config?.access?.audit) request.log.info(entry, 'request');
+    else request.log.debug(entry, 'request');
   });
 
   // Every change, and every refusal, is on disk in the audit trail before the client hears of it.
@@ -370,7 +389,13 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       result: { status, ...(code && { code }) },
     };
     try {
-      deps.audit.append(event);
+      if (status >= 400 && deps.refusals) {
+        // One line per kind of refusal and window, capped per token and per address (refusal-recorder.ts).
+        const kind = JSON.stringify([event.action, token.id, request.ip, event.request, status, code]);
+        if (!deps.refusals.record(event, kind, [`token:${token.id}`, `address:${request.ip}`])) quiet.add(request);
+      } else {
+        deps.audit.append(event);
+      }
     } catch (error) {
       request.log.error({ err: (error as Error).message }, 'cannot write the audit trail');
       void reply.code(503).header('content-type', 'application/json; charset=utf-8');
@@ -477,6 +502,9 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       if (!vm.consoleTypes.includes('vnc')) {
         throw new RelayError(409, 'ConsoleTypeNotAvailable', `${vm.name} has no VNC console configured (consoleTypes: ${vm.consoleTypes.join(', ')})`);
       }
+      // A token for a screen that is not there would only end in "the connection was refused or lost".
+      const unavailable = vm.vncUnavailable;
+      if (unavailable) throw new RelayError(409, 'VirtualMachineNotRunning', unavailable);
       const record = await deps.consoles.get(vm.name);
       const status = detailedStatus(record, now());
       if (status === 'Disabled') throw new RelayError(409, 'ConsoleDisabled', `the console for ${vm.name} is disabled; enable it with PATCH {"enabled": true} first`);
@@ -627,7 +655,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       // A token limited to some VMs sees only those VMs' events.
       return !limited || (eventVm !== undefined && vmAllowed(token, eventVm));
     };
-    const { events, more } = deps.audit.read({ since: sinceMs, afterSeq, match, limit });
+    const { events, more } = await deps.audit.read({ since: sinceMs, afterSeq, match, limit });
     return { value: events, ...(more && events.length > 0 && { nextAfterSeq: events[events.length - 1]!.seq }) };
   });
 

@@ -80,6 +80,18 @@ export class VirtualMachine {
     return 'Unavailable';
   }
 
+  /**
+   * Why the VM's screen cannot be served now, or undefined when it can (or the relay cannot tell:
+   * a VNC-only VM without QMP has no state to go by, and its socket is tried when a client comes).
+   */
+  get vncUnavailable(): string | undefined {
+    if (!this.config.vnc) return `${this.name} has no VNC console`;
+    const state = this.powerState;
+    if (state === 'Running' || state === 'Paused') return undefined;
+    if (!this.gone && !this.reportedState && !this.qmp && !this.serial) return undefined;
+    return `${this.name} is ${state}: there is no screen to show. ${state === 'Stopped' ? 'Start it first (powerActions: powerOn, where offered)' : 'Wait until it is Running (its console sockets are not there yet)'}, then mint a token`;
+  }
+
   /** Whether the serial port takes a break (a telnet-mode chardev). */
   get serialBreak(): boolean {
     return this.serial?.canBreak ?? false;

@@ -37,13 +37,16 @@ export interface RelayConfig {
   source: string;
   dataDir: string;
   api: { host: string; port: number; tls: TlsConfig; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
-  ssh: { port: number; keepaliveIntervalMs: number; keepaliveCountMax: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
+  ssh: { port: number; keepaliveIntervalMs: number; keepaliveCountMax: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number; maxSessions: number };
   vnc: { port: number; pingIntervalMs: number; tokenTtlMs: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
   endpoints: { default: { ipAddress: string; allowedSourcePrefixes: Ipv4Cidr[] }; addressPool: Ipv4Cidr[] };
   consoles: { defaultTtlMs: number; maxTtlMs: number };
   serial: { replayBytes: number };
-  /** The audit trail `<dataDir>/audit.jsonl`: rotated past `maxFileBytes`, `keepFiles` rotated files kept. */
-  audit: { maxFileBytes: number; keepFiles: number };
+  /**
+   * The audit trail `<dataDir>/audit.jsonl`: rotated past `maxFileBytes`; `keepFiles` rotated files kept, and none
+   * whose last event is older than `maxAgeMs`; at most `refusalsPerMinute` refusals recorded one by one per token and per address.
+   */
+  audit: { maxFileBytes: number; keepFiles: number; maxAgeMs?: number; refusalsPerMinute: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   virtualMachines: VirtualMachineConfig[];
   discover: DiscoverySourceConfig[];

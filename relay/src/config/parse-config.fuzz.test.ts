@@ -6,7 +6,7 @@ import { ConfigError, parseConfig } from './parse-config.js';
 /** Cases in CI; `LIFELINE_FUZZ_RUNS` (npm run fuzz) runs more. */
 const RUNS = Number(process.env.LIFELINE_FUZZ_RUNS ?? 3000);
 
-const KEYS = ['dataDir', 'api', 'listen', 'tls', 'mode', 'cert', 'key', 'ssh', 'port', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups', 'keepaliveInterval', 'vnc', 'tokenTtl', 'endpoints', 'default', 'ipAddress', 'allowedSourcePrefixes', 'addressPool', 'consoles', 'defaultTtl', 'maxTtl', 'serial', 'replayBytes', 'log', 'level', 'audit', 'maxFileBytes', 'keepFiles', 'virtualMachines', 'name', 'qmp', 'protocol', 'path', 'discover', 'libvirt', 'uri', 'proxmox', 'runDir', 'configDir', '__proto__', 'constructor'];
+const KEYS = ['dataDir', 'api', 'listen', 'tls', 'mode', 'cert', 'key', 'ssh', 'port', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups', 'keepaliveInterval', 'vnc', 'tokenTtl', 'endpoints', 'default', 'ipAddress', 'allowedSourcePrefixes', 'addressPool', 'consoles', 'defaultTtl', 'maxTtl', 'serial', 'replayBytes', 'log', 'level', 'audit', 'maxFileBytes', 'keepFiles', 'maxAge', 'refusalsPerMinute', 'maxSessions', 'virtualMachines', 'name', 'qmp', 'protocol', 'path', 'discover', 'libvirt', 'uri', 'proxmox', 'runDir', 'configDir', '__proto__', 'constructor'];
 const VALUES = fc.oneof(
   fc.constantFrom('127.0.0.1:8440', '0.0.0.0:0', '[::1]:1', 'auto', 'on', 'off', '10:30:100', '1:2', '24h', '0s', '1e9', '-1', 'telnet://127.0.0.1:23', 'tcp://x:99999', '/run/x.sock', 'vm-1', '127.0.0.0/8', '300.1.1.1/33', 'qemu:///system', ''),
   fc.integer({ min: -2, max: 70_000 }),

@@ -224,7 +224,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   const listen = parseListen(api.key('listen'), api.string('listen', '127.0.0.1:8440'));
   const tls = parseTls(api, baseDir);
 
-  const ssh = root.section('ssh', ['port', 'keepaliveInterval', 'keepaliveCountMax', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups']);
+  const ssh = root.section('ssh', ['port', 'keepaliveInterval', 'keepaliveCountMax', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups', 'maxSessions']);
   const vnc = root.section('vnc', ['port', 'pingInterval', 'tokenTtl', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups']);
   const maxStartups = (section: Section, fallback: string): MaxStartups => {
     const raw = section.raw('maxStartups');
@@ -240,7 +240,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   const maxTtlMs = consoles.duration('maxTtl', '30d');
   if (defaultTtlMs > maxTtlMs) throw new ConfigError(consoles.key('defaultTtl'), 'must not be longer than consoles.maxTtl');
   const serial = root.section('serial', ['replayBytes']);
-  const audit = root.section('audit', ['maxFileBytes', 'keepFiles']);
+  const audit = root.section('audit', ['maxFileBytes', 'keepFiles', 'maxAge', 'refusalsPerMinute']);
   const log = root.section('log', ['level']);
   const level = log.string('level', 'info');
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(log.key('level'), `must be one of ${LOG_LEVELS.join(', ')}`);
@@ -271,6 +271,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
       loginGraceTimeMs: ssh.duration('loginGraceTime', '60s'),
       maxStartups: maxStartups(ssh, '10:30:100'),
       perSourceMaxStartups: ssh.integer('perSourceMaxStartups', 8, 1, 100_000),
+      maxSessions: ssh.integer('maxSessions', 10, 1, 1000),
     },
     vnc: {
       port: vnc.integer('port', 6080, 0, 65535),
@@ -290,7 +291,12 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
     consoles: { defaultTtlMs, maxTtlMs },
     serial: { replayBytes: serial.integer('replayBytes', 64 * 1024, 0, 16 * 1024 * 1024) },
     log: { level: level as RelayConfig['log']['level'] },
-    audit: { maxFileBytes: audit.integer('maxFileBytes', 16 * 1024 * 1024, 64 * 1024, 2 ** 40), keepFiles: audit.integer('keepFiles', 10, 1, 10_000) },
+    audit: {
+      maxFileBytes: audit.integer('maxFileBytes', 16 * 1024 * 1024, 64 * 1024, 2 ** 40),
+      keepFiles: audit.integer('keepFiles', 10, 1, 10_000),
+      ...(audit.has('maxAge') && { maxAgeMs: audit.duration('maxAge', '') }),
+      refusalsPerMinute: audit.integer('refusalsPerMinute', 60, 1, 100_000),
+    },
     virtualMachines,
     discover,
   };

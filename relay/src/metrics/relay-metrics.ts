@@ -41,7 +41,9 @@ export class RelayMetrics {
   private readonly endedBytes = new Map<string, number>();
   private readonly preauthOpen = new Map<string, number>();
 
-  constructor(supervisor: SessionSupervisor, virtualMachines: VirtualMachineRegistry, audit?: { readonly healthy: boolean }) {
+  private readonly refusalsCoalesced;
+
+  constructor(supervisor: SessionSupervisor, virtualMachines: VirtualMachineRegistry, audit?: { readonly healthy: boolean; readonly prunedFiles: number; readonly prunedEvents: number }) {
     const r = this.registry;
     r.gauge('lifeline_build_info', 'The relay version and Node.js it runs on (always 1).', () => [{ labels: { version: RELAY_VERSION, node: process.version }, value: 1 }]);
     r.gauge('lifeline_sessions_open', 'Console sessions open now, by console kind and path.', () => {
@@ -79,7 +81,17 @@ export class RelayMetrics {
     this.apiLatency = r.histogram('lifeline_api_request_duration_seconds', 'Control API request latency, by route and method.', LATENCY_BUCKETS);
     // Disk trouble under the data folder: alert on these (consoles keep working; changes are refused).
     this.storeWriteFailures = r.counter('lifeline_store_write_failures_total', 'API changes refused because the store could not be written (503 StoreUnavailable: disk full, read-only or failing).');
+    // Alert on pruning (docs/security.md): events leave the kept trail, with an audit.pruned event for each file.
+    if (audit) {
+      r.collectedCounter('lifeline_audit_pruned_files_total', 'Rotated audit trail files removed (beyond audit.keepFiles or older than audit.maxAge), each recorded by an audit.pruned event.', () => [{ value: audit.prunedFiles }]);
+      r.collectedCounter('lifeline_audit_pruned_events_total', 'Audit events in the files removed by pruning.', () => [{ value: audit.prunedEvents }]);
+    }
+    this.refusalsCoalesced = r.counter('lifeline_audit_refusals_coalesced_total', 'Refusals not written one by one: repeated (counted into one event with "repeated") or over-limit (audit.refusalsPerMinute; summed in audit.suppressed).');
     if (audit) r.gauge('lifeline_audit_writable', 'Whether the last audit trail write succeeded (1); 0 while it cannot be written (API changes are refused with 503 AuditUnavailable).', () => [{ value: audit.healthy ? 1 : 0 }]);
+  }
+
+  refusalCoalesced(how: 'repeated' | 'over-limit'): void {
+    this.refusalsCoalesced.inc({ how });
   }
 
   storeWriteFailed(): void {

@@ -53,7 +53,9 @@ export class SessionSupervisor {
     const displaced = this.sessions.claim(session);
     if (displaced) {
       this.log.info({ vm: session.virtualMachine, session: displaced.id, by: session.id }, 'session displaced');
-      this.closeQuietly(displaced, { code: 'displaced', message: `another session was opened for ${session.virtualMachine}`, by: session.id });
+      // Who took over, so the displaced user can tell a colleague from an intruder (the full id is in GET /v1/sessions and the trail).
+      const by = `session ${session.id.slice(0, 8)} from ${session.remoteAddress} via ${session.path === 'ssh' ? 'SSH' : 'the browser'}`;
+      this.closeQuietly(displaced, { code: 'displaced', message: `another session was opened for ${session.virtualMachine} (${by})`, by: session.id });
     }
   }
 

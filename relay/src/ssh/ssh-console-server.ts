@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } from 'ssh2';
 import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
-import { mayAuthenticate, type SessionGrant } from '../core/console-rules.js';
+import { detailedStatus, mayAuthenticate, type SessionGrant } from '../core/console-rules.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 import type { Logger } from '../logger.js';
 import type { SshMetrics } from '../metrics/relay-metrics.js';
@@ -15,6 +15,8 @@ import type { HostKey } from './host-key.js';
 import { streamClient, VncSession } from '../vnc/vnc-session.js';
 import { routeBreakRequests, type BreakListener } from './break-request.js';
 import { SerialSession } from './serial-session.js';
+import type { RefusalRecorder } from '../audit/refusal-recorder.js';
+import { channelRefusals, OPEN_FAILURE } from './channel-refusal.js';
 
 /** The reserved forward destination for a VM's screen: `ssh -L 5901:vnc:5900`. */
 export const VNC_HOST = 'vnc';
@@ -53,7 +55,24 @@ export interface SshConsoleServerOptions {
   startups: StartupLimiter;
   /** Delays the refusals of an address that keeps failing. */
   failures: FailureBackoff;
+  /** Channels open at once on one connection (OpenSSH's MaxSessions); the same number may be opened per console and minute. */
+  maxSessions: number;
+  /** Failed logins and refused channels go to the audit trail through this. */
+  refusals?: RefusalRecorder;
 }
+
+/** Why a login was refused, for the log and the audit trail (the client hears only the generic failure). */
+export type LoginRefusal = 'not-an-access-id' | 'unknown-access-id' | 'vm-unknown' | 'disabled' | 'expired' | 'wrong-key' | 'bad-signature' | 'method-not-allowed';
+
+/**
+ * Channel opens per console and minute, per allowed concurrent channel. A shell or forward that
+ * displaces the last one costs two audit events; thousands of them in seconds would flush the
+ * trail. Ten channels at once may each be reopened six times a minute: far above what a person or
+ * the desktop does (a tab opens one or two), far below a flood.
+ */
+const CHANNEL_OPENS_PER_MINUTE_PER_SESSION = 6;
+
+const EXEC_REFUSAL = 'this is a VM console: it runs no commands. Connect without a command (ssh -t -p 2222 <accessId>@<host>) for the serial console, or forward vnc:5900 for its screen (docs/relay.md)';
 
 /**
  * The SSH side of the relay: public-key auth as the console's access id, then a
@@ -65,6 +84,8 @@ export class SshConsoleServer {
   private readonly servers = new Map<string, ssh2.Server>();
   private readonly clients = new Set<Connection>();
   private readonly preauth = new WeakMap<Socket, PreauthGuard>();
+  /** Channel opens left to each console (by access id) this minute: a key holder cannot open thousands. */
+  private readonly channelBudget = new Map<string, { left: number; since: number }>();
 
   constructor(private readonly options: SshConsoleServerOptions) {}
 
@@ -113,10 +134,47 @@ export class SshConsoleServer {
     // ssh2 keeps the socket it serves; the pre-auth state was made for it in handle().
     const preauth = this.preauth.get((client as unknown as { _sock: Socket })._sock);
     routeBreakRequests(client);
+    const refuseChannel = channelRefusals(client);
+    let openChannels = 0;
+    /** Refuses a channel with a reason OpenSSH prints (`open failed: administratively prohibited: …`), logged and audited. */
+    const refuse = (reject: () => void, what: string, why: string, code: number = OPEN_FAILURE.administrativelyProhibited): void => {
+      refuseChannel(reject, code, why);
+      this.recordRefusal({ type: 'ssh.channel.refused', channel: what, reason: why, remoteAddress, endpoint, ...(grant && { virtualMachine: grant.virtualMachine, actor: { virtualMachineAccessId: grant.accessId, keyFingerprint: grant.keyFingerprint } }) }, log);
+    };
+    /** Whether a new channel may open: under maxSessions on this connection and within the console's budget. */
+    const mayOpen = (reject: () => void, what: string): boolean => {
+      const max = this.options.maxSessions;
+      if (openChannels >= max) {
+        refuse(reject, what, `too many channels open on this connection (at most ${max}, ssh.maxSessions); close one first`, OPEN_FAILURE.resourceShortage);
+        return false;
+      }
+      if (grant && !this.takeChannel(grant.accessId)) {
+        refuse(reject, what, `too many channels opened for this console in the last minute (at most ${max * CHANNEL_OPENS_PER_MINUTE_PER_SESSION}); wait a minute`, OPEN_FAILURE.resourceShortage);
+        return false;
+      }
+      return true;
+    };
+    const counted = (channel: { once(event: 'close', listener: () => void): unknown }): void => {
+      openChannels++;
+      channel.once('close', () => void openChannels--);
+    };
 
     client.on('authentication', (ctx: AuthContext) => {
-      const refuse = (): void => {
+      const refuse = (why: LoginRefusal): void => {
         this.options.metrics?.authFailed(ctx.method);
+        // The client hears the generic failure; the operator sees which check failed (never the key itself).
+        this.recordRefusal(
+          {
+            type: 'ssh.login.failed',
+            remoteAddress,
+            endpoint,
+            user: ctx.username.slice(0, 64),
+            method: ctx.method.slice(0, 32),
+            check: why,
+            ...(ctx.method === 'publickey' && { keyFingerprint: fingerprintOf((ctx as PublicKeyAuthContext).key.data) }),
+          },
+          log,
+        );
         if (++failures >= MAX_AUTH_ATTEMPTS) {
           log.info('too many authentication attempts');
           if (preauth) preauth.outcome = 'too-many-failures';
@@ -131,18 +189,18 @@ export class SshConsoleServer {
       if (ctx.method !== 'publickey') {
         // `none` is how clients ask which methods exist; it is not a failure worth counting.
         if (ctx.method === 'none') ctx.reject(['publickey']);
-        else refuse();
+        else refuse('method-not-allowed');
         return;
       }
       this.checkKey(ctx).then(
         (result) => {
-          if (result === 'refused') return refuse();
+          if (typeof result === 'string' && result !== 'key-ok') return refuse(result);
           if (result !== 'key-ok') ({ grant, expiration: grantExpiration } = result);
           ctx.accept();
         },
         (error: unknown) => {
           log.error({ err: (error as Error).message }, 'authentication check failed');
-          refuse();
+          refuse('unknown-access-id');
         },
       );
     });
@@ -172,12 +230,25 @@ export class SshConsoleServer {
     });
 
     client.on('session', (accept, reject) => {
-      if (revoked) return reject();
+      if (revoked) return refuse(reject, 'session', 'the console no longer admits this connection');
+      if (!mayOpen(reject, 'session')) return;
       const session = accept();
+      counted(session as unknown as { once(event: 'close', listener: () => void): unknown });
       session.on('pty', (acceptPty) => acceptPty?.());
       session.on('window-change', (acceptChange) => acceptChange?.());
-      for (const refused of ['env', 'x11', 'signal', 'auth-agent', 'exec', 'subsystem', 'sftp'] as const) {
+      for (const refused of ['env', 'x11', 'signal', 'auth-agent'] as const) {
         session.on(refused, (_accept: unknown, reject?: () => void) => reject?.());
+      }
+      // `ssh host uname`, SFTP: accepted only to say why not (OpenSSH would print just "exec request failed"), then exit 1.
+      // (SFTP arrives as the subsystem "sftp": there is no sftp listener.)
+      for (const request of ['exec', 'subsystem'] as const) {
+        session.on(request, (acceptRequest: () => ssh2.ServerChannel) => {
+          const channel = acceptRequest();
+          this.recordRefusal({ type: 'ssh.channel.refused', channel: request, reason: EXEC_REFUSAL, remoteAddress, endpoint, ...(grant && { virtualMachine: grant.virtualMachine }) }, log);
+          channel.stderr.write(`[lifeline] ${EXEC_REFUSAL}\r\n`);
+          channel.exit(1);
+          channel.end();
+        });
       }
       session.on('shell', (acceptShell, rejectShell) => {
         const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
@@ -197,12 +268,12 @@ export class SshConsoleServer {
 
     // `ssh -L 5901:vnc:5900`: the one forward destination there is, the VM's VNC stream.
     client.on('tcpip', (accept, reject, info) => {
-      if (revoked) return reject();
+      if (revoked) return refuse(reject, 'direct-tcpip', 'the console no longer admits this connection');
       const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
-      if (info.destIP !== VNC_HOST || info.destPort !== VNC_PORT || !vm?.config.vnc || !admitted) {
-        log.info({ dest: `${info.destIP.slice(0, 64)}:${info.destPort}` }, 'forward refused');
-        return reject();
-      }
+      const dest = `${info.destIP.slice(0, 64)}:${info.destPort}`;
+      if (info.destIP !== VNC_HOST || info.destPort !== VNC_PORT) return refuse(reject, `direct-tcpip ${dest}`, `only vnc:5900 can be forwarded (the VM's screen: ssh -L 5901:vnc:5900), not ${dest}`);
+      if (!vm?.config.vnc || !admitted) return refuse(reject, `direct-tcpip ${dest}`, `${grant?.virtualMachine ?? 'this VM'} has no VNC console`);
+      if (!mayOpen(reject, `direct-tcpip ${dest}`)) return;
       vm.openVnc().then(
         (vnc) => {
           // Revoked or gone while the VM's screen was opening: never admitted.
@@ -212,6 +283,7 @@ export class SshConsoleServer {
             return;
           }
           const channel = accept();
+          counted(channel);
           const closeChannel = async (): Promise<void> => {
             // A forwarded channel has no room for a reason: the client sees the stream end.
             try {
@@ -229,7 +301,7 @@ export class SshConsoleServer {
           this.options.supervisor.claim(session, grant);
           session.start();
         },
-        () => reject(),
+        (error: Error) => refuse(reject, 'direct-tcpip vnc:5900', `the VM's screen cannot be opened now (${error.message.slice(0, 120)}); is the VM running?`, OPEN_FAILURE.connectFailed),
       );
     });
     // Remote forwards, other global requests and unix-socket channels: refused.
@@ -245,17 +317,49 @@ export class SshConsoleServer {
     });
   }
 
-  /** Refusals look the same whatever was wrong: unknown user, wrong key, disabled or expired console. */
-  private async checkKey(ctx: PublicKeyAuthContext): Promise<{ grant: SessionGrant; expiration: number } | 'key-ok' | 'refused'> {
-    if (!UUID.test(ctx.username)) return 'refused';
+  /** Refusals look the same to the client whatever was wrong; which check failed is returned for the log and the trail. */
+  private async checkKey(ctx: PublicKeyAuthContext): Promise<{ grant: SessionGrant; expiration: number } | 'key-ok' | LoginRefusal> {
+    if (!UUID.test(ctx.username)) return 'not-an-access-id';
     const record = await this.options.store.getConsoleByAccessId(ctx.username);
     const keyFingerprint = fingerprintOf(ctx.key.data);
-    if (!record || !mayAuthenticate(record, keyFingerprint, Date.now())) return 'refused';
-    if (!this.options.virtualMachines.get(record.virtualMachine)) return 'refused';
+    if (!record) return 'unknown-access-id';
+    if (!this.options.virtualMachines.get(record.virtualMachine)) return 'vm-unknown';
+    if (!mayAuthenticate(record, keyFingerprint, Date.now())) {
+      const status = detailedStatus(record, Date.now());
+      return status === 'Disabled' ? 'disabled' : status === 'Expired' ? 'expired' : 'wrong-key';
+    }
     if (!ctx.signature || !ctx.blob) return 'key-ok';
     const key = ssh2.utils.parseKey(record.keyData);
-    if (key instanceof Error || !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return 'refused';
+    if (key instanceof Error || !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return 'bad-signature';
     return { grant: { virtualMachine: record.virtualMachine, accessId: record.accessId, keyFingerprint }, expiration: record.expiration };
+  }
+
+  /** A refusal into the log (when it is the first of its kind this minute) and the audit trail, coalesced and capped. */
+  private recordRefusal(event: { type: string; remoteAddress: string } & Record<string, unknown>, log: Logger): void {
+    const { remoteAddress, ...rest } = event;
+    const kind = JSON.stringify({ ...rest, remoteAddress });
+    let written = true;
+    try {
+      // Charged to the address's SSH budget: a flood of API refusals from it does not hide its failed logins.
+      written = this.options.refusals?.record(event, kind, [`ssh:${remoteAddress}`]) ?? true;
+    } catch (error) {
+      log.error({ err: (error as Error).message }, 'cannot write the audit trail');
+    }
+    if (written) log.info({ ...rest }, event.type === 'ssh.login.failed' ? 'SSH login refused' : 'SSH channel refused');
+  }
+
+  /** Takes one channel open from the console's budget: six times `maxSessions` a minute (60 by default). */
+  private takeChannel(accessId: string): boolean {
+    const now = Date.now();
+    let budget = this.channelBudget.get(accessId);
+    if (!budget || now - budget.since >= 60_000) {
+      if (this.channelBudget.size > 10_000) this.channelBudget.clear();
+      budget = { left: this.options.maxSessions * CHANNEL_OPENS_PER_MINUTE_PER_SESSION, since: now };
+      this.channelBudget.set(accessId, budget);
+    }
+    if (budget.left <= 0) return false;
+    budget.left--;
+    return true;
   }
 
   /** Ends every SSH connection (after sessions had their reason line). */

@@ -162,6 +162,27 @@ export class SqliteStore implements Store {
     })();
   }
 
+  async setMeta(key: string, value: string): Promise<void> {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  /** One meta value of the store at `path`, opened read-only (beside a running relay); undefined when there is no store. */
+  static readMeta(path: string, key: string): string | undefined {
+    let db: Database.Database;
+    try {
+      db = new Database(path, { readonly: true, fileMustExist: true });
+    } catch {
+      return undefined;
+    }
+    try {
+      return (db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    } catch {
+      return undefined; // not a store of ours, or one without its meta table yet
+    } finally {
+      db.close();
+    }
+  }
+
   async listConsoles(): Promise<ConsoleRecord[]> {
     return (this.db.prepare('SELECT * FROM consoles ORDER BY virtual_machine').all() as ConsoleRow[]).map(toConsole);
   }

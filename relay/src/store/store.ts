@@ -32,6 +32,8 @@ export interface Store {
   getMeta(key: string): Promise<string | undefined>;
   /** Sets `key` only if it has no value yet; returns the value that holds afterwards. */
   initMeta(key: string, value: string): Promise<string>;
+  /** Sets `key` to `value`, whatever it held. */
+  setMeta(key: string, value: string): Promise<void>;
 
   listConsoles(): Promise<ConsoleRecord[]>;
   getConsole(virtualMachine: string): Promise<ConsoleRecord | undefined>;
