@@ -393,7 +393,8 @@ export class DesktopService implements DesktopApi {
     const endpoint = (await api.endpoints()).find((e) => e.name === record.endpoint);
     if (!endpoint) throw new Error(`The relay has no private endpoint "${record.endpoint}"; choose another in the relay settings.`);
     return ConsoleConnection.open({
-      host: endpoint.ipAddress,
+      // Where the relay says clients connect (an older relay has no advertiseAddress: its ipAddress is it).
+      host: endpoint.advertiseAddress ?? endpoint.ipAddress,
       port: endpoint.sshPort,
       accessId: console.virtualMachineAccessId,
       privateKey: key.privateKey,

@@ -55,7 +55,7 @@ async function serve(args: string[]): Promise<void> {
     {
       api: relay.apiUrl,
       ...(relay.tls && { tlsFingerprint: relay.tls.fingerprint, tlsCertificate: relay.tls.origin }),
-      endpoints: relay.endpoints.list().map(({ name, ipAddress, sshPort }) => ({ name, ipAddress, sshPort })),
+      endpoints: relay.endpoints.list().map(({ name, ipAddress, advertiseAddress, sshPort }) => ({ name, ipAddress, advertiseAddress, sshPort })),
       virtualMachines: config.virtualMachines.map((vm) => vm.name),
     },
     'relay ready',

@@ -6,6 +6,7 @@ import { ensureAdminToken } from './admin-token.js';
 import { lockDataDir } from './data-lock.js';
 import { checkDataDirModes } from './store/data-dir-modes.js';
 import { buildApi } from './api/app.js';
+import { ConnectionLimits } from './api/connection-limits.js';
 import { AUDIT_HEAD_META, AuditLog, parseAuditHead } from './audit/audit-log.js';
 import { sessionAuditEvents } from './audit/session-events.js';
 import { RefusalRecorder } from './audit/refusal-recorder.js';
@@ -191,6 +192,19 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     closers.push(() => endpoints.close());
     await endpoints.start();
 
+    // Logged at most once a minute per kind: the cap is what stands between one token and the relay's descriptors.
+    const lastLogged = new Map<string, number>();
+    const connectionLimits = new ConnectionLimits({
+      perSource: config.api.maxConnectionsPerSource,
+      perToken: config.api.maxConnectionsPerToken,
+      max: config.api.maxConnections,
+      onRefused: (reason, detail) => {
+        metrics.apiConnectionRefused(reason);
+        if (Date.now() - (lastLogged.get(reason) ?? 0) < 60_000) return;
+        lastLogged.set(reason, Date.now());
+        log.warn({ component: 'api', reason, ...detail }, 'API connection limit reached: connections are being refused (see lifeline_api_connections_refused_total)');
+      },
+    });
     const api = buildApi({
       store,
       consoles,
@@ -203,6 +217,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       metrics,
       failures,
       refusals,
+      connectionLimits,
       preauth: { startups: new StartupLimiter(config.api.maxStartups, config.api.perSourceMaxStartups), graceMs: config.api.loginGraceTimeMs, metrics: metrics.preauth('api') },
       relayInfo: () => ({
         id: relayId,

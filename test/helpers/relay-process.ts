@@ -49,9 +49,13 @@ export function testConfig(
   return path;
 }
 
-/** Runs the built `lifeline-relay serve` as a user would and waits for its "relay ready" log line. */
-export async function startRelay(configPath: string, dataDir: string, env: Record<string, string> = {}, nodeArgs: string[] = [], bin = RELAY_BIN): Promise<RelayProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, bin, 'serve', '--config', configPath], {
+/**
+ * Runs the built `lifeline-relay serve` as a user would and waits for its "relay ready" log line.
+ * `wrapper` runs it under a command that execs it (`prlimit --nofile=300:300`), so the pid is the relay's.
+ */
+export async function startRelay(configPath: string, dataDir: string, env: Record<string, string> = {}, nodeArgs: string[] = [], bin = RELAY_BIN, wrapper: string[] = []): Promise<RelayProcess> {
+  const command = [...wrapper, process.execPath, ...nodeArgs, bin, 'serve', '--config', configPath];
+  const child = spawn(command[0]!, command.slice(1), {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { DaemonSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { parseConfig } from '../../relay/src/config/parse-config.js';
+import { checkAdvertised, parseConfig } from '../../relay/src/config/parse-config.js';
 import { REPO_ROOT } from '../helpers/relay-process.js';
 
 const DEPLOY = join(REPO_ROOT, 'deploy');
@@ -83,6 +83,10 @@ describe('headless deployment: systemd unit, container image recipe, Kubernetes 
 
     // The config it carries is one the relay accepts, with TLS on (it listens off loopback).
     const config = parseConfig(parseYaml(configMap.data['relay.yaml']), '/etc/lifeline/relay.yaml', '/etc/lifeline');
+    // It listens on every address: the relay would refuse it without an advertised address, which the pod's IP gives.
+    assert.throws(() => checkAdvertised(config), /advertiseAddress: is needed/);
+    assert.deepEqual(container.env.find((e: any) => e.name === 'LIFELINE_ADVERTISE_ADDRESS').valueFrom, { fieldRef: { fieldPath: 'status.podIP' } });
+    checkAdvertised({ ...config, endpoints: { ...config.endpoints, default: { ...config.endpoints.default, advertiseAddress: '10.244.1.7' } } });
     assert.equal(config.dataDir, '/var/lib/lifeline');
     assert.equal(config.api.port, 8440);
     assert.deepEqual(config.discover, [{ kind: 'libvirt', uri: 'qemu:///system' }]);

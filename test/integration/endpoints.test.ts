@@ -49,7 +49,7 @@ describe('private endpoints with allowed source prefixes', () => {
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.deepEqual(
       { ...created.body, sshPort: 0 },
-      { name: 'ops', ipAddress: '127.0.0.77', sshPort: 0, vncPort: created.body.vncPort, allowedSourcePrefixes: ['127.0.0.9/32'], provisioningState: 'Succeeded' },
+      { name: 'ops', ipAddress: '127.0.0.77', advertiseAddress: '127.0.0.77', sshPort: 0, vncPort: created.body.vncPort, allowedSourcePrefixes: ['127.0.0.9/32'], provisioningState: 'Succeeded' },
     );
     const port = created.body.sshPort as number;
 

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { newApiToken, tokenPrefix } from '../admin-token.js';
 import type { AuditEvent, AuditEventInput, AuditLog } from '../audit/audit-log.js';
 import type { RefusalRecorder } from '../audit/refusal-recorder.js';
+import type { ConnectionLimits } from './connection-limits.js';
 import { PowerActionError, type VirtualMachine, type VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { detailedStatus, parseRfc3339, type ConsoleRecord } from '../core/console-rules.js';
 import { RelayError } from '../core/relay-error.js';
@@ -42,6 +43,8 @@ export interface ApiDependencies {
   failures?: FailureBackoff;
   /** Refusals go to the audit trail through this (coalesced and capped); written directly without it. */
   refusals?: RefusalRecorder;
+  /** Caps on API connections per address, per token and in all (connection-limits.ts). */
+  connectionLimits?: ConnectionLimits;
   /**
    * MaxStartups and a grace time for connections that have not yet made an authenticated request
    * (a connection passes with its first request carrying a valid token).
@@ -80,6 +83,11 @@ export function tokenResource(record: TokenRecord): S.TokenResource {
     ...(record.expiresAt !== undefined && { expiresAt: iso(record.expiresAt) }),
     ...(record.lastUsedAt !== undefined && { lastUsedAt: iso(record.lastUsedAt) }),
   };
+}
+
+/** An address or host name as a URL's host: IPv6 in brackets. */
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 function iso(ms: number): string {
@@ -194,6 +202,8 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   }) as unknown as FastifyInstance;
 
   app.server.on('request', (request: { socket: object }) => answeredSockets.add(request.socket));
+  // Before the pre-auth guard: a connection over an address's cap is closed at once, without a grace slot.
+  deps.connectionLimits?.attach(app.server);
   app.server.headersTimeout = 10_000;
 
   // Plain HTTP sent to the HTTPS API is told where to go, in the documented error shape.
@@ -295,7 +305,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   const note = (request: object, details: Record<string, unknown>): void => void auditDetails.set(request, { ...auditDetails.get(request), ...details });
 
   // Authentication runs before the body is read, so unauthenticated clients cannot make the relay parse anything.
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     if (request.url === '/healthz' || request.url.startsWith('/healthz?')) return;
     const header = request.headers.authorization ?? '';
     const match = /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/.exec(header);
@@ -310,6 +320,10 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
     const at = now();
     if (token.expiresAt !== undefined && token.expiresAt <= at) {
       throw new RelayError(401, 'Unauthorized', `the token "${token.name}" expired at ${iso(token.expiresAt)}; ask for a new one`);
+    }
+    if (deps.connectionLimits && !deps.connectionLimits.charge(request.raw.socket, token.id, token.name)) {
+      void reply.header('Connection', 'close');
+      throw new RelayError(429, 'TooManyConnections', `the token "${token.name}" holds ${deps.connectionLimits.perToken} API connections already (api.maxConnectionsPerToken); reuse them (keep-alive) or close some`);
     }
     callers.set(request, token);
     deps.failures?.succeed(request.ip);
@@ -520,7 +534,7 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       const { token, expiresAt } = deps.vncTokens.mint(grant, endpointName);
       return reply.status(201).send({
         token,
-        url: `${deps.https ? 'https' : 'http'}://${endpoint.ipAddress}:${endpoint.vncPort}/?token=${token}`,
+        url: `${deps.https ? 'https' : 'http'}://${hostForUrl(endpoint.advertiseAddress)}:${endpoint.vncPort}/?token=${token}`,
         expiresAt: iso(expiresAt),
         virtualMachine: vm.name,
         endpoint: endpointName,

@@ -83,7 +83,8 @@ export const EndpointPutBody = Type.Object(
 
 export const EndpointResource = Type.Object({
   name: Type.String(),
-  ipAddress: Type.String(),
+  ipAddress: Type.String({ description: 'the address its listeners are bound to' }),
+  advertiseAddress: Type.String({ description: 'where clients connect (token URLs use it): the default endpoint\'s advertiseAddress, else ipAddress' }),
   sshPort: Type.Integer(),
   vncPort: Type.Integer(),
   allowedSourcePrefixes: Type.Array(Type.String()),

@@ -36,10 +36,22 @@ export interface RelayConfig {
   /** Where the config came from, for messages. */
   source: string;
   dataDir: string;
-  api: { host: string; port: number; tls: TlsConfig; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
+  api: {
+    host: string;
+    port: number;
+    tls: TlsConfig;
+    loginGraceTimeMs: number;
+    maxStartups: MaxStartups;
+    perSourceMaxStartups: number;
+    /** API connections in all (and at most half the open-file limit), per address, and per token. */
+    maxConnections: number;
+    maxConnectionsPerSource: number;
+    maxConnectionsPerToken: number;
+  };
   ssh: { port: number; keepaliveIntervalMs: number; keepaliveCountMax: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number; maxSessions: number };
   vnc: { port: number; pingIntervalMs: number; tokenTtlMs: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
-  endpoints: { default: { ipAddress: string; allowedSourcePrefixes: Ipv4Cidr[] }; addressPool: Ipv4Cidr[] };
+  /** `default.advertiseAddress`: where clients are sent (token URLs, GET /v1/relay) when `ipAddress` is a wildcard or not reachable as it is. */
+  endpoints: { default: { ipAddress: string; advertiseAddress?: string; allowedSourcePrefixes: Ipv4Cidr[] }; addressPool: Ipv4Cidr[] };
   consoles: { defaultTtlMs: number; maxTtlMs: number };
   serial: { replayBytes: number };
   /**

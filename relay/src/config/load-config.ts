@@ -2,12 +2,15 @@ import { readFileSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { RelayConfig, SocketAddress } from './config.js';
-import { ConfigError, parseConfig } from './parse-config.js';
+import { checkAdvertised, ConfigError, isAdvertisable, parseConfig } from './parse-config.js';
 
 export { ConfigError } from './parse-config.js';
 
-/** Reads, parses and validates a YAML or JSON config file, then checks the paths it names. */
-export function loadConfigFile(file: string): RelayConfig {
+/**
+ * Reads, parses and validates a YAML or JSON config file, then checks the paths it names.
+ * `LIFELINE_ADVERTISE_ADDRESS` in `env` sets endpoints.default.advertiseAddress (a pod's IP in Kubernetes).
+ */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): RelayConfig {
   const path = resolve(file);
   let text: string;
   try {
@@ -30,6 +33,12 @@ export function loadConfigFile(file: string): RelayConfig {
     throw new ConfigError('(syntax)', `${path} is not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
   }
   const config = parseConfig(document ?? {}, path, dirname(path));
+  const advertise = env.LIFELINE_ADVERTISE_ADDRESS?.trim();
+  if (advertise) {
+    if (!isAdvertisable(advertise)) throw new ConfigError('LIFELINE_ADVERTISE_ADDRESS', `must be an IP address or a DNS name clients can reach (not a wildcard), got "${advertise.slice(0, 64)}"`);
+    config.endpoints.default.advertiseAddress = advertise;
+  }
+  checkAdvertised(config);
   checkPaths(config);
   return config;
 }

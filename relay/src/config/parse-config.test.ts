@@ -17,7 +17,7 @@ test('the documented example parses with its defaults', () => {
     '/etc/lifeline',
   );
   assert.equal(config.dataDir, '/etc/lifeline/lifeline-data');
-  assert.deepEqual(config.api, { host: '127.0.0.1', port: 8440, tls: { mode: 'auto' }, loginGraceTimeMs: 20_000, maxStartups: { start: 64, rate: 30, full: 256 }, perSourceMaxStartups: 32 });
+  assert.deepEqual(config.api, { host: '127.0.0.1', port: 8440, tls: { mode: 'auto' }, loginGraceTimeMs: 20_000, maxStartups: { start: 64, rate: 30, full: 256 }, perSourceMaxStartups: 32, maxConnections: 1024, maxConnectionsPerSource: 64, maxConnectionsPerToken: 32 });
   assert.deepEqual(config.audit, { maxFileBytes: 16 * 1024 * 1024, keepFiles: 10, refusalsPerMinute: 60 });
   assert.equal(config.consoles.defaultTtlMs, 86_400_000);
   assert.deepEqual(config.virtualMachines[0], {

@@ -109,6 +109,29 @@ class Section {
   }
 }
 
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** An address clients can be sent to: an IP other than a wildcard, or a DNS name. */
+export function isAdvertisable(host: string): boolean {
+  if (isIP(host) !== 0) return host !== '0.0.0.0' && host !== '::';
+  return HOST_NAME.test(host) && !/^\d+(\.\d+)*$/.test(host);
+}
+
+/**
+ * A wildcard default endpoint (0.0.0.0, as in containers) listens everywhere but cannot be
+ * given to clients: the relay needs to know what to advertise (`advertiseAddress`, or the
+ * LIFELINE_ADVERTISE_ADDRESS environment variable, applied before this check).
+ */
+export function checkAdvertised(config: RelayConfig): void {
+  const { ipAddress, advertiseAddress } = config.endpoints.default;
+  if ((ipAddress === '0.0.0.0' || ipAddress === '::') && advertiseAddress === undefined) {
+    throw new ConfigError(
+      'endpoints.default.advertiseAddress',
+      `is needed when endpoints.default.ipAddress is ${ipAddress} (every address): token URLs and GET /v1/relay would send clients to ${ipAddress}. Set it to the address or DNS name clients reach this relay at, or set LIFELINE_ADVERTISE_ADDRESS (in Kubernetes: the pod's status.podIP)`,
+    );
+  }
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 function parseListen(key: string, text: string): { host: string; port: number } {
@@ -220,7 +243,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   if (!isObject(document)) throw new ConfigError('(top level)', `the config must be a mapping, got ${describe(document)}`);
   const root = new Section('', document, ['dataDir', 'api', 'ssh', 'vnc', 'endpoints', 'consoles', 'serial', 'log', 'audit', 'virtualMachines', 'discover']);
 
-  const api = root.section('api', ['listen', 'tls', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups']);
+  const api = root.section('api', ['listen', 'tls', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups', 'maxConnections', 'maxConnectionsPerSource', 'maxConnectionsPerToken']);
   const listen = parseListen(api.key('listen'), api.string('listen', '127.0.0.1:8440'));
   const tls = parseTls(api, baseDir);
 
@@ -234,7 +257,11 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
     return parsed;
   };
   const endpoints = root.section('endpoints', ['default', 'addressPool']);
-  const defaultEndpoint = endpoints.section('default', ['ipAddress', 'allowedSourcePrefixes']);
+  const defaultEndpoint = endpoints.section('default', ['ipAddress', 'advertiseAddress', 'allowedSourcePrefixes']);
+  const advertiseAddress = defaultEndpoint.optionalString('advertiseAddress');
+  if (advertiseAddress !== undefined && !isAdvertisable(advertiseAddress)) {
+    throw new ConfigError(defaultEndpoint.key('advertiseAddress'), `must be an IP address or a DNS name clients can reach (not a wildcard), got ${describe(advertiseAddress)}`);
+  }
   const consoles = root.section('consoles', ['defaultTtl', 'maxTtl']);
   const defaultTtlMs = consoles.duration('defaultTtl', '24h');
   const maxTtlMs = consoles.duration('maxTtl', '30d');
@@ -263,6 +290,9 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
       loginGraceTimeMs: api.duration('loginGraceTime', '20s'),
       maxStartups: maxStartups(api, '64:30:256'),
       perSourceMaxStartups: api.integer('perSourceMaxStartups', 32, 1, 100_000),
+      maxConnections: api.integer('maxConnections', 1024, 1, 1_000_000),
+      maxConnectionsPerSource: api.integer('maxConnectionsPerSource', 64, 1, 1_000_000),
+      maxConnectionsPerToken: api.integer('maxConnectionsPerToken', 32, 1, 1_000_000),
     },
     ssh: {
       port: ssh.integer('port', 2222, 0, 65535),
@@ -284,6 +314,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
     endpoints: {
       default: {
         ipAddress: defaultEndpoint.ipv4('ipAddress', '127.0.0.1'),
+        ...(advertiseAddress !== undefined && { advertiseAddress }),
         allowedSourcePrefixes: defaultEndpoint.cidrs('allowedSourcePrefixes', []),
       },
       addressPool: endpoints.cidrs('addressPool', ['127.0.0.0/8']),

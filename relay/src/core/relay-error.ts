@@ -1,7 +1,7 @@
 /** An error the API reports to its caller as `{"error":{"code","message"}}` with `status`. */
 export class RelayError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 414 | 415 | 422 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 414 | 415 | 422 | 429 | 503,
     readonly code: string,
     message: string,
   ) {

@@ -10,6 +10,8 @@ export const DEFAULT_ENDPOINT = 'default';
 export interface EndpointView {
   name: string;
   ipAddress: string;
+  /** Where clients connect: `advertiseAddress` of the default endpoint, else its `ipAddress` (never a wildcard). */
+  advertiseAddress: string;
   sshPort: number;
   vncPort: number;
   allowedSourcePrefixes: string[];
@@ -24,6 +26,7 @@ export interface EndpointInput {
 interface Entry {
   name: string;
   ipAddress: string;
+  advertiseAddress?: string;
   prefixes: Ipv4Cidr[];
   listener: Server | undefined;
   vncListener: Server | undefined;
@@ -35,7 +38,7 @@ interface Entry {
 }
 
 export interface EndpointManagerOptions {
-  defaultEndpoint: { ipAddress: string; allowedSourcePrefixes: Ipv4Cidr[] };
+  defaultEndpoint: { ipAddress: string; advertiseAddress?: string; allowedSourcePrefixes: Ipv4Cidr[] };
   addressPool: Ipv4Cidr[];
   sshPort: number;
   vncPort: number;
@@ -156,6 +159,7 @@ export class EndpointManager {
     this.entries.set(DEFAULT_ENDPOINT, {
       name: DEFAULT_ENDPOINT,
       ipAddress: defaultEndpoint.ipAddress,
+      ...(defaultEndpoint.advertiseAddress && { advertiseAddress: defaultEndpoint.advertiseAddress }),
       prefixes: defaultEndpoint.allowedSourcePrefixes,
       ...first,
       createdAt: Date.now(),
@@ -185,6 +189,7 @@ export class EndpointManager {
     return {
       name: entry.name,
       ipAddress: entry.ipAddress,
+      advertiseAddress: entry.advertiseAddress ?? entry.ipAddress,
       sshPort: entry.sshPort,
       vncPort: entry.vncPort,
       allowedSourcePrefixes: entry.prefixes.map((cidr) => cidr.text),
@@ -221,6 +226,8 @@ export class EndpointManager {
     let ipAddress: string;
     if (input.ipAddress !== undefined) {
       if (!isIPv4(input.ipAddress)) throw new RelayError(400, 'InvalidIpAddress', `ipAddress: "${input.ipAddress.slice(0, 64)}" is not an IPv4 address`);
+      // A private endpoint is one address clients are sent to: a wildcard would be advertised as 0.0.0.0.
+      if (input.ipAddress === '0.0.0.0') throw new RelayError(400, 'InvalidIpAddress', 'ipAddress: a private endpoint listens on one address, not on every address (0.0.0.0); give the address clients reach it at');
       if (!this.options.addressPool.some((cidr) => cidrContains(cidr, input.ipAddress!))) {
         throw new RelayError(422, 'AddressOutsidePool', `ipAddress ${input.ipAddress} is outside the relay's address pool (${this.options.addressPool.map((c) => c.text).join(', ')})`);
       }

@@ -42,6 +42,7 @@ export class RelayMetrics {
   private readonly preauthOpen = new Map<string, number>();
 
   private readonly refusalsCoalesced;
+  private readonly apiConnectionsRefused;
 
   constructor(supervisor: SessionSupervisor, virtualMachines: VirtualMachineRegistry, audit?: { readonly healthy: boolean; readonly prunedFiles: number; readonly prunedEvents: number }) {
     const r = this.registry;
@@ -86,8 +87,13 @@ export class RelayMetrics {
       r.collectedCounter('lifeline_audit_pruned_files_total', 'Rotated audit trail files removed (beyond audit.keepFiles or older than audit.maxAge), each recorded by an audit.pruned event.', () => [{ value: audit.prunedFiles }]);
       r.collectedCounter('lifeline_audit_pruned_events_total', 'Audit events in the files removed by pruning.', () => [{ value: audit.prunedEvents }]);
     }
+    this.apiConnectionsRefused = r.counter('lifeline_api_connections_refused_total', 'API connections closed by a connection cap, by reason (per-source: api.maxConnectionsPerSource; per-token: api.maxConnectionsPerToken, answered 429; total: api.maxConnections or half the open-file limit).');
     this.refusalsCoalesced = r.counter('lifeline_audit_refusals_coalesced_total', 'Refusals not written one by one: repeated (counted into one event with "repeated") or over-limit (audit.refusalsPerMinute; summed in audit.suppressed).');
     if (audit) r.gauge('lifeline_audit_writable', 'Whether the last audit trail write succeeded (1); 0 while it cannot be written (API changes are refused with 503 AuditUnavailable).', () => [{ value: audit.healthy ? 1 : 0 }]);
+  }
+
+  apiConnectionRefused(reason: string): void {
+    this.apiConnectionsRefused.inc({ reason });
   }
 
   refusalCoalesced(how: 'repeated' | 'over-limit'): void {
