@@ -37,7 +37,7 @@ export interface CertificateView {
 }
 
 /** What the relay can do to a VM's power (`POST …/powerActions`). */
-export type PowerAction = 'reset' | 'powerOff' | 'powerOn' | 'nmi';
+export type PowerAction = 'reset' | 'shutdown' | 'powerOff' | 'powerOn' | 'nmi';
 
 export interface VmView {
   relayId: string;

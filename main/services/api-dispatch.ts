@@ -21,7 +21,7 @@ export const METHOD_ARGUMENTS = {
   renewConsole: z.tuple([id, name]),
   disableConsole: z.tuple([id, name]),
   deleteConsole: z.tuple([id, name]),
-  powerAction: z.tuple([id, name, z.enum(['reset', 'powerOff', 'powerOn', 'nmi'])]),
+  powerAction: z.tuple([id, name, z.enum(['reset', 'shutdown', 'powerOff', 'powerOn', 'nmi'])]),
   listEndpoints: z.tuple([id]),
   createEndpoint: z.tuple([id, z.object({ name, ipAddress: z.string().max(64).optional(), allowedSourcePrefixes: z.array(z.string().max(64)).max(256).optional() }).strict()]),
   deleteEndpoint: z.tuple([id, name]),

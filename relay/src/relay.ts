@@ -176,6 +176,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       startups: new StartupLimiter(config.vnc.maxStartups, config.vnc.perSourceMaxStartups),
       failures,
       metrics: metrics.preauth('vnc'),
+      allowedOrigins: config.vnc.allowedOrigins,
     });
     closers.push(() => vncWeb.close());
     const endpoints = new EndpointManager({

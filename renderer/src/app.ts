@@ -198,7 +198,8 @@ export class App {
   private async power(vm: VmView, action: PowerAction): Promise<void> {
     const what: Record<PowerAction, [string, string]> = {
       reset: [`Reset ${vm.name}?`, `${vm.name} restarts at once, as with its reset button: unsaved work in the guest is lost. Open consoles stay connected and show it booting.`],
-      powerOff: [`Power off ${vm.name}?`, `${vm.name} gets the ACPI power button: a guest that handles it shuts down; one that does not keeps running.`],
+      shutdown: [`Shut down ${vm.name}?`, `${vm.name} gets the ACPI power button: a guest that handles it shuts down cleanly; one that does not keeps running.`],
+      powerOff: [`Power off ${vm.name}?`, `${vm.name} stops at once, as when its power is cut: unsaved work in the guest is lost. A VM run by QEMU alone must then be started again where it is defined.`],
       powerOn: [`Power on ${vm.name}?`, `${vm.name} starts.`],
       nmi: [`Send an NMI to ${vm.name}?`, `${vm.name} gets a non-maskable interrupt: Linux logs it, or panics and dumps when it is set to (kernel.unknown_nmi_panic).`],
     };

@@ -16,7 +16,7 @@ export interface SidebarActions {
 }
 
 /** The power menu's items, in the order shown. */
-export const POWER_ACTION_LABELS: Record<PowerAction, string> = { powerOn: 'Power on', reset: 'Reset', powerOff: 'Power off', nmi: 'Send NMI' };
+export const POWER_ACTION_LABELS: Record<PowerAction, string> = { powerOn: 'Power on', shutdown: 'Shut down', reset: 'Reset', powerOff: 'Power off', nmi: 'Send NMI' };
 
 const RELAY_STATE = { ok: 'connected', unreachable: 'unreachable', unauthorized: 'token refused', untrusted: 'TLS not trusted' } as const;
 

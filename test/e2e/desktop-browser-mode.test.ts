@@ -315,7 +315,18 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
     const before = 0;
     await vmRow('lab-2').locator('summary[aria-label="Power actions for lab-2"]').click();
     const menu = vmRow('lab-2').getByRole('group', { name: 'Power actions for lab-2' });
-    assert.deepEqual(await menu.getByRole('button').allTextContents(), ['Reset', 'Power off', 'Send NMI'], 'no Power on over QMP');
+    assert.deepEqual(await menu.getByRole('button').allTextContents(), ['Shut down', 'Reset', 'Power off', 'Send NMI'], 'no Power on over QMP');
+    // Shut down and Power off are told apart: the ACPI request, and the hard stop.
+    await menu.getByRole('button', { name: 'Power off' }).click();
+    const powerOff = page.getByRole('dialog', { name: 'Power off lab-2?' });
+    assert.match((await powerOff.textContent()) ?? '', /stops at once, as when its power is cut/);
+    await powerOff.getByRole('button', { name: 'Cancel' }).click();
+    await vmRow('lab-2').locator('summary[aria-label="Power actions for lab-2"]').click();
+    await menu.getByRole('button', { name: 'Shut down' }).click();
+    const shutdown = page.getByRole('dialog', { name: 'Shut down lab-2?' });
+    assert.match((await shutdown.textContent()) ?? '', /ACPI power button/);
+    await shutdown.getByRole('button', { name: 'Cancel' }).click();
+    await vmRow('lab-2').locator('summary[aria-label="Power actions for lab-2"]').click();
     await menu.getByRole('button', { name: 'Reset' }).click();
     const confirm = page.getByRole('dialog', { name: 'Reset lab-2?' });
     await confirm.getByRole('button', { name: 'Cancel' }).click();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -145,6 +146,27 @@ describe('audit limits and refusals with reasons', () => {
     assert.ok(opened <= 10, `${opened} reopened before the refusal`);
     const refusals = trail().filter((event) => event.type === 'ssh.channel.refused');
     assert.ok(refusals.some((event) => /ssh\.maxSessions/.test(event.reason) && event.virtualMachine === 'lab-1'));
+  });
+
+  test('an empty bearer token is told it is missing; a good request does not reset an address\'s back-off', async () => {
+    const ask = (authorization: string): Promise<{ status: number; body: string; ms: number }> =>
+      new Promise((resolve, reject) => {
+        const started = Date.now();
+        // From an address of its own, so the back-off does not slow the other tests.
+        httpGet(`${relay.apiUrl}/v1/relay`, { localAddress: '127.0.0.44', headers: { authorization } }, (response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body, ms: Date.now() - started }));
+        }).on('error', reject);
+      });
+    const empty = await ask('Bearer ');
+    assert.equal(empty.status, 401);
+    assert.match(JSON.parse(empty.body).error.message, /^the bearer token is missing: send Authorization: Bearer <token>/);
+    for (let i = 0; i < 7; i++) await ask(`Bearer ${'x'.repeat(40)}`);
+    assert.equal((await ask(`Bearer ${relay.token}`)).status, 200);
+    const after = await ask(`Bearer ${'x'.repeat(40)}`);
+    assert.equal(after.status, 401);
+    assert.ok(after.ms >= 1500, `the next bad token still waits (${after.ms} ms)`);
   });
 
   test('an invalid power action is told the valid ones', async () => {

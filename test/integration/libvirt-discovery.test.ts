@@ -92,7 +92,7 @@ describe('libvirt discovery over a real libvirtd', () => {
       }, 15_000, `${vm} discovered`);
       assert.equal(found.source, 'libvirt');
       assert.deepEqual(found.consoleTypes, ['serial', 'vnc']);
-      assert.deepEqual(found.powerActions, ['reset', 'powerOff', 'nmi']);
+      assert.deepEqual(found.powerActions, ['reset', 'shutdown', 'powerOff', 'nmi']);
     }
     assert.equal((await relay.api('GET', `/v1/virtualMachines/${telnetVm}`)).body.serialBreak, true, 'a telnet serial takes a break');
     assert.equal((await relay.api('GET', `/v1/virtualMachines/${ptyVm}`)).body.serialBreak, false);

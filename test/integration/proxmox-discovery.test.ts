@@ -73,7 +73,7 @@ describe('Proxmox discovery over real QEMU VMs', () => {
     const vm = await waitUntil(async () => (await relay.api('GET', '/v1/virtualMachines/web01')).body, 10_000, 'web01 listed');
     assert.equal(vm.source, 'proxmox');
     assert.deepEqual(vm.consoleTypes, ['serial', 'vnc']);
-    assert.deepEqual(vm.powerActions, ['reset', 'powerOff', 'nmi']);
+    assert.deepEqual(vm.powerActions, ['reset', 'shutdown', 'powerOff', 'nmi']);
     await waitUntil(async () => (await relay.api('GET', '/v1/virtualMachines/web01')).body.powerState === 'Running', 10_000, 'web01 running (QMP)');
     const put = await relay.api('PUT', '/v1/virtualMachines/web01/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
     assert.equal(put.status, 201, JSON.stringify(put.body));

@@ -298,7 +298,7 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
 
   test('power actions over QMP: nmi reaches the guest kernel, reset reboots the VM (its boot banner on the open console); each is listed per VM', async () => {
     const listed = await relay.api('GET', '/v1/virtualMachines/lab-2');
-    assert.deepEqual(listed.body.powerActions, ['reset', 'powerOff', 'nmi']);
+    assert.deepEqual(listed.body.powerActions, ['reset', 'shutdown', 'powerOff', 'nmi']);
     const accessId = await putConsole('lab-2', keyA);
     const session = await openConsole('lab-2', accessId, keyA);
     let from = session.output.length;
@@ -320,8 +320,22 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
     assert.match(powerOn.body.error.message, /nothing can start a VM whose QEMU process is not running/);
     const bad = await relay.api('POST', '/v1/virtualMachines/lab-2/powerActions', { action: 'explode' });
     assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.message, 'action must be one of reset, shutdown, powerOff, powerOn, nmi');
     assert.equal((await relay.api('POST', '/v1/virtualMachines/nope/powerActions', { action: 'reset' })).body.error.code, 'VirtualMachineNotFound');
     assert.match(relay.output(), /"action":"reset".*"msg":"power action"|"msg":"power action".*"action":"reset"/, 'logged, with the token that asked');
+
+    // shutdown is the ACPI request, which the lab guest ignores: it keeps running. powerOff is a hard stop.
+    assert.equal((await relay.api('POST', '/v1/virtualMachines/lab-2/powerActions', { action: 'shutdown' })).status, 202);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    assert.equal((await relay.api('GET', '/v1/virtualMachines/lab-2')).body.powerState, 'Running', 'the guest ignored the ACPI request');
+    from = session.output.length;
+    assert.equal((await relay.api('POST', '/v1/virtualMachines/lab-2/powerActions', { action: 'powerOff' })).status, 202);
+    await session.waitFor('[lifeline] serial console disconnected', 10_000, from);
+    const off = await waitUntil(async () => {
+      const vm = (await relay.api('GET', '/v1/virtualMachines/lab-2')).body;
+      return vm.powerState === 'Unavailable' ? vm : undefined;
+    }, 10_000, 'lab-2 to be gone');
+    assert.deepEqual(off.powerActions, [], 'no action is offered for an Unavailable VM');
     session.close();
   });
 });

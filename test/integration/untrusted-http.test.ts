@@ -81,7 +81,7 @@ const tokenBodies = withStray(
     { requiredKeys: ['name', 'scopes'] },
   ),
 );
-const powerBodies = withStray(fc.record({ action: mostly(fc.oneof(fc.constantFrom('reset', 'powerOff', 'powerOn', 'nmi'), fc.string({ maxLength: 10 }))) }, { requiredKeys: [] }));
+const powerBodies = withStray(fc.record({ action: mostly(fc.oneof(fc.constantFrom('reset', 'shutdown', 'powerOff', 'powerOn', 'nmi'), fc.string({ maxLength: 10 }))) }, { requiredKeys: [] }));
 const segment = (known: fc.Arbitrary<string>): fc.Arbitrary<string> =>
   fc.oneof({ weight: 4, arbitrary: known }, { weight: 1, arbitrary: fc.string({ minLength: 1, maxLength: 20 }).map(encodeURIComponent) }, { weight: 1, arbitrary: fc.constant('x'.repeat(70)) });
 // The VM with the live session ("fuzz-vm") and the default endpoint are never changed by the fuzzer (that would close the session by design).

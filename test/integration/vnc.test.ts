@@ -7,6 +7,7 @@ import { pipeline, type Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
+import { get as httpGet } from 'node:http';
 import { createWebSocketStream, WebSocket } from 'ws';
 import { launchChromium } from '../helpers/browser.js';
 import { runCleanups } from '../helpers/cleanup.js';
@@ -320,6 +321,47 @@ describe('VNC through the relay: SSH forward and token WebSocket, with noVNC and
     const client = await openWs(kept.url);
     client.ws.close();
     await client.closed;
+  });
+
+  test('a WebSocket from another origin is refused before its token is used; the page\'s own origin and none are accepted', async () => {
+    const minted = await mint('lab-2');
+    const wsUrl = minted.url.replace(/^http/, 'ws');
+    const refused = await new Promise<{ status?: number; body: string }>((resolve) => {
+      const ws = new WebSocket(wsUrl, ['binary'], { headers: { Origin: 'http://evil.example' } });
+      ws.once('unexpected-response', (_request, response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode, body }));
+      });
+      ws.once('open', () => resolve({ body: 'opened' }));
+      ws.once('error', () => undefined);
+    });
+    assert.equal(refused.status, 403, refused.body);
+    assert.match(refused.body, /a WebSocket from another origin \(http:\/\/evil\.example\) is refused/);
+    const own = new URL(minted.url).origin;
+    const ws = new WebSocket(wsUrl, ['binary'], { headers: { Origin: own } });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    assert.equal((await rfbHandshake(createWebSocketStream(ws))).name, 'QEMU (lab-2)', 'the token was still good');
+    ws.close();
+  });
+
+  test('the noVNC page slows an address that keeps presenting bad tokens, like the WebSocket does', async () => {
+    const { url } = await mint('lab-1');
+    const bad = `${url.split('?')[0]}?token=${'B'.repeat(32)}`;
+    const load = (): Promise<{ status: number; ms: number }> =>
+      new Promise((resolve, reject) => {
+        const started = Date.now();
+        // From an address of its own, so the back-off does not slow the rest of the suite.
+        httpGet(bad, { localAddress: '127.0.0.33' }, (response) => {
+          response.resume();
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, ms: Date.now() - started }));
+        }).on('error', reject);
+      });
+    const loads: Array<{ status: number; ms: number }> = [];
+    for (let i = 0; i < 8; i++) loads.push(await load());
+    assert.ok(loads.every((entry) => entry.status === 403));
+    assert.ok(loads[0]!.ms < 200, `the first refusal is prompt (${loads[0]!.ms} ms)`);
+    assert.ok(loads[7]!.ms >= 800, `the eighth waits (${loads[7]!.ms} ms)`);
   });
 
   test('a WebSocket session.opened names the API token that minted its VNC token', async () => {

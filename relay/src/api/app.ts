@@ -315,7 +315,8 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       // An address that keeps guessing tokens waits longer and longer for each refusal.
       const delay = header ? (deps.failures?.fail(request.ip) ?? 0) : 0;
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay).unref());
-      throw new RelayError(401, 'Unauthorized', header ? 'the bearer token is not valid for this relay' : 'send Authorization: Bearer <token> (the admin token is in <dataDir>/admin.token)');
+      const missing = /^(Bearer\s*)?$/i.test(header.trim());
+      throw new RelayError(401, 'Unauthorized', missing ? 'the bearer token is missing: send Authorization: Bearer <token> (the admin token is in <dataDir>/admin.token)' : 'the bearer token is not valid for this relay');
     }
     const at = now();
     if (token.expiresAt !== undefined && token.expiresAt <= at) {
@@ -326,7 +327,6 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
       throw new RelayError(429, 'TooManyConnections', `the token "${token.name}" holds ${deps.connectionLimits.perToken} API connections already (api.maxConnectionsPerToken); reuse them (keep-alive) or close some`);
     }
     callers.set(request, token);
-    deps.failures?.succeed(request.ip);
     pending.get(connectionKey(request.raw.socket))?.passed();
     if (token.lastUsedAt === undefined || at - token.lastUsedAt >= TOUCH_INTERVAL_MS) await deps.store.touchToken(token.id, at);
   });

@@ -51,7 +51,7 @@ export const ConsoleResource = Type.Object({
 
 export const PowerState = Type.Union([Type.Literal('Running'), Type.Literal('Paused'), Type.Literal('Stopped'), Type.Literal('Unavailable')]);
 
-export const PowerActionName = Type.Union([Type.Literal('reset'), Type.Literal('powerOff'), Type.Literal('powerOn'), Type.Literal('nmi')]);
+export const PowerActionName = Type.Union([Type.Literal('reset'), Type.Literal('shutdown'), Type.Literal('powerOff'), Type.Literal('powerOn'), Type.Literal('nmi')]);
 
 export const PowerActionBody = Type.Object({ action: PowerActionName }, { additionalProperties: false });
 export type PowerActionBody = Static<typeof PowerActionBody>;

@@ -9,11 +9,19 @@ import { SerialAttachment } from './serial-attachment.js';
 
 export type ConsoleType = 'serial' | 'vnc';
 
-/** What `POST /v1/virtualMachines/{vm}/powerActions` can ask. */
-export type PowerAction = 'reset' | 'powerOff' | 'powerOn' | 'nmi';
+/**
+ * What `POST /v1/virtualMachines/{vm}/powerActions` can ask: `shutdown` asks the guest to shut
+ * down (the ACPI power button; a guest that ignores it keeps running), `powerOff` stops the VM at
+ * once (pulling the plug), `reset` restarts it at once, `powerOn` starts a stopped one.
+ */
+export type PowerAction = 'reset' | 'shutdown' | 'powerOff' | 'powerOn' | 'nmi';
 
-/** The QMP command behind each action; QMP cannot start a VM whose QEMU is not running, so no powerOn. */
-const QMP_POWER_ACTIONS: Partial<Record<PowerAction, string>> = { reset: 'system_reset', powerOff: 'system_powerdown', nmi: 'inject-nmi' };
+/**
+ * The QMP command behind each action. QMP's hard stop is `quit`: the QEMU process ends (it must be
+ * started again where it is defined), so QMP cannot power a VM on. Until this relay version QMP's
+ * `powerOff` was the ACPI request: that is `shutdown` now, named for what it does.
+ */
+const QMP_POWER_ACTIONS: Partial<Record<PowerAction, string>> = { reset: 'system_reset', shutdown: 'system_powerdown', powerOff: 'quit', nmi: 'inject-nmi' };
 
 /** A power action this VM cannot take, or cannot take now; `code` is the API's error code. */
 export class PowerActionError extends Error {
@@ -101,6 +109,8 @@ export class VirtualMachine {
   get powerActions(): PowerAction[] {
     if (this.gone) return []; // nothing left to act on; the source lists it again when it is back
     if (this.powerBackend) return [...this.powerBackend.actions];
+    // QMP not connected (QEMU not running, or its socket not there yet): no action could reach it.
+    if (this.qmp && this.qmp.state === 'Unavailable') return [];
     return this.qmp ? (Object.keys(QMP_POWER_ACTIONS) as PowerAction[]) : [];
   }
 

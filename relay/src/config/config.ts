@@ -49,7 +49,7 @@ export interface RelayConfig {
     maxConnectionsPerToken: number;
   };
   ssh: { port: number; keepaliveIntervalMs: number; keepaliveCountMax: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number; maxSessions: number };
-  vnc: { port: number; pingIntervalMs: number; tokenTtlMs: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number };
+  vnc: { port: number; pingIntervalMs: number; tokenTtlMs: number; loginGraceTimeMs: number; maxStartups: MaxStartups; perSourceMaxStartups: number; allowedOrigins: string[] };
   /** `default.advertiseAddress`: where clients are sent (token URLs, GET /v1/relay) when `ipAddress` is a wildcard or not reachable as it is. */
   endpoints: { default: { ipAddress: string; advertiseAddress?: string; allowedSourcePrefixes: Ipv4Cidr[] }; addressPool: Ipv4Cidr[] };
   consoles: { defaultTtlMs: number; maxTtlMs: number };

@@ -248,7 +248,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   const tls = parseTls(api, baseDir);
 
   const ssh = root.section('ssh', ['port', 'keepaliveInterval', 'keepaliveCountMax', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups', 'maxSessions']);
-  const vnc = root.section('vnc', ['port', 'pingInterval', 'tokenTtl', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups']);
+  const vnc = root.section('vnc', ['port', 'pingInterval', 'tokenTtl', 'loginGraceTime', 'maxStartups', 'perSourceMaxStartups', 'allowedOrigins']);
   const maxStartups = (section: Section, fallback: string): MaxStartups => {
     const raw = section.raw('maxStartups');
     const text = raw === undefined ? fallback : typeof raw === 'string' || typeof raw === 'number' ? String(raw) : undefined;
@@ -310,6 +310,10 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
       loginGraceTimeMs: vnc.duration('loginGraceTime', '20s'),
       maxStartups: maxStartups(vnc, '64:30:256'),
       perSourceMaxStartups: vnc.integer('perSourceMaxStartups', 32, 1, 100_000),
+      allowedOrigins: vnc.list('allowedOrigins', []).map((item, index) => {
+        if (typeof item !== 'string' || !/^https?:\/\/[^/\s]+$/.test(item)) throw new ConfigError(`${vnc.key('allowedOrigins')}[${index}]`, `must be an origin such as https://portal.example.com, got ${describe(item)}`);
+        return item.toLowerCase();
+      }),
     },
     endpoints: {
       default: {

@@ -86,7 +86,11 @@ export class FailureBackoff {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Notes a failure from `source`; returns how long its refusal should wait. */
+  /**
+   * Notes a failure from `source`; returns how long its refusal should wait. Only a quiet spell
+   * (`forgetAfterMs`) forgets failures, not a success: with one valid token an address could
+   * otherwise guess on at full speed, resetting its count with every other request.
+   */
   fail(source: string): number {
     const at = this.now();
     const previous = this.failures.get(source);
@@ -97,11 +101,6 @@ export class FailureBackoff {
     const cap = this.options.maxTracked ?? 10_000;
     while (this.failures.size > cap) this.failures.delete(this.failures.keys().next().value!);
     return this.delayFor(count);
-  }
-
-  /** A success from `source` forgets its failures. */
-  succeed(source: string): void {
-    this.failures.delete(source);
   }
 
   private delayFor(count: number): number {

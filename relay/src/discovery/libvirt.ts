@@ -13,7 +13,8 @@ function powerState(state: string): PowerState {
   return 'Unavailable';
 }
 
-const VIRSH_COMMAND: Record<PowerAction, string> = { reset: 'reset', powerOff: 'destroy', powerOn: 'start', nmi: 'inject-nmi' };
+/** shutdown asks the guest (ACPI), powerOff stops it at once (destroy: the domain stays defined). */
+const VIRSH_COMMAND: Record<PowerAction, string> = { reset: 'reset', shutdown: 'shutdown', powerOff: 'destroy', powerOn: 'start', nmi: 'inject-nmi' };
 
 function unescapeXml(text: string): string {
   return text.replace(/&(apos|quot|lt|gt|amp);/g, (_, entity: string) => ({ apos: "'", quot: '"', lt: '<', gt: '>', amp: '&' })[entity]!);
@@ -117,7 +118,7 @@ export class LibvirtSource implements DiscoverySource {
         continue; // gone between the list and now: the next scan knows
       }
       const channels = state === 'Stopped' ? { serialProtocol: 'raw' as const } : consoleChannels(xml);
-      const actions: PowerAction[] = state === 'Stopped' ? (persistent.has(name) ? ['powerOn'] : []) : state === 'Running' ? ['reset', 'powerOff', 'nmi'] : ['reset', 'powerOff'];
+      const actions: PowerAction[] = state === 'Stopped' ? (persistent.has(name) ? ['powerOn'] : []) : state === 'Running' ? ['reset', 'shutdown', 'powerOff', 'nmi'] : state === 'Paused' ? ['reset', 'powerOff'] : [];
       vms.push({ config: { name, ...channels }, state, power: this.power(name, actions) });
     }
     return vms;

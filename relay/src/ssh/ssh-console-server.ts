@@ -208,7 +208,6 @@ export class SshConsoleServer {
     client.on('ready', () => {
       if (!grant) return client.end();
       preauth?.passed();
-      this.options.failures.succeed(remoteAddress);
       const current = grant;
       admitted = {
         grant: current,

@@ -46,6 +46,8 @@ export interface VncWebServerOptions {
   /** Delays the refusals of an address that keeps sending bad tokens. */
   failures: FailureBackoff;
   metrics?: PreauthMetrics;
+  /** Origins other than the page's own allowed to open the WebSocket (an embedding portal). */
+  allowedOrigins?: string[];
 }
 
 function securityHeaders(response: ServerResponse): void {
@@ -217,6 +219,13 @@ export class VncWebServer {
       const send = (status: number, html: string): void => void response.writeHead(status, { 'Content-Type': MIME['.html'] }).end(request.method === 'HEAD' ? undefined : html);
       if (!token) return send(400, errorPage('No console token', 'This address needs a ?token=… from POST /v1/virtualMachines/{vm}/vncTokens.'));
       if (!this.options.tokens.peek(token, endpoint)) {
+        // Slowed like a refused WebSocket: the page must not be a faster way to guess tokens.
+        const delay = this.options.failures.fail(normalizeRemoteAddress(request.socket.remoteAddress));
+        this.options.onTokenRefused?.();
+        if (delay > 0) {
+          setTimeout(() => send(403, errorPage('Console link expired', `This console link is invalid, already used, or older than ${this.ttlText}. Ask for a new one.`)), delay).unref();
+          return;
+        }
         return send(403, errorPage('Console link expired', `This console link is invalid, already used, or older than ${this.ttlText}. Ask for a new one.`));
       }
       const page = this.asset(join(ASSETS, 'index.html'));
@@ -242,6 +251,13 @@ export class VncWebServer {
     });
   }
 
+  /** Same origin as the page (scheme and Host the browser used), or one the config lists. */
+  private originAllowed(origin: string, request: IncomingMessage): boolean {
+    if ((this.options.allowedOrigins ?? []).includes(origin)) return true;
+    const scheme = this.options.tls ? 'https' : 'http';
+    return request.headers.host !== undefined && origin.toLowerCase() === `${scheme}://${request.headers.host.toLowerCase()}`;
+  }
+
   private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const endpoint = this.endpointOf.get(request.socket as Socket) ?? '';
     const remoteAddress = normalizeRemoteAddress(request.socket.remoteAddress);
@@ -256,6 +272,13 @@ export class VncWebServer {
     // A malformed handshake is refused before its token is looked at: it neither uses the token up nor opens the screen.
     const problem = handshakeProblem(request);
     if (problem) return refuseUpgrade(socket, problem.status, STATUS_CODES[problem.status]!, problem.message, problem.headers);
+    // A browser on another site must not open the console with a token it got hold of (OpenStack OSSN-0008): a browser
+    // always sends Origin, and the noVNC page is served from this very host. Clients without Origin are not browsers.
+    const origin = request.headers.origin;
+    if (origin !== undefined && !this.originAllowed(origin, request)) {
+      log.info({ origin: origin.slice(0, 200) }, 'VNC WebSocket refused: cross-origin');
+      return refuseUpgrade(socket, 403, 'Forbidden', `a WebSocket from another origin (${origin.slice(0, 100)}) is refused; open the console link itself, or list the origin in vnc.allowedOrigins`);
+    }
     const token = url.searchParams.get('token');
     if (!token) return refuseUpgrade(socket, 401, 'Unauthorized', 'missing token: mint one with POST /v1/virtualMachines/{vm}/vncTokens');
     const redemption = this.options.tokens.redeem(token, endpoint);
