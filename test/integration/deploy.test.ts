@@ -32,7 +32,7 @@ describe('headless deployment: systemd unit, container image recipe, Kubernetes 
     for (const line of ['User=lifeline', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'StateDirectory=lifeline', 'CapabilityBoundingSet=', 'PrivateTmp=yes']) {
       assert.ok(unit.split('\n').includes(line), `${line} in the unit`);
     }
-    assert.ok(unit.includes(`ExecStart=/usr/bin/node ${ENTRY} serve --config /etc/lifeline/relay.yaml`));
+    assert.ok(unit.includes(`ExecStart=/usr/bin/env node ${ENTRY} serve --config /etc/lifeline/relay.yaml`));
   });
 
   test('the Dockerfile is multi-stage, runs the relay only, as a non-root user', () => {
@@ -48,6 +48,16 @@ describe('headless deployment: systemd unit, container image recipe, Kubernetes 
     assert.equal(runtime.find((line) => line.startsWith('ENTRYPOINT ')), `ENTRYPOINT ["node", "${ENTRY}"]`);
     assert.equal(runtime.find((line) => line.startsWith('EXPOSE ')), 'EXPOSE 2222 6080 8440');
     assert.ok(!lines.some((line) => /electron|chromium/i.test(line)), 'the relay only, not the desktop app');
+  });
+
+  test('the container config in docs/deploy.md is one the relay accepts: absolute dataDir, an advertised address, the /dev/pts mount', () => {
+    const guide = readFileSync(join(DEPLOY, '..', 'docs', 'deploy.md'), 'utf8');
+    const yaml = /tee \/etc\/lifeline\/relay\.yaml >\/dev\/null <<'YAML'\n([\s\S]*?)\nYAML\n/.exec(guide)?.[1];
+    assert.ok(yaml, 'docs/deploy.md shows the container relay config');
+    const config = parseConfig(parseYaml(yaml), '/etc/lifeline/relay.yaml', '/etc/lifeline');
+    assert.equal(config.dataDir, '/var/lib/lifeline');
+    checkAdvertised(config);
+    assert.match(guide, /-v \/dev\/pts:\/dev\/pts/);
   });
 
   test('the Kubernetes manifests validate against the Kubernetes schemas and fit together', () => {

@@ -81,7 +81,9 @@ export class LibvirtSource implements DiscoverySource {
       execFile('virsh', ['-c', this.uri, ...args], { timeout: timeoutMs, env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 4 << 20 }, (error, stdout, stderr) => {
         if (!error) return resolve(stdout);
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new DiscoveryError('virsh is not installed; install it with: sudo apt-get install libvirt-clients'));
-        reject(new DiscoveryError(`virsh ${args[0]} failed: ${(stderr || error.message).trim().split('\n')[0]}`));
+        // virsh's whole reason (it often spans lines: "error: failed to …" then "error: …the cause"), bounded.
+        const reason = (stderr || error.message).trim().split('\n').map((line) => line.trim()).filter(Boolean).join(' | ').slice(0, 2000);
+        reject(new DiscoveryError(`virsh ${args[0]} failed: ${reason}`));
       });
     });
   }
