@@ -142,6 +142,10 @@ describe('TLS: self-signed certificate, fingerprint pinning, https/wss VNC', () 
     const vncPort = new URL(minted.body.url).port;
     // Plain HTTP to the TLS VNC port is told to use https, and never reaches the VM.
     assert.match(curl(['-i', `http://127.0.0.1:${vncPort}/`]).out, /^HTTP\/1\.1 400[\s\S]*This port speaks TLS/);
+    // TLS 1.2 renegotiation is refused on the VNC port (a client could otherwise loop handshakes at the relay's cost).
+    const renegotiation = spawnSync('bash', ['-c', `(printf 'R\\n'; sleep 1) | timeout 10 openssl s_client -connect 127.0.0.1:${vncPort} -tls1_2 -state 2>&1`], { encoding: 'utf8' }).stdout;
+    assert.match(renegotiation, /RENEGOTIATING/);
+    assert.match(renegotiation, /alert read:warning:no renegotiation/);
 
     // Chromium trusts exactly this key and nothing else (no blanket certificate-error bypass).
     const { browser, close } = await launchChromium([`--ignore-certificate-errors-spki-list=${spkiHash(cert())}`]);
