@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { AUDIT_HEAD_META, parseAuditHead, verifyAuditTrail } from './audit/audit-log.js';
+import { AUDIT_HEAD_META, parseAuditHead, verifyAuditTrail } from './audit/audit-verify.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { RelayConfig } from './config/config.js';
 import { ConfigError, loadConfigFile } from './config/load-config.js';
