@@ -140,8 +140,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     const vncTokens = new VncTokenService(config.vnc.tokenTtlMs);
     const consoles = new ConsoleService(store, config.consoles, (name) => virtualMachines.get(name) !== undefined, async (vm, change) => {
       // VNC tokens minted before a disable, delete or re-key are void, even if the console is enabled again within their minute.
-      const current = change.reset ? undefined : await store.getConsole(vm);
-      if (!current?.enabled) vncTokens.revoke(vm);
+      if (change.reset || !change.record?.enabled) vncTokens.revoke(vm);
       await supervisor.revalidate(vm);
       // Once the old holder's sessions are closed (detached at once), the next holder must not see their output.
       if (change.reset) virtualMachines.get(vm)?.serial?.clearReplay();

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { newApiToken, tokenPrefix } from '../admin-token.js';
 import type { AuditEvent, AuditEventInput, AuditLog } from '../audit/audit-log.js';
 import type { RefusalRecorder } from '../audit/refusal-recorder.js';
-import type { ConnectionLimits } from './connection-limits.js';
+import { connectionKey, type ConnectionLimits } from './connection-limits.js';
 import { PowerActionError, type VirtualMachine, type VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { detailedStatus, parseRfc3339, type ConsoleRecord } from '../core/console-rules.js';
 import { RelayError } from '../core/relay-error.js';
@@ -217,7 +217,6 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   // Pre-authentication limits, from the TCP accept (after the plain-HTTP check above, so an idle connection is counted too).
   // TLS sockets are found by their TCP connection's address and port: the same on the raw and the TLS socket.
   const pending = new Map<string, PreauthGuard>();
-  const connectionKey = (socket: { remoteAddress?: string; remotePort?: number }): string => `${socket.remoteAddress}|${socket.remotePort}`;
   if (deps.preauth) {
     const { startups, graceMs, metrics } = deps.preauth;
     app.server.on('connection', (socket: Socket) => {
@@ -370,8 +369,8 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   app.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode;
     deps.metrics?.apiRequest(request.routeOptions.url ?? 'unmatched', request.method, status, reply.elapsedTime / 1000);
-    const entry = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status, ms: Math.round(reply.elapsedTime), token: callers.get(request)?.name, remote: request.ip };
     if (quiet.has(request)) return;
+    const entry = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status, ms: Math.round(reply.elapsedTime), token: callers.get(request)?.name, remote: request.ip };
     if (status >= 400 || request.routeOptions.config?.access?.audit) request.log.info(entry, 'request');
     else request.log.debug(entry, 'request');
   });

@@ -36,7 +36,8 @@ export function openFileLimit(): number | undefined {
   }
 }
 
-function connectionKey(socket: { remoteAddress?: string; remotePort?: number }): string {
+/** A connection's TCP address and port: the same on a TLS socket and the TCP socket under it. */
+export function connectionKey(socket: { remoteAddress?: string; remotePort?: number }): string {
   return `${socket.remoteAddress}|${socket.remotePort}`;
 }
 

@@ -10,9 +10,13 @@ export interface ConsoleInput {
   expiration?: string;
 }
 
-/** What a console change means for the VM's kept output: `reset` when the console now belongs to someone else (deleted or re-keyed). */
+/**
+ * What a console change means: `reset` when the console now belongs to someone else (deleted or
+ * re-keyed: its kept output goes), and the record as written (undefined once deleted).
+ */
 export interface ConsoleChange {
   reset: boolean;
+  record: ConsoleRecord | undefined;
 }
 
 /**
@@ -74,7 +78,7 @@ export class ConsoleService {
       updatedAt: now,
     };
     await this.store.putConsole(record);
-    await this.onChange(virtualMachine, { reset: existing !== undefined && existing.keyFingerprint !== record.keyFingerprint });
+    await this.onChange(virtualMachine, { reset: existing !== undefined && existing.keyFingerprint !== record.keyFingerprint, record });
     return { record, created: !existing };
   }
 
@@ -89,7 +93,7 @@ export class ConsoleService {
       updatedAt: now,
     };
     await this.store.putConsole(record);
-    await this.onChange(virtualMachine, { reset: existing.keyFingerprint !== record.keyFingerprint });
+    await this.onChange(virtualMachine, { reset: existing.keyFingerprint !== record.keyFingerprint, record });
     return record;
   }
 
@@ -98,7 +102,7 @@ export class ConsoleService {
     if (!(await this.store.deleteConsole(virtualMachine))) {
       throw new RelayError(404, 'ConsoleNotFound', `virtual machine "${virtualMachine}" has no console`);
     }
-    await this.onChange(virtualMachine, { reset: true });
+    await this.onChange(virtualMachine, { reset: true, record: undefined });
   }
 
   async list(): Promise<Map<string, ConsoleRecord>> {

@@ -62,7 +62,7 @@ export interface SshConsoleServerOptions {
 }
 
 /** Why a login was refused, for the log and the audit trail (the client hears only the generic failure). */
-export type LoginRefusal = 'not-an-access-id' | 'unknown-access-id' | 'vm-unknown' | 'disabled' | 'expired' | 'wrong-key' | 'bad-signature' | 'method-not-allowed';
+export type LoginRefusal = 'not-an-access-id' | 'unknown-access-id' | 'vm-unknown' | 'disabled' | 'expired' | 'wrong-key' | 'bad-signature' | 'method-not-allowed' | 'check-failed';
 
 /**
  * Channel opens per console and minute, per allowed concurrent channel. A shell or forward that
@@ -136,10 +136,13 @@ export class SshConsoleServer {
     routeBreakRequests(client);
     const refuseChannel = channelRefusals(client);
     let openChannels = 0;
+    /** A refused channel or request, into the log and the audit trail. */
+    const channelRefused = (what: string, why: string): void =>
+      this.recordRefusal({ type: 'ssh.channel.refused', channel: what, reason: why, remoteAddress, endpoint, ...(grant && { virtualMachine: grant.virtualMachine, actor: { virtualMachineAccessId: grant.accessId, keyFingerprint: grant.keyFingerprint } }) }, log);
     /** Refuses a channel with a reason OpenSSH prints (`open failed: administratively prohibited: …`), logged and audited. */
     const refuse = (reject: () => void, what: string, why: string, code: number = OPEN_FAILURE.administrativelyProhibited): void => {
       refuseChannel(reject, code, why);
-      this.recordRefusal({ type: 'ssh.channel.refused', channel: what, reason: why, remoteAddress, endpoint, ...(grant && { virtualMachine: grant.virtualMachine, actor: { virtualMachineAccessId: grant.accessId, keyFingerprint: grant.keyFingerprint } }) }, log);
+      channelRefused(what, why);
     };
     /** Whether a new channel may open: under maxSessions on this connection and within the console's budget. */
     const mayOpen = (reject: () => void, what: string): boolean => {
@@ -200,7 +203,7 @@ export class SshConsoleServer {
         },
         (error: unknown) => {
           log.error({ err: (error as Error).message }, 'authentication check failed');
-          refuse('unknown-access-id');
+          refuse('check-failed');
         },
       );
     });
@@ -243,7 +246,7 @@ export class SshConsoleServer {
       for (const request of ['exec', 'subsystem'] as const) {
         session.on(request, (acceptRequest: () => ssh2.ServerChannel) => {
           const channel = acceptRequest();
-          this.recordRefusal({ type: 'ssh.channel.refused', channel: request, reason: EXEC_REFUSAL, remoteAddress, endpoint, ...(grant && { virtualMachine: grant.virtualMachine }) }, log);
+          channelRefused(request, EXEC_REFUSAL);
           channel.stderr.write(`[lifeline] ${EXEC_REFUSAL}\r\n`);
           channel.exit(1);
           channel.end();
@@ -336,11 +339,10 @@ export class SshConsoleServer {
   /** A refusal into the log (when it is the first of its kind this minute) and the audit trail, coalesced and capped. */
   private recordRefusal(event: { type: string; remoteAddress: string } & Record<string, unknown>, log: Logger): void {
     const { remoteAddress, ...rest } = event;
-    const kind = JSON.stringify({ ...rest, remoteAddress });
     let written = true;
     try {
       // Charged to the address's SSH budget: a flood of API refusals from it does not hide its failed logins.
-      written = this.options.refusals?.record(event, kind, [`ssh:${remoteAddress}`]) ?? true;
+      written = this.options.refusals?.record(event, JSON.stringify(event), [`ssh:${remoteAddress}`]) ?? true;
     } catch (error) {
       log.error({ err: (error as Error).message }, 'cannot write the audit trail');
     }

@@ -224,11 +224,10 @@ export class VncWebServer {
         // Slowed like a refused WebSocket: the page must not be a faster way to guess tokens.
         const delay = this.options.failures.fail(normalizeRemoteAddress(request.socket.remoteAddress));
         this.options.onTokenRefused?.();
-        if (delay > 0) {
-          setTimeout(() => send(403, errorPage('Console link expired', `This console link is invalid, already used, or older than ${this.ttlText}. Ask for a new one.`)), delay).unref();
-          return;
-        }
-        return send(403, errorPage('Console link expired', `This console link is invalid, already used, or older than ${this.ttlText}. Ask for a new one.`));
+        const expired = (): void => send(403, errorPage('Console link expired', `This console link is invalid, already used, or older than ${this.ttlText}. Ask for a new one.`));
+        if (delay > 0) setTimeout(expired, delay).unref();
+        else expired();
+        return;
       }
       const page = this.asset(join(ASSETS, 'index.html'));
       if (!page) return plainError(response, 503, 'the relay is missing its VNC page (assets/vnc/index.html); reinstall it');
@@ -255,9 +254,10 @@ export class VncWebServer {
 
   /** Same origin as the page (scheme and Host the browser used), or one the config lists. */
   private originAllowed(origin: string, request: IncomingMessage): boolean {
-    if ((this.options.allowedOrigins ?? []).includes(origin)) return true;
+    const given = origin.toLowerCase(); // scheme and host are case-insensitive; the config's list is stored lower-case
+    if ((this.options.allowedOrigins ?? []).includes(given)) return true;
     const scheme = this.options.tls ? 'https' : 'http';
-    return request.headers.host !== undefined && origin.toLowerCase() === `${scheme}://${request.headers.host.toLowerCase()}`;
+    return request.headers.host !== undefined && given === `${scheme}://${request.headers.host.toLowerCase()}`;
   }
 
   private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
