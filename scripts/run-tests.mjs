@@ -23,6 +23,10 @@ function testFiles(dir) {
 const missing = ['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'busybox', 'chromium', 'gvnccapture', 'openssl', 'curl', 'ssh-audit', 'plink', 'puttygen', 'promtool', 'systemd-analyze', 'dbus-run-session', 'gnome-keyring-daemon', 'secret-tool', 'virsh', 'libvirtd', 'virtlogd', 'mkfs.ext4', 'e2fsck', 'losetup'].filter(
   (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0,
 );
+// Debian's Python SSH libraries (the SSH tests connect with them as automation does).
+for (const module of ['paramiko', 'asyncssh']) {
+  if (spawnSync('/usr/bin/python3', ['-c', `import ${module}`]).status !== 0) missing.push(`python3-${module}`);
+}
 if (missing.length > 0) {
   console.error(`missing test prerequisites: ${missing.join(', ')}; install them with: bash scripts/setup.sh`);
   process.exit(1);

@@ -25,7 +25,7 @@ import { SshConsoleServer } from './ssh/ssh-console-server.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { VncTokenService } from './vnc/vnc-tokens.js';
 import { VncWebServer } from './vnc/vnc-web-server.js';
-import { loadTlsMaterial, type TlsMaterial } from './tls/tls-material.js';
+import { loadTlsMaterial, TLS_SERVER_POLICY, type TlsMaterial } from './tls/tls-material.js';
 import type { Store } from './store/store.js';
 import { RELAY_VERSION } from './version.js';
 
@@ -227,7 +227,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
         consoleDefaults: { defaultTtlSeconds: Math.round(config.consoles.defaultTtlMs / 1000), maxTtlSeconds: Math.round(config.consoles.maxTtlMs / 1000) },
         ...(tls && { tlsFingerprint: tls.fingerprint }),
       }),
-      https: tls && { cert: tls.cert, key: tls.key },
+      https: tls && { ...TLS_SERVER_POLICY, cert: tls.cert, key: tls.key },
     });
     closers.push(() => api.close());
     let apiUrl: string;

@@ -305,3 +305,45 @@ describe('TLS: self-signed certificate, fingerprint pinning, https/wss VNC', () 
     });
   });
 });
+
+/**
+ * The TLS policy as a scanner sees it, on a relay of its own (a scan is a hundred failed
+ * handshakes from one address, which the pre-auth limits answer, so it shares no relay with the
+ * tests above): every TLS 1.2 suite OpenSSL knows is offered one at a time.
+ */
+describe('TLS policy: TLS 1.2 only with ECDHE and AEAD ciphers, TLS 1.3 as before', () => {
+  let lab: Lab;
+  let relay: RelayProcess;
+  const tmp = tempDir('tls-policy');
+
+  before(async () => {
+    lab = startLab(1);
+    const dataDir = join(tmp.path, 'relay-data');
+    relay = await startRelay(testConfig(lab.configPath, dataDir, { api: { listen: '127.0.0.1:0', tls: 'on' } }), dataDir);
+  });
+
+  after(() => runCleanups([() => relay?.stop(), () => lab?.down(), tmp.dispose]));
+
+  const sClient = (port: number, args: string[]): string =>
+    spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...args], { input: '', encoding: 'utf8', timeout: 10_000 }).stdout;
+
+  test('no CBC, ARIA, CCM, DHE or static-RSA suite on the API or the VNC port; TLS 1.3 agrees what Node agreed before', async () => {
+    const api = httpsApi(relay.apiUrl, relay.token, readFileSync(join(tmp.path, 'relay-data', 'tls.crt'), 'utf8'));
+    const vncPort = (await api('GET', '/v1/relay')).body.endpoints[0].vncPort as number;
+    const ports = [Number(new URL(relay.apiUrl).port), vncPort];
+    for (const port of ports) {
+      // OpenSSL's default TLS 1.3 offer, as before this policy: Node's first suite wins.
+      assert.match(sClient(port, ['-tls1_3']), /New, TLSv1\.3, Cipher is TLS_AES_256_GCM_SHA384/, `TLS 1.3 on port ${port}`);
+      assert.match(sClient(port, ['-tls1_2']), /New, TLSv1\.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256/, `TLS 1.2's preferred suite on port ${port}`);
+    }
+    const suites = execFileSync('openssl', ['ciphers', '-tls1_2', 'ALL:COMPLEMENTOFALL:@SECLEVEL=0'], { encoding: 'utf8' }).trim().split(':').filter((name) => !name.startsWith('TLS_'));
+    assert.ok(suites.length > 50, `${suites.length} suites to try`);
+    for (const port of ports) {
+      const accepted = suites.filter((suite) => sClient(port, ['-tls1_2', '-cipher', `${suite}:@SECLEVEL=0`]).includes(`Cipher is ${suite}`));
+      // The certificate is ECDSA, so of the ECDHE+AEAD set the ECDSA suites are the ones that can be agreed.
+      assert.deepEqual(accepted.sort(), ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305'], `port ${port}`);
+    }
+    // TLS 1.1 and older: refused.
+    for (const port of ports) assert.doesNotMatch(sClient(port, ['-tls1_1', '-cipher', 'ALL:@SECLEVEL=0']), /Cipher is (?!\(NONE\))/, `TLS 1.1 on port ${port}`);
+  });
+});

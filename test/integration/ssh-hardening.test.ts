@@ -6,8 +6,10 @@ import ssh2 from 'ssh2';
 import { runCleanups } from '../helpers/cleanup.js';
 import { startLabRelay, type LabRelay } from '../helpers/lab-relay.js';
 import { OpenSshSession, type KeyPair } from '../helpers/openssh.js';
-import type { RelayProcess } from '../helpers/relay-process.js';
+import { REPO_ROOT, type RelayProcess } from '../helpers/relay-process.js';
 import { waitUntil } from '../helpers/wait.js';
+
+const PYTHON_SSH = join(REPO_ROOT, 'test', 'helpers', 'python-ssh.py');
 
 /** ssh-audit's report without colours, as lines. */
 function sshAudit(port: number): string[] {
@@ -18,7 +20,8 @@ function sshAudit(port: number): string[] {
 
 /**
  * The SSH side from outside, as an auditor and other clients see it: Debian's ssh-audit finds no
- * weak algorithm, and OpenSSH 9.2, PuTTY's plink and ssh2's client all still reach the console.
+ * weak algorithm, and OpenSSH 9.2, PuTTY's plink, ssh2's client and Debian's Python SSH libraries
+ * (paramiko, asyncssh: what automation uses) all reach the console.
  */
 describe('SSH algorithms: a clean ssh-audit, and every client still connects', () => {
   let env: LabRelay;
@@ -36,14 +39,14 @@ describe('SSH algorithms: a clean ssh-audit, and every client still connects', (
 
   after(() => runCleanups([...cleanups.reverse(), () => env?.dispose()]));
 
-  test('ssh-audit: no failure, no warning, no recommendation; only curve25519, Ed25519, AEAD ciphers, SHA-2 EtM MACs; no compression', () => {
+  test('ssh-audit: no failure, no warning, no recommendation; only curve25519, Ed25519, AEAD and AES-CTR ciphers, SHA-2 EtM MACs; no compression', () => {
     const lines = sshAudit(relay.sshPort);
     const report = lines.join('\n');
     assert.match(report, /\(gen\) compression: disabled/);
     const algorithms = (kind: string): string[] => lines.filter((line) => line.startsWith(`(${kind}) `)).map((line) => line.slice(kind.length + 3).trim().split(/\s+/)[0]!);
     assert.deepEqual(algorithms('kex'), ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'kex-strict-s-v00@openssh.com']);
     assert.deepEqual(algorithms('key'), ['ssh-ed25519']);
-    assert.deepEqual(algorithms('enc'), ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com']);
+    assert.deepEqual(algorithms('enc'), ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'aes256-ctr', 'aes192-ctr', 'aes128-ctr']);
     assert.deepEqual(algorithms('mac'), ['hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256-etm@openssh.com']);
     assert.deepEqual(lines.filter((line) => line.includes('[fail]')), [], 'no failure');
     // Debian 12's ssh-audit (2.5.0) predates strict key exchange (the Terrapin fix, OpenSSH 9.6): it lists the
@@ -93,4 +96,22 @@ describe('SSH algorithms: a clean ssh-audit, and every client still connects', (
     });
     client.end();
   });
+
+  // Debian's own python3 (not a pyenv or venv one first on PATH): the libraries come from python3-paramiko and python3-asyncssh.
+  for (const [library, cipher] of [['paramiko', /^aes(128|192|256)-ctr$/], ['asyncssh', /gcm|chacha20-poly1305/]] as const) {
+    test(`${library} (Debian 12's, as automation uses it) pins the host key, opens a shell with a pty and runs a command; cipher ${cipher}`, async () => {
+      const child = spawn('/usr/bin/python3', [PYTHON_SSH, library, '127.0.0.1', String(relay.sshPort), user, key.privateKeyPath, hostKey, `echo ${library}-$((40+2))`, `${library}-42`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      cleanups.push(() => child.kill('SIGKILL'));
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      assert.equal(code, 0, `${library} failed: ${stderr.slice(-2000)}`);
+      const negotiated = JSON.parse(stdout.trim()) as { cipher: string; mac: string | null };
+      assert.match(negotiated.cipher, cipher);
+      // AES-CTR is only ever agreed with an encrypt-then-MAC SHA-2 MAC.
+      if (/ctr$/.test(negotiated.cipher)) assert.match(String(negotiated.mac), /^hmac-sha2-(256|512)-etm@openssh\.com$/);
+    });
+  }
 });

@@ -1,3 +1,4 @@
+import type { SecureContextOptions } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
@@ -52,7 +53,7 @@ export interface ApiDependencies {
   preauth?: { startups: StartupLimiter; graceMs: number; metrics?: PreauthMetrics };
   now?: () => number;
   /** TLS material for the API (and the scheme of VNC token URLs); plain HTTP when absent. */
-  https?: { cert: Buffer; key: Buffer };
+  https?: SecureContextOptions & { cert: Buffer; key: Buffer };
 }
 
 /** What a route needs of its caller, and what it records (route `config`). */

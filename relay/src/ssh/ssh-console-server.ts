@@ -26,15 +26,17 @@ const MAX_AUTH_ATTEMPTS = 6;
 
 /**
  * What the relay offers, so that ssh-audit finds nothing to fail or warn about: curve25519 key
- * exchange only (no NIST curves, no SHA-1 groups), the Ed25519 host key, AEAD ciphers, only
- * encrypt-then-MAC SHA-2 MACs (used with no AEAD cipher), and no compression. ssh2 adds the
- * strict key exchange marker (kex-strict-s-v00@openssh.com) itself. OpenSSH ≥ 6.5, PuTTY ≥ 0.65
- * and ssh2's client all speak these.
+ * exchange only (no NIST curves, no SHA-1 groups), the Ed25519 host key, AEAD ciphers first, then
+ * AES-CTR, which only ever pairs with the encrypt-then-MAC SHA-2 MACs offered (the MACs are unused
+ * with an AEAD cipher), and no compression. AES-CTR is there for the SSH libraries automation uses
+ * that have no AEAD cipher (paramiko 2.12 in Debian 12; Go's x/crypto before 2022). ssh2 adds the
+ * strict key exchange marker (kex-strict-s-v00@openssh.com) itself. OpenSSH ≥ 6.5, PuTTY ≥ 0.65,
+ * ssh2's client, paramiko ≥ 2.7 and asyncssh all speak these.
  */
 export const SSH_ALGORITHMS = {
   kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org'],
   serverHostKey: ['ssh-ed25519'],
-  cipher: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com'],
+  cipher: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'aes256-ctr', 'aes192-ctr', 'aes128-ctr'],
   hmac: ['hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256-etm@openssh.com'],
   compress: ['none'],
 };

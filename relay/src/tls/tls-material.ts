@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { constants, X509Certificate } from 'node:crypto';
 import { chmodSync, readFileSync } from 'node:fs';
 import { writeFileDurable } from '../store/durable-file.js';
 import { hostname, networkInterfaces } from 'node:os';
@@ -21,6 +21,23 @@ export interface TlsMaterial {
   validTo: string;
   subjectAltNames: string;
 }
+
+/**
+ * The relay's TLS policy for the API and the VNC port: Mozilla's "intermediate" profile without
+ * its DHE suites — TLS 1.2 only with ECDHE key exchange and AEAD ciphers (no CBC, so nothing for
+ * LUCKY13; no ARIA, CCM or static RSA), TLS 1.3 with Node's default suites, and no renegotiation.
+ */
+export const TLS_SERVER_POLICY = {
+  minVersion: 'TLSv1.2',
+  ciphers: [
+    // TLS 1.3: Node's default suites in Node's default order, so that what TLS 1.3 clients agree is unchanged.
+    'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+  ].join(':'),
+  honorCipherOrder: true,
+  secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
+} as const;
 
 /** The data-folder files of the self-signed certificate. */
 export function selfSignedPaths(dataDir: string): { cert: string; key: string } {

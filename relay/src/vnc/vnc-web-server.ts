@@ -1,4 +1,3 @@
-import { constants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -14,7 +13,7 @@ import { revocationMessage, revocationReason } from '../core/console-rules.js';
 import type { Logger } from '../logger.js';
 import type { AdmittedConnection, CloseReason } from '../sessions/live-session.js';
 import type { ConsoleLookup, SessionSupervisor } from '../sessions/session-supervisor.js';
-import { answerPlaintext, splitPlaintext } from '../tls/tls-material.js';
+import { answerPlaintext, splitPlaintext, TLS_SERVER_POLICY } from '../tls/tls-material.js';
 import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { PreauthMetrics } from '../metrics/relay-metrics.js';
 import { guardPreauth, type PreauthGuard } from '../endpoints/preauth-guard.js';
@@ -116,7 +115,7 @@ export class VncWebServer {
   constructor(private readonly options: VncWebServerOptions) {
     this.ttlText = describeDuration(options.tokens.ttlMs);
     // No TLS 1.2 renegotiation: each one costs the relay a handshake, so a client could loop them (the API allows 3).
-    this.secureContext = options.tls && createSecureContext({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_RENEGOTIATION });
+    this.secureContext = options.tls && createSecureContext({ ...TLS_SERVER_POLICY, cert: options.tls.cert, key: options.tls.key });
     this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(request, socket, head));
     // Malformed HTTP (a bad request line or header) gets a plain 400, as Node's default does.
     this.http.on('clientError', (_error, socket) => refuseUpgrade(socket, 400, 'Bad Request', 'malformed HTTP request'));
