@@ -70,7 +70,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     const relayId = await store.initMeta('relayId', randomUUID());
     await ensureAdminToken(store, config.dataDir, options.adminTokenFromEnvironment, log);
     const hostKey = loadOrCreateHostKey(config.dataDir, options.hostKeyFromEnvironment);
-    const tls = loadTlsMaterial(config);
+    const tls = await loadTlsMaterial(config);
     // The store keeps the trail's head after every append, so a trail cut at its tail, emptied or deleted shows.
     const recordedHead = parseAuditHead(await store.getMeta(AUDIT_HEAD_META));
     const audit = new AuditLog(config.dataDir, {

@@ -85,7 +85,7 @@ function describe(cert: Buffer, key: Buffer, origin: TlsMaterial['origin'], cert
  * Loads the certificate the config names, or the self-signed one kept in the data folder,
  * making it (and its 0600 key) on first use. Undefined when TLS is off.
  */
-export function loadTlsMaterial(config: RelayConfig): TlsMaterial | undefined {
+export async function loadTlsMaterial(config: RelayConfig): Promise<TlsMaterial | undefined> {
   if (!tlsWanted(config)) return undefined;
   const { cert: certPath, key: keyPath } = config.api.tls;
   if (certPath && keyPath) {
@@ -104,7 +104,7 @@ export function loadTlsMaterial(config: RelayConfig): TlsMaterial | undefined {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  const made = createSelfSignedCertificate(`lifeline-relay ${hostname()}`, alternativeNames(config));
+  const made = await createSelfSignedCertificate(`lifeline-relay ${hostname()}`, alternativeNames(config));
   // Key first, each on the disk whole before the next, so a crash never leaves a certificate without its key.
   writeFileDurable(paths.key, made.key, 0o600);
   writeFileDurable(paths.cert, made.cert, 0o644);
