@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { XMLParser } from 'fast-xml-parser';
 import { VM_NAME, type SerialProtocol, type SocketAddress } from '../config/config.js';
 import type { PowerAction, PowerBackend } from '../backends/virtual-machines.js';
 import type { PowerState } from '../backends/qmp-monitor.js';
@@ -16,46 +17,65 @@ function powerState(state: string): PowerState {
 /** shutdown asks the guest (ACPI), powerOff stops it at once (destroy: the domain stays defined). */
 const VIRSH_COMMAND: Record<PowerAction, string> = { reset: 'reset', shutdown: 'shutdown', powerOff: 'destroy', powerOn: 'start', nmi: 'inject-nmi' };
 
-function unescapeXml(text: string): string {
-  return text.replace(/&(apos|quot|lt|gt|amp);/g, (_, entity: string) => ({ apos: "'", quot: '"', lt: '<', gt: '>', amp: '&' })[entity]!);
+/** An element as fast-xml-parser gives it: attributes under their own names, children by tag. */
+type XmlElement = { [name: string]: string | XmlElement | XmlElement[] | undefined };
+
+const DOMAIN_XML = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  parseAttributeValue: false,
+  parseTagValue: false,
+  // Numeric character references (&#39;) as well as the five named entities libvirt writes.
+  htmlEntities: true,
+  isArray: (name) => ['serial', 'graphics', 'source', 'protocol'].includes(name),
+});
+
+/** The live domain's `id` (absent for an inactive definition) and its `<devices>` element. */
+export function readDomain(xml: string): { id?: string; devices: XmlElement } {
+  let document: XmlElement;
+  try {
+    document = DOMAIN_XML.parse(xml, true) as XmlElement;
+  } catch (error) {
+    throw new DiscoveryError(`libvirt domain XML could not be read: ${(error as Error).message}`);
+  }
+  const domain = (document.domain ?? {}) as XmlElement;
+  const devices = typeof domain.devices === 'object' && !Array.isArray(domain.devices) ? domain.devices : {};
+  return { ...(typeof domain.id === 'string' && { id: domain.id }), devices };
 }
 
-/** The attributes of one start tag (`<serial type='pty'>`): libvirt writes them quoted, single or double. */
-function attributes(tag: string): Record<string, string> {
-  const found: Record<string, string> = {};
-  for (const match of tag.matchAll(/([A-Za-z_:][\w:.-]*)\s*=\s*(?:'([^']*)'|"([^"]*)")/g)) found[match[1]!] = unescapeXml(match[2] ?? match[3] ?? '');
-  return found;
-}
+const attribute = (element: XmlElement | undefined, name: string): string | undefined => (typeof element?.[name] === 'string' ? (element[name] as string) : undefined);
+const children = (element: XmlElement | undefined, name: string): XmlElement[] => {
+  const value = element?.[name];
+  return Array.isArray(value) ? value : [];
+};
+const anyHost = (host: string | undefined): string => (!host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
 
 /**
- * The console channels in a live domain XML: the first `<serial>` (pty, unix or tcp, with
- * `<protocol type='telnet'/>`) and the VNC `<graphics>` (TCP port or unix socket). Channels the
- * relay cannot open (a serial that connects out, VNC not yet given a port) are left out.
+ * The console channels of a live domain, from its `<devices>` only (a `<serial>` inside
+ * `<metadata>` or anywhere else is not a device): the first `<serial>` (pty, unix or tcp, with
+ * `<protocol type='telnet'/>`) and the first VNC `<graphics>` (TCP port or unix socket). Channels
+ * the relay cannot open (a serial that connects out, VNC not yet given a port) are left out.
  */
 export function consoleChannels(xml: string): { serial?: SocketAddress; serialProtocol: SerialProtocol; vnc?: SocketAddress } {
+  const { devices } = readDomain(xml);
   const result: { serial?: SocketAddress; serialProtocol: SerialProtocol; vnc?: SocketAddress } = { serialProtocol: 'raw' };
-  const serial = /<serial\b([^>]*)>([\s\S]*?)<\/serial>/.exec(xml);
+  const serial = children(devices, 'serial')[0];
   if (serial) {
-    const type = attributes(serial[1]!).type;
-    const source = attributes(/<source\b([^>]*?)\/?>/.exec(serial[2]!)?.[1] ?? '');
-    if (/<protocol\b[^>]*type\s*=\s*['"]telnet['"]/.test(serial[2]!)) result.serialProtocol = 'telnet';
-    if (type === 'pty' && source.path) result.serial = { kind: 'pty', path: source.path };
-    else if (type === 'unix' && source.path && source.mode !== 'connect') result.serial = { kind: 'unix', path: source.path };
-    else if (type === 'tcp' && source.service && source.mode !== 'connect') {
-      const host = !source.host || source.host === '0.0.0.0' || source.host === '::' ? '127.0.0.1' : source.host;
-      result.serial = { kind: 'tcp', host, port: Number(source.service) };
-    }
+    const type = attribute(serial, 'type');
+    const source = children(serial, 'source')[0];
+    const path = attribute(source, 'path');
+    const mode = attribute(source, 'mode');
+    const service = attribute(source, 'service');
+    if (children(serial, 'protocol').some((protocol) => attribute(protocol, 'type') === 'telnet')) result.serialProtocol = 'telnet';
+    if (type === 'pty' && path) result.serial = { kind: 'pty', path };
+    else if (type === 'unix' && path && mode !== 'connect') result.serial = { kind: 'unix', path };
+    else if (type === 'tcp' && service && mode !== 'connect') result.serial = { kind: 'tcp', host: anyHost(attribute(source, 'host')), port: Number(service) };
   }
-  for (const graphics of xml.matchAll(/<graphics\b([^>]*)>/g)) {
-    const attrs = attributes(graphics[1]!);
-    if (attrs.type !== 'vnc') continue;
-    if (attrs.socket) result.vnc = { kind: 'unix', path: attrs.socket };
-    else if (attrs.port && Number(attrs.port) > 0) {
-      const host = !attrs.listen || attrs.listen === '0.0.0.0' || attrs.listen === '::' ? '127.0.0.1' : attrs.listen;
-      result.vnc = { kind: 'tcp', host, port: Number(attrs.port) };
-    }
-    break;
-  }
+  const graphics = children(devices, 'graphics').find((element) => attribute(element, 'type') === 'vnc');
+  const socket = attribute(graphics, 'socket');
+  const port = Number(attribute(graphics, 'port'));
+  if (socket) result.vnc = { kind: 'unix', path: socket };
+  else if (port > 0) result.vnc = { kind: 'tcp', host: anyHost(attribute(graphics, 'listen')), port };
   return result;
 }
 
@@ -113,13 +133,21 @@ export class LibvirtSource implements DiscoverySource {
       try {
         state = powerState((await this.virsh(['domstate', name])).trim());
         if (state !== 'Stopped') xml = await this.virsh(['dumpxml', name]);
-        // It stopped between the two calls: dumpxml then gives the inactive definition (no `id`, no live
-        // ports), which must read as stopped, not as a VM whose console channels changed.
-        if (state !== 'Stopped' && !/^\s*<domain\b[^>]*\bid=['"]\d+['"]/.test(xml)) state = 'Stopped';
       } catch {
         continue; // gone between the list and now: the next scan knows
       }
-      const channels = state === 'Stopped' ? { serialProtocol: 'raw' as const } : consoleChannels(xml);
+      let channels: ReturnType<typeof consoleChannels> = { serialProtocol: 'raw' };
+      if (state !== 'Stopped') {
+        try {
+          // It stopped between the two calls: dumpxml then gives the inactive definition (no `id`, no live
+          // ports), which must read as stopped, not as a VM whose console channels changed.
+          if (readDomain(xml).id === undefined) state = 'Stopped';
+          else channels = consoleChannels(xml);
+        } catch (error) {
+          this.log.warn({ domain: name, err: (error as Error).message }, 'libvirt domain skipped: its XML could not be read');
+          continue;
+        }
+      }
       const actions: PowerAction[] = state === 'Stopped' ? (persistent.has(name) ? ['powerOn'] : []) : state === 'Running' ? ['reset', 'shutdown', 'powerOff', 'nmi'] : state === 'Paused' ? ['reset', 'powerOff'] : [];
       vms.push({ config: { name, ...channels }, state, power: this.power(name, actions) });
     }
