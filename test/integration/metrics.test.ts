@@ -53,6 +53,15 @@ describe('GET /metrics: Prometheus text that promtool accepts, with counters tha
     assert.equal(sample(text, 'lifeline_vm_power_state{vm="lab-1",state="Running",source="static"}'), 1);
     assert.equal(sample(text, 'lifeline_api_requests_total{route="/v1/virtualMachines/:vm/console",method="PUT",status="201"}'), 1, 'routes are patterns, never VM names');
     assert.ok(sample(text, 'lifeline_api_request_duration_seconds_count{route="/v1/virtualMachines/:vm/console",method="PUT"}')! >= 1);
+    // What operators expect of any Node service (prom-client's defaults), with values that are the relay process's own.
+    assert.ok(sample(text, 'process_cpu_seconds_total')! > 0, 'process CPU');
+    const rss = sample(text, 'process_resident_memory_bytes')!;
+    const statusRss = Number(/VmRSS:\s+(\d+) kB/.exec(spawnSync('cat', [`/proc/${relay.child.pid}/status`], { encoding: 'utf8' }).stdout)![1]) * 1024;
+    assert.ok(Math.abs(rss - statusRss) < statusRss * 0.5, `resident memory ${rss} is the relay's (${statusRss} in /proc)`);
+    assert.ok(sample(text, 'process_open_fds')! > 5, 'open file descriptors');
+    assert.ok(sample(text, 'nodejs_eventloop_lag_seconds')! >= 0, 'event-loop lag');
+    assert.match(text, /^# TYPE nodejs_gc_duration_seconds histogram$/m, 'GC durations');
+    assert.match(text, /^nodejs_heap_size_used_bytes \d+/m);
   });
 
   test('with live sessions the counters move as sessions open, are displaced and close, and promtool still accepts it', async () => {

@@ -585,8 +585,8 @@ export function buildApi(deps: ApiDependencies): FastifyInstance {
   // A token limited to some VMs sees the relay-wide series and only its own VMs' series.
   app.get('/metrics', { ...access({ scope: 'metrics' }) }, async (request, reply) => {
     const token = caller(request);
-    const text = deps.metrics?.registry.render(token.virtualMachines === undefined ? undefined : (vm) => vmAllowed(token, vm)) ?? '';
-    return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(text);
+    const text = (await deps.metrics?.render(token.virtualMachines === undefined ? undefined : (vm) => vmAllowed(token, vm))) ?? '';
+    return reply.header('content-type', deps.metrics?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8').send(text);
   });
 
   app.post<{ Body: S.TokenCreateBody }>(
