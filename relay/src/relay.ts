@@ -133,7 +133,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       },
     };
     closers.push(() => virtualMachines.close());
-    const discovery = new Discovery(config.discover.map((source) => createSource(source, log.child({ component: 'discovery' }))), virtualMachines, log.child({ component: 'discovery' }));
+    const discovery = new Discovery(await Promise.all(config.discover.map((source) => createSource(source, log.child({ component: 'discovery' })))), virtualMachines, log.child({ component: 'discovery' }));
     await discovery.start();
     closers.push(() => discovery.close());
 

@@ -1,35 +1,17 @@
-import type { DiscoverySourceConfig, VirtualMachineConfig, VmSource } from '../config/config.js';
-import type { PowerBackend, VirtualMachineRegistry } from '../backends/virtual-machines.js';
-import type { PowerState } from '../backends/qmp-monitor.js';
+import type { DiscoverySourceConfig } from '../config/config.js';
+import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import type { Logger } from '../logger.js';
-import { LibvirtSource } from './libvirt.js';
-import { ProxmoxSource } from './proxmox.js';
+import { DiscoveryError, type DiscoveredVm, type DiscoverySource } from './source.js';
 
-/** A VM a source found, with its console channels. */
-export interface DiscoveredVm {
-  config: VirtualMachineConfig;
-  /** The state the source reports (libvirt); a VM with QMP reports its own. */
-  state?: PowerState;
-  power?: PowerBackend;
-}
-
-/** One place VMs are found: scanned on a timer and whenever `watch` says something changed. */
-export interface DiscoverySource {
-  readonly kind: VmSource;
-  readonly description: string;
-  /** Every VM there now. Throws when the source cannot be read (it is retried; nothing is marked gone). */
-  scan(): Promise<DiscoveredVm[]>;
-  /** Calls `changed` on a hint that the VMs changed (events, a folder changed); returns the stop function. */
-  watch?(changed: () => void): () => void;
-}
-
-export class DiscoveryError extends Error {}
+export { DiscoveryError, type DiscoveredVm, type DiscoverySource };
 
 /** The reason line a VM's sessions get when it goes away. */
 const gone = (name: string, source: string): string => `the VM ${name} stopped or was removed (${source})`;
 
-export function createSource(config: DiscoverySourceConfig, log: Logger): DiscoverySource {
-  return config.kind === 'libvirt' ? new LibvirtSource(config.uri, log) : new ProxmoxSource(config.runDir, config.configDir);
+/** A source for its config; each kind's module (libvirt's XML parser) is loaded only when one is configured. */
+export async function createSource(config: DiscoverySourceConfig, log: Logger): Promise<DiscoverySource> {
+  if (config.kind === 'libvirt') return new (await import('./libvirt.js')).LibvirtSource(config.uri, log);
+  return new (await import('./proxmox.js')).ProxmoxSource(config.runDir, config.configDir);
 }
 
 /**

@@ -4,7 +4,7 @@ import { VM_NAME, type SerialProtocol, type SocketAddress } from '../config/conf
 import type { PowerAction, PowerBackend } from '../backends/virtual-machines.js';
 import type { PowerState } from '../backends/qmp-monitor.js';
 import type { Logger } from '../logger.js';
-import { DiscoveryError, type DiscoveredVm, type DiscoverySource } from './discovery.js';
+import { DiscoveryError, type DiscoveredVm, type DiscoverySource } from './source.js';
 
 /** `virsh domstate` → the API's power state. */
 function powerState(state: string): PowerState {

@@ -3,7 +3,7 @@ import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VM_NAME, type SocketAddress } from '../config/config.js';
 import { processAlive } from '../core/process-alive.js';
-import type { DiscoveredVm, DiscoverySource } from './discovery.js';
+import type { DiscoveredVm, DiscoverySource } from './source.js';
 
 const CHANNEL = /^(\d+)\.(serial0|vnc|qmp|pid)$/;
 
