@@ -287,6 +287,12 @@ describe('fuzzing the WebSocket VNC path: upgrade requests and frames after the 
     const good = await exchange(vncPort, upgradeRequest(token), [encodeFrame({ fin: true, rsv: 0, opcode: 2, masked: true, payload: Buffer.from('hello'), length: 'minimal' })], 1000, 5);
     assert.equal(good.status, 101, 'the token still works after the refused handshakes');
     assert.equal(good.frames.data.toString(), 'hello');
+    // ws's own handshake rules decide, not a copy of them: it reads the version as a number, so "013" is 13.
+    const padded = await exchange(vncPort, upgradeRequest(await mint(), [['Sec-WebSocket-Version', '013']]), [], 1000);
+    assert.equal(padded.status, 101, padded.head);
+    // A refusal says what was wrong, in plain text.
+    const badVersion = await exchange(vncPort, upgradeRequest(await mint(), [['Sec-WebSocket-Version', '7']]), [], 300);
+    assert.match(badVersion.head, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*Sec-WebSocket-Version: 13, 8/i);
     await assertUnharmed('after-bad-handshakes');
   });
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
@@ -18,7 +18,6 @@ import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { PreauthMetrics } from '../metrics/relay-metrics.js';
 import { guardPreauth, type PreauthGuard } from '../endpoints/preauth-guard.js';
 import { VncSession, webSocketClient } from './vnc-session.js';
-import { handshakeProblem } from './websocket-handshake.js';
 import type { VncTokenService } from './vnc-tokens.js';
 
 const ASSETS = fileURLToPath(new URL('../../assets/vnc/', import.meta.url));
@@ -81,11 +80,15 @@ function plainError(response: ServerResponse, status: number, message: string): 
 }
 
 /** Answers an upgrade (or a malformed request) with a plain HTTP error, so a refused client never reaches the VM. */
-function refuseUpgrade(socket: Duplex, status: number, text: string, message: string, headers: Record<string, string> = {}): void {
-  if (!socket.writable) return void socket.destroy();
+function refuseUpgrade(socket: Duplex, status: number, text: string, message: string, headers: Record<string, string> = {}): undefined {
+  if (!socket.writable) {
+    socket.destroy();
+    return undefined;
+  }
   const body = `${message}\n`;
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`);
+  return undefined;
 }
 
 /**
@@ -101,7 +104,12 @@ export class VncWebServer {
     maxPayload: MAX_CLIENT_MESSAGE,
     // noVNC asks for "binary"; websockify clients may ask for nothing. Anything else is answered without a protocol.
     handleProtocols: (protocols) => (protocols.has('binary') ? 'binary' : false),
+    // ws checks the opening handshake (method, Upgrade, key, version, protocols) first and only then
+    // calls this: so a malformed handshake neither uses up its token nor opens the VM's screen.
+    verifyClient: (info: { req: IncomingMessage }, done: (verified: boolean) => void) => this.verify(info.req, done),
   });
+  /** The session starter of each upgrade ws is completing (set only while `done(true)` runs). */
+  private readonly starting = new Map<IncomingMessage, (ws: WebSocket) => void>();
   private readonly endpointOf = new WeakMap<Socket, string>();
   private readonly assets = new Map<string, Buffer>();
   /** How long a token waits for its WebSocket, as the pages and refusals say it. */
@@ -117,6 +125,12 @@ export class VncWebServer {
     // No TLS 1.2 renegotiation: each one costs the relay a handshake, so a client could loop them (the API allows 3).
     this.secureContext = options.tls && createSecureContext({ ...TLS_SERVER_POLICY, cert: options.tls.cert, key: options.tls.key });
     this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(request, socket, head));
+    // ws's handshake refusals, in the relay's words and format (plain text, Connection: close).
+    this.wss.on('wsClientError', (error: Error, socket: Duplex, request: IncomingMessage) => {
+      if (request.method !== 'GET') return refuseUpgrade(socket, 405, 'Method Not Allowed', 'a WebSocket opening handshake is a GET request', { Allow: 'GET' });
+      const versionHeader: Record<string, string> = /Version/.test(error.message) ? { 'Sec-WebSocket-Version': '13, 8' } : {};
+      refuseUpgrade(socket, 400, 'Bad Request', `WebSocket handshake refused: ${error.message}`, versionHeader);
+    });
     // Malformed HTTP (a bad request line or header) gets a plain 400, as Node's default does.
     this.http.on('clientError', (_error, socket) => refuseUpgrade(socket, 400, 'Bad Request', 'malformed HTTP request'));
     // No HTTP header or request timeouts here: this server never listens, so Node would never run them.
@@ -244,11 +258,38 @@ export class VncWebServer {
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => undefined);
-    this.upgrade(request, socket, head).catch((error: unknown) => {
-      // A store or backend failure answers this one client; it never takes the relay down.
-      this.options.log.error({ err: (error as Error).message }, 'VNC WebSocket upgrade failed');
-      if (!socket.destroyed) refuseUpgrade(socket, 503, 'Service Unavailable', 'the relay could not open this console; try again');
-    });
+    let url: URL;
+    try {
+      url = new URL(request.url ?? '/', 'http://relay');
+    } catch {
+      return refuseUpgrade(socket, 400, 'Bad Request', 'malformed URL');
+    }
+    if (url.pathname !== '/') return refuseUpgrade(socket, 404, 'Not Found', 'connect to /?token=<token>');
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.starting.get(request)?.(ws));
+  }
+
+  /** ws's verifyClient: the token, the origin and the console, then the VM's screen; the session starts when ws completes. */
+  private verify(request: IncomingMessage, done: (verified: boolean) => void): void {
+    const socket = request.socket;
+    this.prepare(request, socket).then(
+      (prepared) => {
+        if (!prepared) return; // refused, and answered
+        let started = false;
+        this.starting.set(request, (ws) => {
+          started = true;
+          prepared.start(ws);
+        });
+        // ws completes the upgrade synchronously: the starter runs, or the socket was no longer writable.
+        done(true);
+        this.starting.delete(request);
+        if (!started) prepared.abandon();
+      },
+      (error: unknown) => {
+        // A store or backend failure answers this one client; it never takes the relay down.
+        this.options.log.error({ err: (error as Error).message }, 'VNC WebSocket upgrade failed');
+        if (!socket.destroyed) refuseUpgrade(socket, 503, 'Service Unavailable', 'the relay could not open this console; try again');
+      },
+    );
   }
 
   /** Same origin as the page (scheme and Host the browser used), or one the config lists. */
@@ -259,20 +300,15 @@ export class VncWebServer {
     return request.headers.host !== undefined && given === `${scheme}://${request.headers.host.toLowerCase()}`;
   }
 
-  private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  /**
+   * Everything before the WebSocket: the origin, the token, the console and the VM's screen.
+   * Undefined when refused (the refusal is written); else how to start the session or give up.
+   */
+  private async prepare(request: IncomingMessage, socket: Duplex): Promise<{ start(ws: WebSocket): void; abandon(): void } | undefined> {
     const endpoint = this.endpointOf.get(request.socket as Socket) ?? '';
     const remoteAddress = normalizeRemoteAddress(request.socket.remoteAddress);
     const log = this.options.log.child({ endpoint, remote: remoteAddress });
-    let url: URL;
-    try {
-      url = new URL(request.url ?? '/', 'http://relay');
-    } catch {
-      return refuseUpgrade(socket, 400, 'Bad Request', 'malformed URL');
-    }
-    if (url.pathname !== '/') return refuseUpgrade(socket, 404, 'Not Found', 'connect to /?token=<token>');
-    // A malformed handshake is refused before its token is looked at: it neither uses the token up nor opens the screen.
-    const problem = handshakeProblem(request);
-    if (problem) return refuseUpgrade(socket, problem.status, STATUS_CODES[problem.status]!, problem.message, problem.headers);
+    const url = new URL(request.url ?? '/', 'http://relay');
     // A browser on another site must not open the console with a token it got hold of (OpenStack OSSN-0008): a browser
     // always sends Origin, and the noVNC page is served from this very host. Clients without Origin are not browsers.
     const origin = request.headers.origin;
@@ -316,37 +352,42 @@ export class VncWebServer {
       if (reason) revoked ??= { code: reason, message: revocationMessage(reason, grant.virtualMachine) };
       return revoked || !current ? undefined : current;
     };
-    const refuseRevoked = (): void => refuseUpgrade(socket, 403, 'Forbidden', revoked?.message ?? revocationMessage('deleted', grant.virtualMachine));
+    const refuseRevoked = (): undefined => refuseUpgrade(socket, 403, 'Forbidden', revoked?.message ?? revocationMessage('deleted', grant.virtualMachine));
 
     const current = await stillAdmitted();
     if (!current) return refuseRevoked();
     supervisor.admit(admitted, current.expiration);
     // From here, every way out but a started session forgets the connection and drops the VM's screen.
     let vnc: VncConnection | undefined;
-    let started = false;
+    const abandon = (): void => {
+      vnc?.socket.destroy();
+      supervisor.forget(admitted);
+    };
     try {
       try {
         vnc = await vm.openVnc();
       } catch (error) {
+        abandon();
         return refuseUpgrade(socket, 503, 'Service Unavailable', (error as Error).message);
       }
       // Checked again after the last wait: the console may have changed while the VM's screen was opening.
       const latest = await stillAdmitted();
-      if (socket.destroyed) return;
-      if (!latest) return refuseRevoked();
-      const opened = vnc;
-      // ws answers synchronously: either this callback runs, or it refused the socket (then the finally below cleans up).
-      this.wss.handleUpgrade(request, socket, head, (ws) => {
-        started = true;
+      if (socket.destroyed || !latest) {
+        abandon();
+        return socket.destroyed ? undefined : refuseRevoked();
+      }
+    } catch (error) {
+      abandon();
+      throw error;
+    }
+    const opened = vnc;
+    return {
+      start: (ws) => {
         this.preauth.get(request.socket)?.passed();
         session = this.startSession(ws, opened, admitted, log);
-      });
-    } finally {
-      if (!started) {
-        vnc?.socket.destroy();
-        supervisor.forget(admitted);
-      }
-    }
+      },
+      abandon,
+    };
   }
 
   private startSession(ws: WebSocket, vnc: VncConnection, admitted: AdmittedConnection, log: Logger): VncSession {
