@@ -1,16 +1,15 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { extname, join, normalize, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { serveStaticFile } from '@lifeline/relay/client';
 import type { DesktopEvent } from '../../preload/contract.js';
 import { dispatch } from '../services/api-dispatch.js';
 import type { DesktopService } from '../services/desktop-service.js';
 import { bridgeStream } from '../services/stream-bridge.js';
 import { webSocketEndpoint } from './websocket-endpoint.js';
 
-const MIME: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.html': 'text/html; charset=utf-8', '.png': 'image/png' };
+const MIME: Record<string, string> = { '.html': 'text/html; charset=utf-8' };
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** Answers on a raw socket (an upgrade, a malformed request) with a bodiless status and closes it. */
@@ -95,16 +94,6 @@ export class BrowserModeServer {
     return request.headers.origin === `http://127.0.0.1:${this.port}` || request.headers.origin === `http://localhost:${this.port}`;
   }
 
-  private file(path: string): Buffer | undefined {
-    const full = normalize(join(this.options.rendererDir, path));
-    if (!full.startsWith(`${normalize(this.options.rendererDir)}${sep}`)) return undefined;
-    try {
-      return readFileSync(full);
-    } catch {
-      return undefined;
-    }
-  }
-
   /** Whatever a request holds, it gets an answer: a malformed one a plain 400, never a dead app with orphaned VMs. */
   private onRequest(request: IncomingMessage, response: ServerResponse): void {
     try {
@@ -141,13 +130,7 @@ export class BrowserModeServer {
       response.writeHead(401, { 'Content-Type': MIME['.html'] }).end('<!doctype html><title>Lifeline</title><p>Open the URL that <code>npm run web</code> printed (it works once).</p>');
       return;
     }
-    const path = url.pathname === '/' ? 'index.html' : url.pathname.slice(1);
-    const body = /^[A-Za-z0-9._/-]+$/.test(path) ? this.file(path) : undefined;
-    if (!body) {
-      response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    response.writeHead(200, { 'Content-Type': MIME[extname(path)] ?? 'application/octet-stream' }).end(body);
+    serveStaticFile(request, response, this.options.rendererDir, url.pathname === '/' ? '/index.html' : url.pathname);
   }
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -310,6 +310,15 @@ describe('untrusted HTTP at the API, the VNC port and browser mode', () => {
       const first = await fetch(web.url, { redirect: 'manual' });
       assert.equal(first.status, 302, 'the one-time URL was not used up by the random requests');
       assert.match(first.headers.get('set-cookie') ?? '', new RegExp(`^lifeline_session_${port}=`), 'the session cookie names its port');
+      // Signed in, the app's files are served, and nothing outside its folder is, however the path is written.
+      const cookie = (first.headers.get('set-cookie') ?? '').split(';')[0]!;
+      const page = await fetch(new URL('/', web.url), { headers: { cookie } });
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+      for (const path of ['/../package.json', '/%2e%2e/package.json', '/%2e%2e%2f%2e%2e%2fpackage.json', '/..%5c..%5cpackage.json', '/.hidden', '/index.html%00.js', '/nope.js']) {
+        const raw = await rawRequest(port, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${cookie}\r\n\r\n`);
+        assert.equal(raw.status, 404, `${path}: ${raw.headers.slice(0, 200)}`);
+      }
     });
   });
 });

@@ -1,4 +1,4 @@
-/** What API clients (the desktop app, scripts) may import: the wire types of the control API v1. */
+/** What API clients (the desktop app, scripts) may import: the wire types of the control API v1, and the helpers the relay and the desktop share. */
 export type {
   ConsolePatchBody,
   ConsolePutBody,
@@ -14,3 +14,5 @@ export type {
   VirtualMachineResource,
   VncToken,
 } from './schemas.js';
+
+export { serveStaticFile } from '../http/static-files.js';

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
-import { dirname, extname, join, normalize, sep } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { VirtualMachineRegistry, VncConnection } from '../backends/virtual-machines.js';
@@ -19,10 +18,18 @@ import type { PreauthMetrics } from '../metrics/relay-metrics.js';
 import { guardPreauth, type PreauthGuard } from '../endpoints/preauth-guard.js';
 import { VncSession, webSocketClient } from './vnc-session.js';
 import type { VncTokenService } from './vnc-tokens.js';
+import { serveStaticFile } from '../http/static-files.js';
 
 const ASSETS = fileURLToPath(new URL('../../assets/vnc/', import.meta.url));
 const NOVNC = join(dirname(fileURLToPath(import.meta.resolve('@novnc/novnc'))), '..');
-const MIME: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.html': 'text/html; charset=utf-8' };
+const MIME: Record<string, string> = { '.html': 'text/html; charset=utf-8' };
+/** Where each URL prefix's files come from (noVNC: only its core/ and vendor/ modules). */
+const STATIC_ROOTS: ReadonlyArray<readonly [string, string]> = [
+  ['/lifeline/', ASSETS],
+  ['/novnc/core/', join(NOVNC, 'core')],
+  ['/novnc/vendor/', join(NOVNC, 'vendor')],
+];
+const LIFELINE_ASSETS = new Set(['/lifeline/vnc.js', '/lifeline/vnc.css']);
 /** WebSocket close code for "closed by the relay"; the reason text says why. */
 export const CLOSE_BY_RELAY = 4000;
 const MAX_CLIENT_MESSAGE = 4 * 1024 * 1024;
@@ -59,16 +66,6 @@ function securityHeaders(response: ServerResponse): void {
 function errorPage(title: string, message: string): string {
   const escape = (text: string): string => text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title><link rel="stylesheet" href="/lifeline/vnc.css"></head><body><main class="error"><h1>${escape(title)}</h1><p>${escape(message)}</p></main></body></html>`;
-}
-
-/** `decodeURIComponent` that answers undefined for malformed percent-encoding (`%ff`) or a NUL, instead of throwing. */
-function decodePath(text: string): string | undefined {
-  try {
-    const decoded = decodeURIComponent(text);
-    return decoded.includes('\0') ? undefined : decoded;
-  } catch {
-    return undefined;
-  }
 }
 
 function plainError(response: ServerResponse, status: number, message: string): void {
@@ -111,7 +108,6 @@ export class VncWebServer {
   /** The session starter of each upgrade ws is completing (set only while `done(true)` runs). */
   private readonly starting = new Map<IncomingMessage, (ws: WebSocket) => void>();
   private readonly endpointOf = new WeakMap<Socket, string>();
-  private readonly assets = new Map<string, Buffer>();
   /** How long a token waits for its WebSocket, as the pages and refusals say it. */
   private readonly ttlText: string;
   private readonly secureContext: SecureContext | undefined;
@@ -182,28 +178,14 @@ export class VncWebServer {
     });
   }
 
-  private asset(path: string): Buffer | undefined {
-    let cached = this.assets.get(path);
-    if (!cached) {
-      try {
-        cached = readFileSync(path);
-      } catch {
-        return undefined;
+  /** A file of the page: our assets under /lifeline/, or noVNC's ES modules (core/ and vendor/ only, .js only). */
+  private serveFile(request: IncomingMessage, response: ServerResponse, pathname: string): void {
+    for (const [prefix, root] of STATIC_ROOTS) {
+      if (pathname.startsWith(prefix) && (prefix === '/lifeline/' ? LIFELINE_ASSETS.has(pathname) : extname(pathname) === '.js')) {
+        return serveStaticFile(request, response, root, pathname.slice(prefix.length - 1));
       }
-      this.assets.set(path, cached);
     }
-    return cached;
-  }
-
-  /** Maps a request path to a file: our page assets, or noVNC's ES modules (core/ and vendor/ only). */
-  private fileFor(pathname: string): string | undefined {
-    if (pathname === '/lifeline/vnc.js' || pathname === '/lifeline/vnc.css') return join(ASSETS, pathname.slice('/lifeline/'.length));
-    if (!pathname.startsWith('/novnc/') || extname(pathname) !== '.js') return undefined;
-    const decoded = decodePath(pathname.slice('/novnc/'.length));
-    if (decoded === undefined) return undefined;
-    const file = join(NOVNC, normalize(decoded));
-    if (!file.startsWith(`${NOVNC}${sep}core${sep}`) && !file.startsWith(`${NOVNC}${sep}vendor${sep}`)) return undefined;
-    return file;
+    response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
   }
 
   /** Untrusted input never reaches a throwing call unguarded: whatever slips through is a plain 400, not a dead relay. */
@@ -242,18 +224,9 @@ export class VncWebServer {
         else expired();
         return;
       }
-      const page = this.asset(join(ASSETS, 'index.html'));
-      if (!page) return plainError(response, 503, 'the relay is missing its VNC page (assets/vnc/index.html); reinstall it');
-      return send(200, page.toString());
+      return serveStaticFile(request, response, ASSETS, '/index.html');
     }
-    const file = this.fileFor(url.pathname);
-    const body = file && this.asset(file);
-    if (!body) {
-      response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    response.writeHead(200, { 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
-    response.end(request.method === 'HEAD' ? undefined : body);
+    this.serveFile(request, response, url.pathname);
   }
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
