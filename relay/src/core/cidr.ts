@@ -1,49 +1,45 @@
-/** IPv4 CIDR blocks: endpoint address pools and allowed source prefixes. */
+import ipaddr from 'ipaddr.js';
+
+/*
+ * IPv4 CIDR blocks: endpoint address pools and allowed source prefixes, on ipaddr.js (address
+ * parsing, IPv4-mapped IPv6, prefix matching) instead of bit arithmetic by hand.
+ */
 export interface Ipv4Cidr {
+  /** The block as written back: its network address and prefix (`127.0.0.0/8`). */
   text: string;
+  /** The network address as a 32-bit number (pools count up from it). */
   network: number;
   prefix: number;
 }
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
+/** A dotted-quad IPv4 address (no `127.1`, hex or octal forms ipaddr.js would also take). */
 export function isIpv4(address: string): boolean {
-  return IPV4.test(address);
+  return ipaddr.IPv4.isValidFourPartDecimal(address);
 }
 
-export function ipv4ToInt(address: string): number | undefined {
-  if (!isIpv4(address)) return undefined;
-  return address.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
-}
-
-export function intToIpv4(value: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
-}
-
-function maskOf(prefix: number): number {
-  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-}
+const toNumber = (address: ipaddr.IPv4): number => address.toByteArray().reduce((acc, octet) => acc * 256 + octet, 0);
+const fromNumber = (value: number): string => ipaddr.fromByteArray([24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256)).toString();
 
 export function parseCidr(text: string): Ipv4Cidr | undefined {
-  const match = /^([0-9.]+)\/(\d{1,2})$/.exec(text.trim());
-  const bare = match ? undefined : ipv4ToInt(text.trim());
-  if (!match) return bare === undefined ? undefined : { text: `${text.trim()}/32`, network: bare, prefix: 32 };
-  const address = ipv4ToInt(match[1]!);
-  const prefix = Number(match[2]);
-  if (address === undefined || prefix > 32) return undefined;
-  const network = (address & maskOf(prefix)) >>> 0;
-  return { text: `${intToIpv4(network)}/${prefix}`, network, prefix };
+  const trimmed = text.trim();
+  const [address = '', length, ...rest] = trimmed.split('/');
+  if (rest.length > 0 || !isIpv4(address) || (length !== undefined && !/^\d{1,2}$/.test(length))) return undefined;
+  const prefix = length === undefined ? 32 : Number(length);
+  if (prefix > 32) return undefined;
+  const network = ipaddr.IPv4.networkAddressFromCIDR(`${address}/${prefix}`);
+  return { text: `${network.toString()}/${prefix}`, network: toNumber(network), prefix };
 }
 
-/** Node reports IPv4 peers on dual-stack sockets as `::ffff:a.b.c.d`. */
+/** An address as the relay writes and compares it: an IPv4 peer on a dual-stack socket (`::ffff:a.b.c.d`) as plain IPv4. */
 export function normalizeRemoteAddress(address: string | undefined): string {
   if (!address) return '';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
+  return ipaddr.isValid(address) ? ipaddr.process(address).toString() : address;
 }
 
 export function cidrContains(cidr: Ipv4Cidr, address: string): boolean {
-  const value = ipv4ToInt(normalizeRemoteAddress(address));
-  return value !== undefined && ((value & maskOf(cidr.prefix)) >>> 0) === cidr.network;
+  if (!ipaddr.isValid(address)) return false;
+  const parsed = ipaddr.process(address);
+  return parsed.kind() === 'ipv4' && (parsed as ipaddr.IPv4).match(ipaddr.IPv4.parse(fromNumber(cidr.network)), cidr.prefix);
 }
 
 /** An empty allow list admits every source, as a private endpoint without a rule does. */
@@ -58,7 +54,7 @@ export function nextFreeAddress(pool: readonly Ipv4Cidr[], used: ReadonlySet<str
     const first = cidr.prefix >= 31 ? 0 : 1;
     const last = cidr.prefix >= 31 ? size - 1 : size - 2;
     for (let offset = first; offset <= last; offset++) {
-      const candidate = intToIpv4(cidr.network + offset);
+      const candidate = fromNumber(cidr.network + offset);
       if (!used.has(candidate)) return candidate;
     }
   }
