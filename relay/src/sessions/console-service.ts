@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolveExpiration, type ConsoleRecord, type TtlPolicy } from '../core/console-rules.js';
 import { RelayError } from '../core/relay-error.js';
-import { parseSshPublicKey } from '../core/ssh-public-key.js';
+import { parseSshPublicKey } from '../ssh/key-policy.js';
 import type { Store } from '../store/store.js';
 
 export interface ConsoleInput {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
-import { parseSshPublicKey } from './ssh-public-key.js';
+import { parseSshPublicKey } from './key-policy.js';
 
 /** OpenSSH public key lines built from Node's own key generator (ssh2's drops leading zero bytes now and then). */
 function field(buf: Buffer): Buffer {
