@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import which from 'which';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -21,7 +22,7 @@ function testFiles(dir) {
 }
 
 const missing = ['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'busybox', 'chromium', 'gvnccapture', 'openssl', 'curl', 'ssh-audit', 'plink', 'puttygen', 'promtool', 'systemd-analyze', 'dbus-run-session', 'gnome-keyring-daemon', 'secret-tool', 'virsh', 'libvirtd', 'virtlogd', 'mkfs.ext4', 'e2fsck', 'losetup'].filter(
-  (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0,
+  (tool) => which.sync(tool, { nothrow: true }) === null,
 );
 // Debian's Python SSH libraries (the SSH tests connect with them as automation does).
 for (const module of ['paramiko', 'asyncssh']) {

@@ -88,7 +88,8 @@ try {
   // Someone else's key on lab-2's console: opening it asks first (docs/replace-key-dialog.png).
   const relayUrl = /Embedded relay running at (\S+)/.exec((await page.locator('header [role="status"]').textContent()) ?? '')![1]!;
   const tokenEntry = (await keytar.findCredentials('lifeline')).find((c) => c.account.startsWith('token:'))!;
-  const keyData = execFileSync('sh', ['-c', `ssh-keygen -q -t ed25519 -N '' -C someone-else -f ${join(tmp.path, 'theirs')} && cat ${join(tmp.path, 'theirs')}.pub`], { encoding: 'utf8' }).trim();
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'someone-else', '-f', join(tmp.path, 'theirs')]);
+  const keyData = readFileSync(`${join(tmp.path, 'theirs')}.pub`, 'utf8').trim();
   await fetch(`${relayUrl}/v1/virtualMachines/lab-2/console`, { method: 'PUT', headers: { authorization: `Bearer ${tokenEntry.password}`, 'content-type': 'application/json' }, body: JSON.stringify({ enabled: true, sshPublicKey: { keyData } }) });
   const lab2 = page.getByRole('list', { name: 'Virtual machines' }).getByRole('listitem', { name: 'lab-2', exact: true });
   await waitUntil(async () => /another key/.test((await lab2.textContent()) ?? ''), 15_000, 'lab-2 with another key');

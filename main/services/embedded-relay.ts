@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import which from 'which';
 import type { EmbeddedStatus } from '../../preload/contract.js';
 import { embeddedFiles, recordProcess } from './leftovers.js';
 import { RELAY_BIN } from './relay-bin.js';
@@ -48,8 +49,9 @@ export function newAdminToken(): string {
   return `llt_${randomBytes(32).toString('base64url')}`;
 }
 
+/** Whether a command is on PATH (no shell: the name is never interpreted). */
 function have(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
+  return which.sync(command, { nothrow: true }) !== null;
 }
 
 /** SIGTERM, SIGKILL after `graceMs`; resolves when the child has exited. */

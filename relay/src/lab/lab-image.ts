@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import findOnPath from 'which';
 import { processAlive } from '../core/process-alive.js';
 import { buildCpio, type CpioEntry } from './cpio.js';
 
@@ -38,9 +39,9 @@ export function defaultCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'lifeline', 'lab');
 }
 
+/** A command's path on PATH (no shell: the name is never interpreted). */
 function which(command: string): string | undefined {
-  const result = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });
-  return result.status === 0 ? result.stdout.trim() : undefined;
+  return findOnPath.sync(command, { nothrow: true }) ?? undefined;
 }
 
 /** A static ELF has no PT_INTERP program header; a dynamic busybox cannot run alone in an initramfs. */
@@ -110,6 +111,7 @@ function downloadKernel(target: string, progress: (line: string) => void): void 
     const deb = readdirSync(work).find((name) => name.endsWith('.deb'));
     if (!deb) throw new LabError(`apt-get download ${pkg} failed: ${(download.stderr || download.stdout).trim().split('\n').pop() ?? ''}; try: sudo apt-get update`);
     progress('lab: extracting the kernel');
+    // A constant script: the paths reach it as positional arguments, never interpolated into it.
     execFileSync('sh', ['-c', `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards './boot/vmlinuz-*'`, 'sh', join(work, deb), work]);
     const kernel = readdirSync(join(work, 'boot')).find((name) => name.startsWith('vmlinuz-'));
     if (!kernel) throw new LabError(`${pkg} holds no ./boot/vmlinuz-*`);
