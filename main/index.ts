@@ -2,6 +2,7 @@
  * Electron main process: the composition root and the thin shell that wires the plain-Node
  * services (main/services) to a hardened window, IPC and MessagePorts.
  */
+import { onShutdown } from '@lifeline/relay/client';
 import { join } from 'node:path';
 import { app, BrowserWindow, ipcMain, Menu, MessageChannelMain, nativeTheme, session, type IpcMainEvent, type IpcMainInvokeEvent, type MenuItemConstructorOptions, type MessagePortMain } from 'electron';
 import { IPC, type StreamMessage } from '../preload/contract.js';
@@ -50,28 +51,18 @@ async function main(): Promise<void> {
   });
 
   // However the app ends (Quit, a signal, a terminal closed, a bug), the relay and the lab VMs stop with it.
+  const shutdown = onShutdown({ graceMs: 15_000, log: (message) => console.error(`Lifeline: ${message}`) }, async ({ error }) => {
+    if (error !== undefined) console.error(`Lifeline hit an internal error and is shutting down: ${String((error as Error)?.stack ?? error)}`);
+    await desktop.close();
+  });
   let quitting = false;
-  const shutDown = (code: number): void => {
-    if (quitting) return;
-    quitting = true;
-    setTimeout(() => app.exit(code), 15_000).unref();
-    void desktop.close().finally(() => app.exit(code));
-  };
   app.on('before-quit', (event) => {
     if (quitting) return;
+    quitting = true;
     event.preventDefault();
-    shutDown(0);
+    shutdown.close();
   });
   app.on('window-all-closed', () => app.quit());
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutDown(0));
-  process.on('uncaughtException', (error) => {
-    console.error(`Lifeline hit an internal error and is shutting down: ${error.stack ?? error.message}`);
-    shutDown(1);
-  });
-  process.on('unhandledRejection', (reason) => {
-    console.error(`Lifeline hit an internal error and is shutting down: ${String((reason as Error)?.stack ?? reason)}`);
-    shutDown(1);
-  });
 
   const window = new BrowserWindow({
     width: 1400,

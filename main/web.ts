@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { appRoot, startDesktop } from './services/desktop-app.js';
 import { AlreadyRunningError } from './services/instance-lock.js';
+import { onShutdown } from '@lifeline/relay/client';
 import { BrowserModeServer } from './web/browser-mode-server.js';
 
 // A closed terminal (SIGHUP) makes writes to it fail: that must not stop the shutdown that follows.
@@ -28,29 +29,22 @@ try {
 }
 const server = new BrowserModeServer({ port, service: app.service, rendererDir: join(appRoot(), 'renderer', 'dist') });
 
-let stopping = false;
 /** However browser mode ends (Ctrl-C, SIGTERM, the terminal closed, a bug), the relay and the lab VMs stop with it. */
-const stop = async (code: number): Promise<void> => {
-  if (stopping) return;
-  stopping = true;
+const closeAll = async (): Promise<void> => {
   process.stderr.write('Stopping…\n');
-  setTimeout(() => process.exit(code), 20_000).unref();
   await server.close().catch(() => undefined);
   await app.close().catch(() => undefined);
-  process.exit(code);
 };
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(0));
-const crash = (error: unknown): void => {
-  process.stderr.write(`lifeline web: internal error, shutting down: ${(error as Error)?.stack ?? String(error)}\n`);
-  void stop(1);
-};
-process.on('uncaughtException', crash);
-process.on('unhandledRejection', crash);
+onShutdown({ graceMs: 20_000, log: (message) => process.stderr.write(`lifeline web: ${message}\n`) }, async ({ error }) => {
+  if (error !== undefined) process.stderr.write(`lifeline web: internal error, shutting down: ${(error as Error)?.stack ?? String(error)}\n`);
+  await closeAll();
+});
 
 try {
   const url = await server.start();
   process.stdout.write(`Lifeline is running in browser mode. Open (works once):\n${url}\n`);
 } catch (error) {
   process.stderr.write(`lifeline web: cannot listen on 127.0.0.1:${port}: ${(error as Error).message}\n`);
-  await stop(1);
+  await closeAll();
+  process.exit(1);
 }

@@ -12,10 +12,14 @@ const electronDir = dirname(createRequire(import.meta.url).resolve('electron/pac
 const pathFile = join(electronDir, 'path.txt');
 const binary = existsSync(pathFile) ? join(electronDir, 'dist', readFileSync(pathFile, 'utf8').trim()) : undefined;
 
+// The app runs in a process group of its own, so that it hears each signal once, from here: a
+// Ctrl-C or a closed terminal signals the whole foreground group, and a second signal makes the
+// app give up its graceful close (and leave its VMs to the watchdog).
+const options = { stdio: 'inherit', detached: true };
 const child = binary && existsSync(binary)
-  ? spawn(binary, [root, ...process.argv.slice(2)], { stdio: 'inherit' })
+  ? spawn(binary, [root, ...process.argv.slice(2)], options)
   : (process.stderr.write('Electron is not installed here (its binary download was skipped or blocked); starting Lifeline in browser mode.\n'),
-    spawn(process.execPath, [join(root, 'dist-desktop', 'main', 'web.js'), ...process.argv.slice(2)], { stdio: 'inherit' }));
+    spawn(process.execPath, [join(root, 'dist-desktop', 'main', 'web.js'), ...process.argv.slice(2)], options));
 // Ctrl-C, kill, or the terminal closing (SIGHUP): the app stops its relay and VMs; wait for it to finish.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
 // Nothing to print to once the terminal is gone.

@@ -7,6 +7,7 @@ import { ConfigError, loadConfigFile } from './config/load-config.js';
 import { formatReport, relayReport } from './info.js';
 import { labDown, labUp, LabError } from './lab/lab.js';
 import { createLogger } from './logger.js';
+import { onShutdown } from './process/shutdown.js';
 import { createRelay } from './relay.js';
 import { RELAY_VERSION } from './version.js';
 
@@ -60,30 +61,24 @@ async function serve(args: string[]): Promise<void> {
     },
     'relay ready',
   );
-  const stop = (signal: string): void => {
-    log.info({ signal }, 'shutting down');
-    // A second signal, or a shutdown that hangs, ends the process anyway.
-    setTimeout(() => process.exit(1), 10_000).unref();
-    relay.close().then(
-      () => log.info('relay stopped'),
-      (error: unknown) => {
-        log.error({ err: (error as Error).message }, 'error while shutting down');
-        process.exitCode = 1;
-      },
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
-  // A bug that escapes every handler is logged and ends the relay cleanly (sessions told why,
-  // store flushed) with a failure code for the supervisor to restart it, instead of dying mid-write.
-  const crash = (kind: string) => (error: unknown): void => {
-    log.fatal({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, `${kind}: shutting down`);
-    process.exitCode = 1;
-    setTimeout(() => process.exit(1), 10_000).unref();
-    relay.close('the relay hit an internal error and is restarting').finally(() => process.exit(1));
-  };
-  process.once('uncaughtException', crash('uncaught exception'));
-  process.once('unhandledRejection', crash('unhandled promise rejection'));
+  // However the relay ends (a signal, or a bug that escapes every handler: logged, sessions told
+  // why, store flushed, a failure code for the supervisor to restart it), it closes once; a
+  // second signal, or a close that hangs for 10 s, ends the process anyway.
+  onShutdown({ graceMs: 10_000, log: (message) => log.error(message) }, async ({ signal, error }) => {
+    if (error !== undefined) {
+      log.fatal({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, 'uncaught exception: shutting down'); // an unhandled rejection too: Node raises it as one
+      await relay.close('the relay hit an internal error and is restarting');
+      return;
+    }
+    log.info({ signal: signal ?? 'none' }, 'shutting down');
+    try {
+      await relay.close();
+    } catch (closeError) {
+      log.error({ err: (closeError as Error).message }, 'error while shutting down');
+      throw closeError;
+    }
+    log.info('relay stopped');
+  });
 }
 
 async function lab(args: string[]): Promise<void> {

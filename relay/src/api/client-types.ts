@@ -16,3 +16,4 @@ export type {
 } from './schemas.js';
 
 export { serveStaticFile } from '../http/static-files.js';
+export { onShutdown, type ShutdownCause } from '../process/shutdown.js';
