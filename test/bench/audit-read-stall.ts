@@ -8,10 +8,10 @@
  *
  *   npm run build && node --import tsx test/bench/audit-read-stall.ts
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { writeAuditTrail } from '../helpers/audit-trail.js';
 import { generateKey } from '../helpers/openssh.js';
 import { startRelay } from '../helpers/relay-process.js';
 import { openSsh2Shell } from '../helpers/ssh2-shell.js';
@@ -20,28 +20,6 @@ import { startFakeConsole } from './fake-console.js';
 
 const FILE_BYTES = 16 * 1024 * 1024;
 const FILES = 11;
-
-function writeTrail(dir: string): number {
-  let seq = 0;
-  let prev = '0'.repeat(64);
-  const pad = 'x'.repeat(200);
-  for (let file = 0; file < FILES; file++) {
-    const lines: string[] = [];
-    let bytes = 0;
-    while (bytes < FILE_BYTES) {
-      seq++;
-      const body = JSON.stringify({ seq, time: new Date(Date.now() - 86_400_000 + seq).toISOString(), prev, type: 'api', action: 'console.get', actor: { tokenName: 'web' }, virtualMachine: 'web-1', result: { status: 403 }, note: pad });
-      const hash = createHash('sha256').update(body).digest('hex');
-      const line = `${body.slice(0, -1)},"hash":"${hash}"}\n`;
-      lines.push(line);
-      bytes += line.length;
-      prev = hash;
-    }
-    const name = file === FILES - 1 ? 'audit.jsonl' : `audit-${String(seq).padStart(12, '0')}.jsonl`;
-    writeFileSync(join(dir, name), lines.join(''), { mode: 0o600 });
-  }
-  return seq;
-}
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -54,7 +32,7 @@ async function main(): Promise<void> {
   try {
     const dataDir = join(tmp.path, 'data');
     mkdirSync(dataDir, { mode: 0o700 });
-    const events = writeTrail(dataDir);
+    const events = writeAuditTrail(dataDir, FILES, FILE_BYTES);
     const console = await startFakeConsole(join(tmp.path, 'echo.sock'), 0);
     cleanups.push(() => console.close());
     const configPath = join(tmp.path, 'relay.json');
