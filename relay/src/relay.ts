@@ -206,7 +206,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
         log.warn({ component: 'api', reason, ...detail }, 'API connection limit reached: connections are being refused (see lifeline_api_connections_refused_total)');
       },
     });
-    const api = buildApi({
+    const api = await buildApi({
       store,
       consoles,
       endpoints,

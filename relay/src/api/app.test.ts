@@ -5,7 +5,7 @@ import { createLogger } from '../logger.js';
 import { buildApi } from './app.js';
 
 /** Only what GET /v1/virtualMachines and the auth hook touch; the shutdown path is what is tested. */
-function apiWithEmptyRelay() {
+function apiWithEmptyRelay(): ReturnType<typeof buildApi> {
   return buildApi({
     store: { findToken: async () => ({ id: 't', hash: 'h', name: 'admin', prefix: '', scopes: ['admin'], createdAt: 0, lastUsedAt: Date.now() }) } as never,
     consoles: { list: async () => new Map() } as never,
@@ -20,7 +20,7 @@ function apiWithEmptyRelay() {
 }
 
 test('a request that arrives while the relay shuts down gets a 503 in the documented error shape', async () => {
-  const app = apiWithEmptyRelay();
+  const app = await apiWithEmptyRelay();
   const request = 'GET /v1/virtualMachines HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer llt_0123456789abcdefghij\r\n\r\n';
   let received = '';
   let duringClose = '';

@@ -1,6 +1,6 @@
 import { createServer, isIPv4, type Server, type Socket } from 'node:net';
 import { cidrContains, nextFreeAddress, parseCidr, sourceAllowed, type Ipv4Cidr } from '../core/cidr.js';
-import { RelayError } from '../core/relay-error.js';
+import { DomainError } from '../core/domain-error.js';
 import type { Logger } from '../logger.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
@@ -148,7 +148,7 @@ export class EndpointManager {
     } catch (error) {
       listener.close();
       vncListener.close();
-      throw new RelayError(422, 'EndpointBindFailed', `endpoint "${name}": ${bindProblem(error as NodeJS.ErrnoException, ipAddress, port)}`);
+      throw new DomainError('unprocessable', 'EndpointBindFailed', `endpoint "${name}": ${bindProblem(error as NodeJS.ErrnoException, ipAddress, port)}`);
     }
   }
 
@@ -203,7 +203,7 @@ export class EndpointManager {
 
   get(name: string): EndpointView {
     const entry = this.entries.get(name);
-    if (!entry) throw new RelayError(404, 'EndpointNotFound', `no private endpoint named "${name}"; list them with GET /v1/privateEndpoints`);
+    if (!entry) throw new DomainError('not-found', 'EndpointNotFound', `no private endpoint named "${name}"; list them with GET /v1/privateEndpoints`);
     return this.view(entry);
   }
 
@@ -212,30 +212,30 @@ export class EndpointManager {
   }
 
   private async applyPut(name: string, input: EndpointInput): Promise<{ view: EndpointView; created: boolean }> {
-    if (this.closed) throw new RelayError(409, 'RelayShuttingDown', 'the relay is shutting down');
+    if (this.closed) throw new DomainError('conflict', 'RelayShuttingDown', 'the relay is shutting down');
     if (name === DEFAULT_ENDPOINT) {
-      throw new RelayError(409, 'EndpointManagedByConfig', 'the "default" endpoint is set in the relay config file (endpoints.default), not through the API');
+      throw new DomainError('conflict', 'EndpointManagedByConfig', 'the "default" endpoint is set in the relay config file (endpoints.default), not through the API');
     }
     const prefixes = (input.allowedSourcePrefixes ?? []).map((text, index) => {
       const cidr = parseCidr(text);
-      if (!cidr) throw new RelayError(400, 'InvalidSourcePrefix', `allowedSourcePrefixes[${index}]: "${text.slice(0, 64)}" is not an IPv4 CIDR block such as 10.0.0.0/24`);
+      if (!cidr) throw new DomainError('invalid', 'InvalidSourcePrefix', `allowedSourcePrefixes[${index}]: "${text.slice(0, 64)}" is not an IPv4 CIDR block such as 10.0.0.0/24`);
       return cidr;
     });
     const existing = this.entries.get(name);
     const used = new Set([...this.entries.values()].filter((entry) => entry.name !== name).map((entry) => entry.ipAddress));
     let ipAddress: string;
     if (input.ipAddress !== undefined) {
-      if (!isIPv4(input.ipAddress)) throw new RelayError(400, 'InvalidIpAddress', `ipAddress: "${input.ipAddress.slice(0, 64)}" is not an IPv4 address`);
+      if (!isIPv4(input.ipAddress)) throw new DomainError('invalid', 'InvalidIpAddress', `ipAddress: "${input.ipAddress.slice(0, 64)}" is not an IPv4 address`);
       // A private endpoint is one address clients are sent to: a wildcard would be advertised as 0.0.0.0.
-      if (input.ipAddress === '0.0.0.0') throw new RelayError(400, 'InvalidIpAddress', 'ipAddress: a private endpoint listens on one address, not on every address (0.0.0.0); give the address clients reach it at');
+      if (input.ipAddress === '0.0.0.0') throw new DomainError('invalid', 'InvalidIpAddress', 'ipAddress: a private endpoint listens on one address, not on every address (0.0.0.0); give the address clients reach it at');
       if (!this.options.addressPool.some((cidr) => cidrContains(cidr, input.ipAddress!))) {
-        throw new RelayError(422, 'AddressOutsidePool', `ipAddress ${input.ipAddress} is outside the relay's address pool (${this.options.addressPool.map((c) => c.text).join(', ')})`);
+        throw new DomainError('unprocessable', 'AddressOutsidePool', `ipAddress ${input.ipAddress} is outside the relay's address pool (${this.options.addressPool.map((c) => c.text).join(', ')})`);
       }
-      if (used.has(input.ipAddress)) throw new RelayError(409, 'AddressInUse', `ipAddress ${input.ipAddress} is already used by another endpoint`);
+      if (used.has(input.ipAddress)) throw new DomainError('conflict', 'AddressInUse', `ipAddress ${input.ipAddress} is already used by another endpoint`);
       ipAddress = input.ipAddress;
     } else {
       const next = existing?.ipAddress ?? nextFreeAddress(this.options.addressPool, used);
-      if (!next) throw new RelayError(409, 'AddressPoolExhausted', 'no free address is left in the relay\'s address pool; delete an endpoint or give ipAddress');
+      if (!next) throw new DomainError('conflict', 'AddressPoolExhausted', 'no free address is left in the relay\'s address pool; delete an endpoint or give ipAddress');
       ipAddress = next;
     }
 
@@ -283,10 +283,10 @@ export class EndpointManager {
   delete(name: string): Promise<void> {
     return this.serialized(async () => {
       if (name === DEFAULT_ENDPOINT) {
-        throw new RelayError(409, 'EndpointManagedByConfig', 'the "default" endpoint is set in the relay config file and cannot be deleted');
+        throw new DomainError('conflict', 'EndpointManagedByConfig', 'the "default" endpoint is set in the relay config file and cannot be deleted');
       }
       const entry = this.entries.get(name);
-      if (!entry) throw new RelayError(404, 'EndpointNotFound', `no private endpoint named "${name}"`);
+      if (!entry) throw new DomainError('not-found', 'EndpointNotFound', `no private endpoint named "${name}"`);
       await this.options.store.deleteEndpoint(name);
       this.entries.delete(name);
       this.options.supervisor.closeConnections((c) => c.endpoint === name, { code: 'endpoint-changed', message: `the private endpoint "${name}" was deleted` });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { resolveExpiration, type ConsoleRecord, type TtlPolicy } from '../core/console-rules.js';
-import { RelayError } from '../core/relay-error.js';
+import { DomainError } from '../core/domain-error.js';
 import { parseSshPublicKey } from '../ssh/key-policy.js';
 import type { Store } from '../store/store.js';
 
@@ -35,20 +35,20 @@ export class ConsoleService {
 
   private requireVm(name: string): void {
     if (!this.hasVirtualMachine(name)) {
-      throw new RelayError(404, 'VirtualMachineNotFound', `no virtual machine named "${name.slice(0, 64)}" is known to this relay; list them with GET /v1/virtualMachines`);
+      throw new DomainError('not-found', 'VirtualMachineNotFound', `no virtual machine named "${name.slice(0, 64)}" is known to this relay; list them with GET /v1/virtualMachines`);
     }
   }
 
   private key(keyData: string): { keyData: string; keyFingerprint: string } {
     const parsed = parseSshPublicKey(keyData);
-    if (!parsed.ok) throw new RelayError(400, 'InvalidSshPublicKey', `sshPublicKey.keyData: ${parsed.message}`);
+    if (!parsed.ok) throw new DomainError('invalid', 'InvalidSshPublicKey', `sshPublicKey.keyData: ${parsed.message}`);
     const comment = parsed.key.comment ? ` ${parsed.key.comment}` : '';
     return { keyData: `${parsed.key.canonical}${comment}`, keyFingerprint: parsed.key.fingerprint };
   }
 
   private expiration(requested: string | undefined, now: number): number {
     const result = resolveExpiration(requested, now, this.policy);
-    if (!result.ok) throw new RelayError(400, 'InvalidExpiration', `expiration: ${result.message}`);
+    if (!result.ok) throw new DomainError('invalid', 'InvalidExpiration', `expiration: ${result.message}`);
     return result.value;
   }
 
@@ -56,7 +56,7 @@ export class ConsoleService {
     this.requireVm(virtualMachine);
     const record = await this.store.getConsole(virtualMachine);
     if (!record) {
-      throw new RelayError(404, 'ConsoleNotFound', `virtual machine "${virtualMachine}" has no console; create one with PUT /v1/virtualMachines/${virtualMachine}/console`);
+      throw new DomainError('not-found', 'ConsoleNotFound', `virtual machine "${virtualMachine}" has no console; create one with PUT /v1/virtualMachines/${virtualMachine}/console`);
     }
     return record;
   }
@@ -100,7 +100,7 @@ export class ConsoleService {
   async delete(virtualMachine: string): Promise<void> {
     this.requireVm(virtualMachine);
     if (!(await this.store.deleteConsole(virtualMachine))) {
-      throw new RelayError(404, 'ConsoleNotFound', `virtual machine "${virtualMachine}" has no console`);
+      throw new DomainError('not-found', 'ConsoleNotFound', `virtual machine "${virtualMachine}" has no console`);
     }
     await this.onChange(virtualMachine, { reset: true, record: undefined });
   }

@@ -1,0 +1,97 @@
+import type { SecureContextOptions } from 'node:tls';
+import type { FastifyRequest } from 'fastify';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { RefusalRecorder } from '../audit/refusal-recorder.js';
+import type { VirtualMachine, VirtualMachineRegistry } from '../backends/virtual-machines.js';
+import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
+import { RelayError } from './relay-error.js';
+import type { Scope } from '../core/scopes.js';
+import type { EndpointManager } from '../endpoints/endpoint-manager.js';
+import type { Logger } from '../logger.js';
+import type { PreauthMetrics, RelayMetrics } from '../metrics/relay-metrics.js';
+import type { ConsoleService } from '../sessions/console-service.js';
+import type { SessionSupervisor } from '../sessions/session-supervisor.js';
+import type { Store, TokenRecord } from '../store/store.js';
+import type { VncTokenService } from '../vnc/vnc-tokens.js';
+import type { ConnectionLimits } from './connection-limits.js';
+import * as S from './schemas.js';
+
+/** What the API's plugins and route modules are built on. */
+export interface ApiDependencies {
+  store: Store;
+  consoles: ConsoleService;
+  endpoints: EndpointManager;
+  virtualMachines: VirtualMachineRegistry;
+  supervisor: SessionSupervisor;
+  vncTokens: VncTokenService;
+  relayInfo: () => Omit<S.RelayInfo, 'endpoints' | 'caller'>;
+  log: Logger;
+  audit: AuditLog;
+  /** Request counts and latencies go here, and `GET /metrics` renders it. */
+  metrics?: RelayMetrics;
+  /** Delays the 401s of an address that keeps sending bad tokens. */
+  failures?: FailureBackoff;
+  /** Refusals go to the audit trail through this (coalesced and capped); written directly without it. */
+  refusals?: RefusalRecorder;
+  /** Caps on API connections per address, per token and in all (connection-limits.ts). */
+  connectionLimits?: ConnectionLimits;
+  /**
+   * MaxStartups and a grace time for connections that have not yet made an authenticated request
+   * (a connection passes with its first request carrying a valid token).
+   */
+  preauth?: { startups: StartupLimiter; graceMs: number; metrics?: PreauthMetrics };
+  now?: () => number;
+  /** TLS material for the API (and the scheme of VNC token URLs); plain HTTP when absent. */
+  https?: SecureContextOptions & { cert: Buffer; key: Buffer };
+}
+
+/** The options every plugin and route module is registered with. */
+export interface ApiPluginOptions {
+  deps: ApiDependencies;
+  now: () => number;
+}
+
+/** What a route needs of its caller, and what it records (route `config`). */
+export interface RouteAccess {
+  /** The scope the caller's token needs; none: any valid token. */
+  scope?: Scope;
+  /** The audit action an answered request is recorded as; GETs are recorded only when refused. */
+  audit?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+  }
+  interface FastifyRequest {
+    /** The token the request came with (its record: hash, name, scopes; never the token itself); set by the auth plugin. */
+    caller: TokenRecord | null;
+    /** What the handler adds to the request's audit event (the VM, the new key's fingerprint…). */
+    auditDetails: Record<string, unknown> | null;
+    /** The refusal was only counted, not written to the trail: it is not logged one by one either. */
+    auditQuiet: boolean;
+  }
+}
+
+/** Route options for a route's access rule. */
+export const access = (routeAccess: RouteAccess): { config: { access: RouteAccess } } => ({ config: { access: routeAccess } });
+
+/** The error responses every authenticated route may give, in the documented shape. */
+export const ERRORS = { 400: S.ErrorBody, 401: S.ErrorBody, 403: S.ErrorBody, 404: S.ErrorBody, 405: S.ErrorBody, 409: S.ErrorBody, 413: S.ErrorBody, 415: S.ErrorBody, 422: S.ErrorBody, 503: S.ErrorBody };
+
+/** The caller of a route with an access rule (the auth plugin refused the request otherwise). */
+export function callerOf(request: FastifyRequest): TokenRecord {
+  if (!request.caller) throw new Error('internal error: a route with an access rule ran without a caller');
+  return request.caller;
+}
+
+/** Adds to the request's audit event. */
+export function note(request: FastifyRequest, details: Record<string, unknown>): void {
+  request.auditDetails = { ...request.auditDetails, ...details };
+}
+
+export function requireVm(deps: ApiDependencies, name: string): VirtualMachine {
+  const vm = deps.virtualMachines.get(name);
+  if (!vm) throw new RelayError(404, 'VirtualMachineNotFound', `no virtual machine named "${name}" is known to this relay; list them with GET /v1/virtualMachines`);
+  return vm;
+}

@@ -1,0 +1,27 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { RelayError } from '../relay-error.js';
+import { vmAllowed } from '../../core/scopes.js';
+import { sessionResource } from '../resources.js';
+import { access, callerOf, ERRORS, note, type ApiPluginOptions } from '../route-kit.js';
+import * as S from '../schemas.js';
+
+/** Live console sessions: listed, and closed by an administrator. */
+const sessionRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps }) => {
+  app.get('/v1/sessions', { ...access({ scope: 'sessions' }), schema: { response: { 200: S.SessionList, ...ERRORS } } }, async (request) => {
+    const token = callerOf(request);
+    return { value: deps.supervisor.sessions.list().filter((session) => vmAllowed(token, session.virtualMachine)).map(sessionResource) };
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/sessions/:id', { ...access({ scope: 'sessions', audit: 'session.close' }), schema: { params: S.SessionParams, response: ERRORS } }, async (request, reply) => {
+    const session = deps.supervisor.sessions.get(request.params.id);
+    // Another VM's session is as unknown to a limited token as one that does not exist.
+    if (!session || !vmAllowed(callerOf(request), session.virtualMachine)) {
+      throw new RelayError(404, 'SessionNotFound', `no live session with id "${request.params.id.slice(0, 64)}"; list them with GET /v1/sessions`);
+    }
+    note(request, { session: session.id, virtualMachine: session.virtualMachine });
+    deps.supervisor.closeSession(session.id, { code: 'closed-by-admin', message: 'closed by an administrator' });
+    return reply.status(204).send();
+  });
+};
+
+export default sessionRoutes;

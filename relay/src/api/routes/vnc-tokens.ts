@@ -1,0 +1,45 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { detailedStatus } from '../../core/console-rules.js';
+import { RelayError } from '../relay-error.js';
+import { hostForUrl, iso } from '../resources.js';
+import { access, callerOf, ERRORS, note, requireVm, type ApiPluginOptions } from '../route-kit.js';
+import * as S from '../schemas.js';
+
+/** POST /v1/virtualMachines/{vm}/vncTokens: a single-use token and URL for the VM's screen on an endpoint. */
+const vncTokenRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps, now }) => {
+  app.post<{ Params: { vm: string }; Querystring: { endpoint?: string } }>(
+    '/v1/virtualMachines/:vm/vncTokens',
+    { ...access({ scope: 'vnc', audit: 'vncToken.create' }), schema: { params: S.VmParams, querystring: S.VncTokenQuery, response: { 201: S.VncToken, ...ERRORS } } },
+    async (request, reply) => {
+      const vm = requireVm(deps, request.params.vm);
+      if (!vm.consoleTypes.includes('vnc')) {
+        throw new RelayError(409, 'ConsoleTypeNotAvailable', `${vm.name} has no VNC console configured (consoleTypes: ${vm.consoleTypes.join(', ')})`);
+      }
+      // A token for a screen that is not there would only end in "the connection was refused or lost".
+      const unavailable = vm.vncUnavailable;
+      if (unavailable) throw new RelayError(409, 'VirtualMachineNotRunning', unavailable);
+      const record = await deps.consoles.get(vm.name);
+      const status = detailedStatus(record, now());
+      if (status === 'Disabled') throw new RelayError(409, 'ConsoleDisabled', `the console for ${vm.name} is disabled; enable it with PATCH {"enabled": true} first`);
+      if (status === 'Expired') throw new RelayError(409, 'ConsoleExpired', `the console for ${vm.name} expired; renew it with PATCH {"expiration": …} first`);
+      const endpointName = request.query.endpoint ?? 'default';
+      const endpoint = deps.endpoints.get(endpointName);
+      if (endpoint.provisioningState !== 'Succeeded') {
+        throw new RelayError(409, 'EndpointNotReady', `the endpoint "${endpointName}" is not listening; see the relay log`);
+      }
+      note(request, { endpoint: endpointName });
+      const minter = callerOf(request);
+      const grant = { virtualMachine: vm.name, accessId: record.accessId, keyFingerprint: record.keyFingerprint, mintedBy: { tokenId: minter.id, tokenName: minter.name } };
+      const { token, expiresAt } = deps.vncTokens.mint(grant, endpointName);
+      return reply.status(201).send({
+        token,
+        url: `${deps.https ? 'https' : 'http'}://${hostForUrl(endpoint.advertiseAddress)}:${endpoint.vncPort}/?token=${token}`,
+        expiresAt: iso(expiresAt),
+        virtualMachine: vm.name,
+        endpoint: endpointName,
+      });
+    },
+  );
+};
+
+export default vncTokenRoutes;
