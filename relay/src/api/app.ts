@@ -1,4 +1,6 @@
+import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { RELAY_VERSION } from '../version.js';
 import { answerPlaintextOn } from '../tls/tls-material.js';
 import auditPlugin from './plugins/audit.js';
 import { authentication, authorization } from './plugins/auth.js';
@@ -61,6 +63,15 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
   }
 
   const options: ApiPluginOptions = { deps, now };
+  // The OpenAPI document (GET /v1/openapi.json) is generated from the routes' own schemas.
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Lifeline relay control API', version: RELAY_VERSION, description: 'Console resources, private endpoints, VNC tokens, sessions, power actions, API tokens and the audit trail of one Lifeline relay. See docs/api.md.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token (llt_…); the admin token is in <dataDir>/admin.token' } } },
+      security: [{ bearer: [] }],
+    },
+  });
   await app.register(errorsPlugin, options);
   await app.register(preauthPlugin, options);
   await app.register(authentication, options);
