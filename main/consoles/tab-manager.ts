@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { ConsoleResource } from '@lifeline/relay/client';
+import type { ConsoleKind, DesktopEvent, OpenConsoleOptions, TabView } from '../../preload/contract.js';
+import type { KeyStore } from '../keys/key-store.js';
+import type { RelayRegistry } from '../relays/relay-registry.js';
+import { ConsoleConnection } from '../services/console-connection.js';
+import type { RelayApi } from '../services/relay-api.js';
+import type { KeyPair } from '../services/ssh-keys.js';
+import { RENEW_AT_REMAINING_SHARE, type ConsoleManager } from './console-manager.js';
+
+const RENEW_CHECK_MS = 1000;
+
+interface Tab {
+  view: TabView;
+  connection: ConsoleConnection;
+  renewTimer?: NodeJS.Timeout;
+  ttlMs: number;
+}
+
+/**
+ * The open console tabs: each an SSH connection to the relay (serial shell or the VNC forward)
+ * with a stream id the transports pipe, kept from expiring while open (auto-renew), reconnected,
+ * re-keyed in one click, resized, sent a break, closed.
+ */
+export class TabManager {
+  private readonly tabs = new Map<string, Tab>();
+  private readonly streams = new Map<string, string>(); // streamId -> tabId
+
+  constructor(
+    private readonly relays: RelayRegistry,
+    private readonly keys: KeyStore,
+    private readonly consoles: ConsoleManager,
+    private readonly autoRenew: () => boolean,
+    private readonly emit: (event: DesktopEvent) => void,
+    private readonly now: () => number,
+  ) {}
+
+  private async connect(relayId: string, kind: ConsoleKind, key: KeyPair, console: ConsoleResource): Promise<ConsoleConnection> {
+    const record = this.relays.relay(relayId);
+    const api = await this.relays.api(relayId);
+    const endpoint = (await api.endpoints()).find((e) => e.name === record.endpoint);
+    if (!endpoint) throw new Error(`The relay has no private endpoint "${record.endpoint}"; choose another in the relay settings.`);
+    return ConsoleConnection.open({
+      // Where the relay says clients connect (an older relay has no advertiseAddress: its ipAddress is it).
+      host: endpoint.advertiseAddress ?? endpoint.ipAddress,
+      port: endpoint.sshPort,
+      accessId: console.virtualMachineAccessId,
+      privateKey: key.privateKey,
+      hostKeyFingerprint: record.hostKeyFingerprint,
+      kind,
+    });
+  }
+
+  /** Whether the VM's serial port takes a break, as its relay says (false when it cannot be asked). */
+  private async serialBreak(api: RelayApi, vm: string): Promise<boolean> {
+    const found = await api.virtualMachines().then((vms) => vms.find((v) => v.name === vm)).catch(() => undefined);
+    return (found as { serialBreak?: boolean } | undefined)?.serialBreak === true;
+  }
+
+  private attach(tabId: string, relayId: string, vm: string, kind: ConsoleKind, connection: ConsoleConnection, console: ConsoleResource, ttlMs: number, serialBreak = false): TabView {
+    const previous = this.tabs.get(tabId);
+    if (previous) {
+      clearInterval(previous.renewTimer);
+      this.streams.delete(previous.view.streamId);
+    }
+    const view: TabView = {
+      id: tabId,
+      relayId,
+      vm,
+      kind,
+      title: `${vm} — ${kind === 'serial' ? 'serial' : 'VNC'}`,
+      streamId: randomUUID(),
+      keyFingerprint: console.keyFingerprint,
+      expiresAt: console.expiration,
+      ...(kind === 'serial' && { serialBreak }),
+    };
+    const tab: Tab = { view, connection, ttlMs };
+    this.tabs.set(tabId, tab);
+    this.streams.set(view.streamId, tabId);
+    connection.once('closed', (reason: string) => {
+      if (this.tabs.get(tabId)?.connection !== connection) return; // replaced by a reconnect
+      clearInterval(tab.renewTimer);
+      this.emit({ type: 'tabClosed', tabId, reason });
+    });
+    tab.renewTimer = setInterval(() => void this.renew(tab), RENEW_CHECK_MS);
+    tab.renewTimer.unref();
+    return view;
+  }
+
+  /** Keeps an open console from expiring: renews when a quarter of its lifetime is left. */
+  private async renew(tab: Tab): Promise<void> {
+    if (!this.autoRenew() || tab.connection.closed) return;
+    const remaining = Date.parse(tab.view.expiresAt) - this.now();
+    if (remaining > tab.ttlMs * RENEW_AT_REMAINING_SHARE) return;
+    try {
+      const api = await this.relays.api(tab.view.relayId);
+      const updated = await api.patchConsole(tab.view.vm, { expiration: new Date(this.now() + tab.ttlMs).toISOString() });
+      tab.view.expiresAt = updated.expiration;
+      this.emit({ type: 'consoleRenewed', relayId: tab.view.relayId, vm: tab.view.vm, expiresAt: updated.expiration });
+    } catch {
+      // Retried on the next tick; the tab shows the relay's reason if the session ends.
+    }
+  }
+
+  async open(relayId: string, vm: string, kind: ConsoleKind, options: OpenConsoleOptions = {}): Promise<TabView> {
+    const api = await this.relays.api(relayId);
+    const key = await this.keys.keyFor(relayId, vm);
+    const ttlMs = await this.consoles.defaultTtlMs(api);
+    const console = await this.consoles.readyConsole(api, vm, key, ttlMs, options.replaceKey);
+    const connection = await this.connect(relayId, kind, key, console);
+    return this.attach(randomUUID(), relayId, vm, kind, connection, console, ttlMs, kind === 'serial' && (await this.serialBreak(api, vm)));
+  }
+
+  private tab(tabId: string): Tab {
+    const tab = this.tabs.get(tabId);
+    if (!tab) throw new Error('This tab is closed.');
+    return tab;
+  }
+
+  async reconnect(tabId: string): Promise<TabView> {
+    const { view, connection } = this.tab(tabId);
+    connection.close('reconnecting');
+    const api = await this.relays.api(view.relayId);
+    const key = await this.keys.keyFor(view.relayId, view.vm);
+    const ttlMs = await this.consoles.defaultTtlMs(api);
+    const console = await this.consoles.readyConsole(api, view.vm, key, ttlMs);
+    const fresh = await this.connect(view.relayId, view.kind, key, console);
+    return this.attach(tabId, view.relayId, view.vm, view.kind, fresh, console, ttlMs, view.serialBreak);
+  }
+
+  /**
+   * One click: a new key, stored in place of the old one first, then the console re-keyed to it
+   * (the relay closes the old session), and the tab connected again. If the relay refuses the new
+   * key, the old one goes back into the keychain: at no point does the console hold a key nobody has.
+   */
+  async reconnectWithNewKey(tabId: string): Promise<TabView> {
+    const { view } = this.tab(tabId);
+    const api = await this.relays.api(view.relayId);
+    const { fresh, result: console } = await this.keys.rotate(view.relayId, view.vm, (key) => api.patchConsole(view.vm, { enabled: true, sshPublicKey: { keyData: key.publicKey } }));
+    const connection = await this.connect(view.relayId, view.kind, fresh, console);
+    const previous = this.tab(tabId).connection;
+    const next = this.attach(tabId, view.relayId, view.vm, view.kind, connection, console, await this.consoles.defaultTtlMs(api), view.serialBreak);
+    previous.close('the key was rotated');
+    return next;
+  }
+
+  async close(tabId: string): Promise<void> {
+    const tab = this.tabs.get(tabId);
+    if (!tab) return;
+    clearInterval(tab.renewTimer);
+    this.tabs.delete(tabId);
+    this.streams.delete(tab.view.streamId);
+    tab.connection.close('closed by you');
+  }
+
+  /** Closes the tabs of one relay (it is being removed). */
+  async closeRelay(relayId: string): Promise<void> {
+    for (const tab of [...this.tabs.values()]) if (tab.view.relayId === relayId) await this.close(tab.view.id);
+  }
+
+  async closeAll(): Promise<void> {
+    for (const id of [...this.tabs.keys()]) await this.close(id);
+  }
+
+  resize(tabId: string, cols: number, rows: number): void {
+    this.tab(tabId).connection.resize(cols, rows);
+  }
+
+  async sendBreak(tabId: string, sysrqKey?: string): Promise<void> {
+    const { view, connection } = this.tab(tabId);
+    if (view.kind !== 'serial') throw new Error('A break goes to a serial console, not a VNC one.');
+    if (!(await connection.sendBreak(sysrqKey))) {
+      throw new Error(`The relay did not send the break to ${view.vm}: its serial port has none (it needs a telnet-mode chardev), or the VM is not connected.`);
+    }
+  }
+
+  /** The byte stream (SSH channel) behind a stream id, for a transport to pipe. */
+  stream(streamId: string): Duplex | undefined {
+    const tabId = this.streams.get(streamId);
+    return tabId ? this.tabs.get(tabId)?.connection.channel : undefined;
+  }
+}
