@@ -72,9 +72,11 @@ test('one app per data folder: a second lock is refused while the first holder l
 });
 
 test('a relay child that misbehaves is a clear start failure, never an exception in main\'s event handlers', async () => {
-  // Stands in for `node lifeline-relay.js …`: lab up names a config that does not exist; serve prints a broken ready line.
+  // Stands in for `node lifeline-relay.js …`: lab up names a config that does not exist; serve prints a broken ready
+  // line (no longer read: readiness is a message) and sends a ready message without the API's address.
   const fake = join(tmp.path, 'fake-node.sh');
-  writeFileSync(fake, '#!/bin/sh\ncase "$2" in\n  lab) echo /nonexistent/relay.yaml ;;\n  serve) echo \'{"msg":"relay ready", broken\'; sleep 5 ;;\nesac\n', { mode: 0o755 });
+  const badReady = `process.send({ type: 'lifeline-relay.ready', endpoints: [] }); setTimeout(() => undefined, 5000)`;
+  writeFileSync(fake, `#!/bin/sh\ncase "$2" in\n  lab) echo /nonexistent/relay.yaml ;;\n  serve) echo '{"msg":"relay ready", broken'; exec ${process.execPath} -e "${badReady}" ;;\nesac\n`, { mode: 0o755 });
   const statuses: string[] = [];
   const lab = new EmbeddedRelay({ dir: join(tmp.path, 'lab-app'), adminToken: 'llt_0123456789abcdefghij', onStatus: (s) => statuses.push(s.message), node: { command: fake, env: {} } });
   await assert.rejects(lab.start(), /lab up wrote no usable config/);
@@ -82,6 +84,6 @@ test('a relay child that misbehaves is a clear start failure, never an exception
   const configPath = join(tmp.path, 'relay.json');
   writeFileSync(configPath, '{}');
   const serve = new EmbeddedRelay({ dir: join(tmp.path, 'serve-app'), relayConfig: configPath, adminToken: 'llt_0123456789abcdefghij', onStatus: (s) => statuses.push(s.message), node: { command: fake, env: {} } });
-  await assert.rejects(serve.start(), /unreadable ready line/);
+  await assert.rejects(serve.start(), /unreadable ready message/);
   await serve.stop();
 });

@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import which from 'which';
+import { isRelayReadyMessage, newApiToken, terminate } from '@lifeline/relay/client';
 import type { EmbeddedStatus } from '../../preload/contract.js';
 import { embeddedFiles, recordProcess } from './leftovers.js';
 import { RELAY_BIN } from './relay-bin.js';
@@ -45,23 +45,14 @@ export interface EmbeddedRelayOptions {
   node?: { command: string; env: Record<string, string> };
 }
 
+/** A new admin token for the embedded relay, in the relay's own token format. */
 export function newAdminToken(): string {
-  return `llt_${randomBytes(32).toString('base64url')}`;
+  return newApiToken();
 }
 
 /** Whether a command is on PATH (no shell: the name is never interpreted). */
 function have(command: string): boolean {
   return which.sync(command, { nothrow: true }) !== null;
-}
-
-/** SIGTERM, SIGKILL after `graceMs`; resolves when the child has exited. */
-async function terminate(child: ChildProcess | undefined, graceMs: number): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolveExit) => child.once('exit', resolveExit));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
 }
 
 /**
@@ -150,7 +141,8 @@ export class EmbeddedRelay {
     // Its own process group: a terminal's Ctrl-C or hang-up reaches the app, which stops the relay in order.
     const child = spawn(this.node.command, args, {
       env: { ...process.env, ...this.node.env, ...token },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // An IPC channel: the relay says it is ready, and where, as a message (RelayReadyMessage).
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true,
     });
     this.child = child;
@@ -165,18 +157,16 @@ export class EmbeddedRelay {
       let pending = '';
       let ready = false;
       child.once('error', (error) => reject(new Error(`the embedded relay could not start: ${error.message}`)));
+      child.on('message', (message: unknown) => {
+        if (ready) return;
+        ready = true;
+        child.disconnect(); // nothing more to hear
+        if (isRelayReadyMessage(message)) resolveUrl(message.api);
+        else reject(new Error(`the embedded relay sent an unreadable ready message: ${JSON.stringify(message).slice(0, 200)}`));
+      });
       child.stdout!.on('data', (chunk: Buffer) => {
         logFile.write(chunk);
-        if (ready) return;
-        pending += chunk.toString();
-        const line = pending.split('\n').find((l) => l.includes('"relay ready"'));
-        if (!line) return;
-        ready = true;
-        try {
-          resolveUrl((JSON.parse(line) as { api: string }).api);
-        } catch {
-          reject(new Error(`the embedded relay printed an unreadable ready line: ${line.slice(0, 200)}`));
-        }
+        if (!ready) pending += chunk.toString();
       });
       child.stderr!.on('data', (chunk: Buffer) => {
         logFile.write(chunk);
@@ -194,8 +184,8 @@ export class EmbeddedRelay {
   /** Stops the relay (its sessions get a reason line) and the lab VMs. Idempotent. */
   async stop(): Promise<void> {
     // A lab still booting VMs first (lab down below stops the ones it started), then the relay.
-    await terminate(this.labChild, 5000);
-    await terminate(this.child, 10_000);
+    if (this.labChild) await terminate(this.labChild, 5000);
+    if (this.child) await terminate(this.child, 10_000);
     if (this.labDir) {
       spawnSync(this.node.command, [RELAY_BIN, 'lab', 'down', '--dir', this.labDir], { env: { ...process.env, ...this.node.env }, stdio: 'ignore' });
       this.labDir = undefined;

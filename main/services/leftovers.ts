@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { terminate } from '@lifeline/relay/client';
 import { RELAY_BIN } from './relay-bin.js';
 
 /**
@@ -55,12 +56,7 @@ export function recordedPid(file: string): number | undefined {
 /** Stops the recorded process (SIGTERM, SIGKILL after `graceMs`) and removes the record. True if it ran. */
 export async function stopRecorded(file: string, graceMs = 10_000): Promise<boolean> {
   const pid = recordedPid(file);
-  if (pid !== undefined) {
-    process.kill(pid, 'SIGTERM');
-    for (let waited = 0; waited < graceMs && recordedPid(file) === pid; waited += 100) await sleep(100);
-    if (recordedPid(file) === pid) process.kill(pid, 'SIGKILL');
-    for (let waited = 0; waited < 2000 && recordedPid(file) === pid; waited += 50) await sleep(50);
-  }
+  if (pid !== undefined) await terminate({ pid, stillOurs: () => recordedPid(file) === pid }, graceMs);
   rmSync(file, { force: true });
   return pid !== undefined;
 }

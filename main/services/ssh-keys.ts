@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { fingerprintOf, generateEd25519 } from '@lifeline/relay/client';
 import ssh2 from 'ssh2';
 
 export interface KeyPair {
@@ -9,9 +9,8 @@ export interface KeyPair {
   fingerprint: string;
 }
 
-export function fingerprintOfBlob(blob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
-}
+/** The OpenSSH fingerprint of a key's wire blob (the relay's own function). */
+export const fingerprintOfBlob = fingerprintOf;
 
 /** Reads a stored private key back; undefined when it is not a usable key. */
 export function describePrivateKey(privateKey: string): KeyPair | undefined {
@@ -21,11 +20,9 @@ export function describePrivateKey(privateKey: string): KeyPair | undefined {
   return { privateKey, publicKey: `${parsed.type} ${blob.toString('base64')} lifeline`, fingerprint: fingerprintOfBlob(blob) };
 }
 
-/** A new Ed25519 key. ssh2's generator drops a leading zero byte about once in 250 keys: keep only keys that read back whole. */
+/** A new Ed25519 key, from the relay's generator (which works around ssh2's dropped leading zero byte). */
 export function generateKeyPair(): KeyPair {
-  for (;;) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'lifeline' });
-    const described = describePrivateKey(pair.private);
-    if (described && Buffer.from(described.publicKey.split(' ')[1]!, 'base64').length === 51) return described;
-  }
+  const described = describePrivateKey(generateEd25519().private);
+  if (!described) throw new Error('internal error: a new ed25519 key does not read back');
+  return described;
 }

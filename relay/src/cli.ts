@@ -8,6 +8,7 @@ import { formatReport, relayReport } from './info.js';
 import { labDown, labUp, LabError } from './lab/lab.js';
 import { createLogger } from './logger.js';
 import { onShutdown } from './process/shutdown.js';
+import type { RelayReadyMessage } from './process/ready-message.js';
 import { createRelay } from './relay.js';
 import { RELAY_VERSION } from './version.js';
 
@@ -52,15 +53,19 @@ async function serve(args: string[]): Promise<void> {
     log.fatal({ err: (error as Error).message }, 'relay failed to start');
     fail((error as Error).message, 1);
   }
-  log.info(
-    {
-      api: relay.apiUrl,
-      ...(relay.tls && { tlsFingerprint: relay.tls.fingerprint, tlsCertificate: relay.tls.origin }),
-      endpoints: relay.endpoints.list().map(({ name, ipAddress, advertiseAddress, sshPort }) => ({ name, ipAddress, advertiseAddress, sshPort })),
-      virtualMachines: config.virtualMachines.map((vm) => vm.name),
-    },
-    'relay ready',
-  );
+  const ready = {
+    api: relay.apiUrl,
+    ...(relay.tls && { tlsFingerprint: relay.tls.fingerprint, tlsCertificate: relay.tls.origin }),
+    endpoints: relay.endpoints.list().map(({ name, ipAddress, advertiseAddress, sshPort }) => ({ name, ipAddress, advertiseAddress, sshPort })),
+    virtualMachines: config.virtualMachines.map((vm) => vm.name),
+  };
+  log.info(ready, 'relay ready');
+  // A parent that started the relay with an IPC channel (the desktop's embedded relay) hears it as a message, not a log line to scrape.
+  if (process.send) {
+    const message: RelayReadyMessage = { type: 'lifeline-relay.ready', ...ready };
+    process.send(message);
+    process.channel?.unref();
+  }
   // However the relay ends (a signal, or a bug that escapes every handler: logged, sessions told
   // why, store flushed, a failure code for the supervisor to restart it), it closes once; a
   // second signal, or a close that hangs for 10 s, ends the process anyway.

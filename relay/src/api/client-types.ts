@@ -17,3 +17,11 @@ export type {
 
 export { serveStaticFile } from '../http/static-files.js';
 export { onShutdown, type ShutdownCause } from '../process/shutdown.js';
+export { acquirePidLock, type PidLockOptions } from '../shared/pid-lock.js';
+export { terminate } from '../shared/terminate.js';
+export { processAlive } from '../core/process-alive.js';
+export { fingerprintOf } from '../core/ssh-public-key.js';
+export { generateEd25519 } from '../ssh/host-key.js';
+export { newApiToken, tokenPrefix } from '../admin-token.js';
+export { VM_NAME } from '../config/config.js';
+export { isRelayReadyMessage, type RelayReadyMessage } from '../process/ready-message.js';

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { terminate } from '../shared/terminate.js';
 import { defaultCacheDir, ensureLabImage, findQemu, LabError } from './lab-image.js';
 
 export { LabError } from './lab-image.js';
@@ -123,9 +123,7 @@ export async function labDown(options: { dir: string; progress?: (line: string) 
     const pid = runningPid(vm.pidFile);
     if (pid) {
       progress(`lab: stopping ${vm.name}`);
-      process.kill(pid, 'SIGTERM');
-      for (let waited = 0; waited < 5000 && runningPid(vm.pidFile); waited += 100) await sleep(100);
-      if (runningPid(vm.pidFile)) process.kill(pid, 'SIGKILL');
+      await terminate({ pid, stillOurs: () => runningPid(vm.pidFile) === pid }, 5000);
     }
     for (const file of [vm.serial, vm.vnc, vm.qmp, vm.pidFile]) rmSync(file, { force: true });
   }
