@@ -1,7 +1,7 @@
 import type { RelayInfo } from '@lifeline/relay/client';
 import type { CertificateView, KeychainStatus, RelayView } from '../../preload/contract.js';
 import { tokenAccount, type Keychain } from '../services/keychain.js';
-import { RelayApi, RelayApiError } from '../services/relay-api.js';
+import { RelayApi, RelayApiError, type RelayInfoReply } from '../services/relay-api.js';
 import { inspectCertificate, parseFingerprint } from '../services/relay-tls.js';
 import type { RelayRecord, SettingsFile } from '../services/settings.js';
 
@@ -51,7 +51,7 @@ export class RelayRegistry {
     return new RelayApi(record.url, token, record.tlsFingerprint);
   }
 
-  private noteCaller(relayId: string, info: RelayInfo): void {
+  private noteCaller(relayId: string, info: RelayInfoReply): void {
     if (info.caller) this.callers.set(relayId, info.caller);
     else this.callers.delete(relayId);
   }

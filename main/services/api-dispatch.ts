@@ -1,39 +1,50 @@
-import { z } from 'zod';
+import { schemas } from '@lifeline/relay/client';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { DESKTOP_API_METHODS, type DesktopApi } from '../../preload/contract.js';
 
-const id = z.string().min(1).max(200);
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a name of letters, digits, ".", "_" or "-"');
-const kind = z.enum(['serial', 'vnc']);
-/** A fingerprint, or pasted text holding one (the output of `lifeline-relay info`). */
-const fingerprintText = z.string().max(4000);
+type Method = (typeof DESKTOP_API_METHODS)[number];
 
-/** The argument schema of every DesktopApi method: what IPC and the browser transport accept. */
+const id = Type.String({ minLength: 1, maxLength: 200 });
+const name = schemas.Name;
+const kind = schemas.ConsoleKindName;
+/** A fingerprint, or pasted text holding one (the output of `lifeline-relay info`). */
+const fingerprintText = Type.String({ maxLength: 4000 });
+const strict = { additionalProperties: false } as const;
+
+/**
+ * The argument schema of every DesktopApi method: what IPC and the browser transport accept.
+ * Each schema's type must be the method's parameter list (checked by `satisfies` below), so a
+ * schema that lets through what the method cannot take does not compile.
+ */
 export const METHOD_ARGUMENTS = {
-  getEmbeddedStatus: z.tuple([]),
-  getSettings: z.tuple([]),
-  getKeychainStatus: z.tuple([]),
-  listRelays: z.tuple([]),
-  inspectCertificate: z.tuple([z.string().min(1).max(500)]),
-  addRelay: z.tuple([z.object({ name: z.string().max(100), url: z.string().min(1).max(500), token: z.string().min(1).max(600), tlsFingerprint: fingerprintText.optional() }).strict()]),
-  updateRelay: z.tuple([z.object({ id, name: z.string().max(100).optional(), token: z.string().min(1).max(600).optional(), endpoint: name.optional(), tlsFingerprint: fingerprintText.optional() }).strict()]),
-  removeRelay: z.tuple([id]),
-  listVms: z.tuple([]),
-  renewConsole: z.tuple([id, name]),
-  disableConsole: z.tuple([id, name]),
-  deleteConsole: z.tuple([id, name]),
-  powerAction: z.tuple([id, name, z.enum(['reset', 'shutdown', 'powerOff', 'powerOn', 'nmi'])]),
-  listEndpoints: z.tuple([id]),
-  createEndpoint: z.tuple([id, z.object({ name, ipAddress: z.string().max(64).optional(), allowedSourcePrefixes: z.array(z.string().max(64)).max(256).optional() }).strict()]),
-  deleteEndpoint: z.tuple([id, name]),
-  openConsole: z.union([z.tuple([id, name, kind]), z.tuple([id, name, kind, z.object({ replaceKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{1,64}$/).optional() }).strict()])]),
-  reconnect: z.tuple([id]),
-  reconnectWithNewKey: z.tuple([id]),
-  closeTab: z.tuple([id]),
-  resizeTerminal: z.tuple([id, z.number().int().min(1).max(1000), z.number().int().min(1).max(1000)]),
-  sendBreak: z.union([z.tuple([id]), z.tuple([id, z.string().regex(/^[a-z0-9]$/, 'one SysRq letter or digit')])]),
-  setAutoRenew: z.tuple([z.boolean()]),
-  setTheme: z.tuple([z.enum(['system', 'light', 'dark'])]),
-} satisfies Record<(typeof DESKTOP_API_METHODS)[number], z.ZodTypeAny>;
+  getEmbeddedStatus: Type.Tuple([]),
+  getSettings: Type.Tuple([]),
+  getKeychainStatus: Type.Tuple([]),
+  listRelays: Type.Tuple([]),
+  inspectCertificate: Type.Tuple([Type.String({ minLength: 1, maxLength: 500 })]),
+  addRelay: Type.Tuple([Type.Object({ name: Type.String({ maxLength: 100 }), url: Type.String({ minLength: 1, maxLength: 500 }), token: Type.String({ minLength: 1, maxLength: 600 }), tlsFingerprint: Type.Optional(fingerprintText) }, strict)]),
+  updateRelay: Type.Tuple([
+    Type.Object({ id, name: Type.Optional(Type.String({ maxLength: 100 })), token: Type.Optional(Type.String({ minLength: 1, maxLength: 600 })), endpoint: Type.Optional(name), tlsFingerprint: Type.Optional(fingerprintText) }, strict),
+  ]),
+  removeRelay: Type.Tuple([id]),
+  listVms: Type.Tuple([]),
+  renewConsole: Type.Tuple([id, name]),
+  disableConsole: Type.Tuple([id, name]),
+  deleteConsole: Type.Tuple([id, name]),
+  powerAction: Type.Tuple([id, name, schemas.PowerActionName]),
+  listEndpoints: Type.Tuple([id]),
+  createEndpoint: Type.Tuple([id, Type.Object({ name, ipAddress: Type.Optional(Type.String({ maxLength: 64 })), allowedSourcePrefixes: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 256 })) }, strict)]),
+  deleteEndpoint: Type.Tuple([id, name]),
+  openConsole: Type.Union([Type.Tuple([id, name, kind]), Type.Tuple([id, name, kind, Type.Object({ replaceKey: Type.Optional(Type.String({ pattern: '^SHA256:[A-Za-z0-9+/]{1,64}$' })) }, strict)])]),
+  reconnect: Type.Tuple([id]),
+  reconnectWithNewKey: Type.Tuple([id]),
+  closeTab: Type.Tuple([id]),
+  resizeTerminal: Type.Tuple([id, Type.Integer({ minimum: 1, maximum: 1000 }), Type.Integer({ minimum: 1, maximum: 1000 })]),
+  sendBreak: Type.Union([Type.Tuple([id]), Type.Tuple([id, Type.String({ pattern: '^[a-z0-9]$', description: 'one SysRq letter or digit' })])]),
+  setAutoRenew: Type.Tuple([Type.Boolean()]),
+  setTheme: Type.Tuple([Type.Union([Type.Literal('system'), Type.Literal('light'), Type.Literal('dark')])]),
+} satisfies { [M in Method]: TSchema & { static: Parameters<DesktopApi[M]> } };
 
 export class InvalidCallError extends Error {
   override name = 'InvalidCallError';
@@ -44,12 +55,12 @@ export async function dispatch(api: DesktopApi, method: unknown, args: unknown):
   if (typeof method !== 'string' || !(DESKTOP_API_METHODS as readonly string[]).includes(method)) {
     throw new InvalidCallError(`unknown method ${JSON.stringify(String(method)).slice(0, 80)}`);
   }
-  const schema = METHOD_ARGUMENTS[method as keyof typeof METHOD_ARGUMENTS];
-  const parsed = schema.safeParse(args);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new InvalidCallError(`${method}: invalid argument ${issue?.path.join('.') || ''}: ${issue?.message ?? 'rejected'}`);
+  const schema: TSchema = METHOD_ARGUMENTS[method as Method];
+  if (!Value.Check(schema, args)) {
+    const issue = Value.Errors(schema, args).First();
+    const path = issue?.path.replace(/^\//, '').replace(/\//g, '.') ?? '';
+    throw new InvalidCallError(`${method}: invalid argument ${path}: ${issue?.message ?? 'rejected'}`);
   }
-  const call = api[method as keyof DesktopApi] as (...values: unknown[]) => Promise<unknown>;
-  return call.apply(api, parsed.data as unknown[]);
+  const call = api[method as Method] as (...values: unknown[]) => Promise<unknown>;
+  return call.apply(api, args as unknown[]);
 }

@@ -1,5 +1,16 @@
-import type { ConsoleResource, EndpointResource, RelayInfo, VirtualMachineResource } from '@lifeline/relay/client';
+import { schemas, type ConsoleResource, type EndpointResource, type VirtualMachineResource } from '@lifeline/relay/client';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { relayRequest, TlsTrustError, type HttpAnswer } from './relay-tls.js';
+
+/** An endpoint as the app reads it: a relay from before advertiseAddress still works (its ipAddress is where clients connect). */
+const EndpointReply = Type.Composite([Type.Omit(schemas.EndpointResource, ['advertiseAddress']), Type.Object({ advertiseAddress: Type.Optional(Type.String()) })]);
+const RelayInfoReply = Type.Composite([Type.Omit(schemas.RelayInfo, ['endpoints']), Type.Object({ endpoints: Type.Array(EndpointReply) })]);
+const PowerActionReply = schemas.PowerActionAccepted;
+const NoContent = Type.Undefined();
+
+export type RelayInfoReply = Static<typeof RelayInfoReply>;
+export type EndpointReply = Static<typeof EndpointReply>;
 
 /** A failed call to a relay, with a message fit for the UI. */
 export class RelayApiError extends Error {
@@ -26,7 +37,8 @@ export class RelayApi {
     private readonly timeoutMs = 10_000,
   ) {}
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** One API call; the reply is checked against `reply` (the relay's own schema), never trusted as cast. */
+  private async call<T extends TSchema>(method: string, path: string, reply: T, body?: unknown): Promise<Static<T>> {
     let response: HttpAnswer;
     try {
       response = await relayRequest(new URL(`${this.url.replace(/\/+$/, '')}${path}`), {
@@ -54,20 +66,28 @@ export class RelayApi {
       if (response.status === 403) throw new RelayApiError(`Not allowed with this relay's API token: ${error?.message ?? 'forbidden'}. Ask the relay's administrator for a token with that scope.`, 403, 'Forbidden');
       throw new RelayApiError(error?.message ?? `HTTP ${response.status}`, response.status, error?.code ?? 'HttpError');
     }
-    return parsed as T;
+    if (!Value.Check(reply, parsed)) {
+      const issue = Value.Errors(reply, parsed).First();
+      throw new RelayApiError(
+        `The relay at ${this.url} answered ${method} ${path.split('?')[0]} with a reply this app cannot read (${issue ? `${issue.path || 'the body'}: ${issue.message}` : 'unexpected shape'}); is it a Lifeline relay of another version?`,
+        response.status,
+        'UnexpectedReply',
+      );
+    }
+    return parsed;
   }
 
-  info(): Promise<RelayInfo> {
-    return this.call('GET', '/v1/relay');
+  info(): Promise<RelayInfoReply> {
+    return this.call('GET', '/v1/relay', RelayInfoReply);
   }
 
   async virtualMachines(): Promise<VirtualMachineResource[]> {
-    return (await this.call<{ value: VirtualMachineResource[] }>('GET', '/v1/virtualMachines')).value;
+    return (await this.call('GET', '/v1/virtualMachines', schemas.VirtualMachineList)).value;
   }
 
   async console(vm: string): Promise<ConsoleResource | undefined> {
     try {
-      return await this.call<ConsoleResource>('GET', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`);
+      return await this.call('GET', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`, schemas.ConsoleResource);
     } catch (error) {
       if (error instanceof RelayApiError && error.code === 'ConsoleNotFound') return undefined;
       throw error;
@@ -75,30 +95,30 @@ export class RelayApi {
   }
 
   putConsole(vm: string, body: { enabled: boolean; sshPublicKey: { keyData: string }; expiration?: string }): Promise<ConsoleResource> {
-    return this.call('PUT', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`, body);
+    return this.call('PUT', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`, schemas.ConsoleResource, body);
   }
 
   patchConsole(vm: string, body: { enabled?: boolean; sshPublicKey?: { keyData: string }; expiration?: string }): Promise<ConsoleResource> {
-    return this.call('PATCH', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`, body);
+    return this.call('PATCH', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`, schemas.ConsoleResource, body);
   }
 
-  powerAction(vm: string, action: string): Promise<{ virtualMachine: string; action: string; status: string }> {
-    return this.call('POST', `/v1/virtualMachines/${encodeURIComponent(vm)}/powerActions`, { action });
+  powerAction(vm: string, action: Static<typeof schemas.PowerActionName>): Promise<Static<typeof PowerActionReply>> {
+    return this.call('POST', `/v1/virtualMachines/${encodeURIComponent(vm)}/powerActions`, PowerActionReply, { action });
   }
 
   deleteConsole(vm: string): Promise<void> {
-    return this.call('DELETE', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`);
+    return this.call('DELETE', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`, NoContent);
   }
 
-  async endpoints(): Promise<EndpointResource[]> {
-    return (await this.call<{ value: EndpointResource[] }>('GET', '/v1/privateEndpoints')).value;
+  async endpoints(): Promise<EndpointReply[]> {
+    return (await this.call('GET', '/v1/privateEndpoints', Type.Object({ value: Type.Array(EndpointReply) }))).value;
   }
 
   putEndpoint(name: string, body: { ipAddress?: string; allowedSourcePrefixes?: string[] }): Promise<EndpointResource> {
-    return this.call('PUT', `/v1/privateEndpoints/${encodeURIComponent(name)}`, body);
+    return this.call('PUT', `/v1/privateEndpoints/${encodeURIComponent(name)}`, schemas.EndpointResource, body);
   }
 
   deleteEndpoint(name: string): Promise<void> {
-    return this.call('DELETE', `/v1/privateEndpoints/${encodeURIComponent(name)}`);
+    return this.call('DELETE', `/v1/privateEndpoints/${encodeURIComponent(name)}`, NoContent);
   }
 }

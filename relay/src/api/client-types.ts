@@ -25,3 +25,5 @@ export { generateEd25519 } from '../ssh/host-key.js';
 export { newApiToken, tokenPrefix } from '../admin-token.js';
 export { VM_NAME } from '../config/config.js';
 export { isRelayReadyMessage, type RelayReadyMessage } from '../process/ready-message.js';
+/** The API's schemas (TypeBox): what a client validates the relay's replies with, and the enums written once. */
+export * as schemas from './schemas.js';

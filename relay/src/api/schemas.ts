@@ -7,7 +7,10 @@ export const ErrorBody = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String() }),
 });
 
-const Name = Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
+/** A VM or endpoint name (VM_NAME). */
+export const Name = Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
+/** The kinds of console a VM may have. */
+export const ConsoleKindName = Type.Union([Type.Literal('serial'), Type.Literal('vnc')]);
 
 export const VmParams = Type.Object({ vm: Name }, { additionalProperties: false });
 export const EndpointParams = Type.Object({ name: Name }, { additionalProperties: false });
@@ -61,7 +64,7 @@ export const PowerActionAccepted = Type.Object({ virtualMachine: Type.String(), 
 export const VirtualMachineResource = Type.Object({
   name: Type.String(),
   powerState: PowerState,
-  consoleTypes: Type.Array(Type.Union([Type.Literal('serial'), Type.Literal('vnc')])),
+  consoleTypes: Type.Array(ConsoleKindName),
   /** The power actions the VM's backend offers (additive). */
   powerActions: Type.Array(PowerActionName),
   /** Where the VM came from: the config, or a discovery source (additive). */
@@ -150,7 +153,7 @@ export const AuditEventList = Type.Object({
 export const SessionResource = Type.Object({
   id: Type.String(),
   virtualMachine: Type.String(),
-  kind: Type.Union([Type.Literal('serial'), Type.Literal('vnc')]),
+  kind: ConsoleKindName,
   path: Type.Union([Type.Literal('ssh'), Type.Literal('websocket')]),
   endpoint: Type.String(),
   remoteAddress: Type.String(),
