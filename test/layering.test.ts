@@ -1,46 +1,40 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { findLayeringViolations, importsOf } from '../scripts/layering.js';
+import { ESLint } from 'eslint';
+import { importsOf } from './helpers/imports.js';
 import { REPO_ROOT } from './helpers/relay-process.js';
 
-test('the repository follows the import layering of ARCHITECTURE.md', () => {
-  const violations = findLayeringViolations(REPO_ROOT);
-  assert.deepEqual(violations, [], violations.map((v) => `Bad layering: ${v.file} imports '${v.specifier}': ${v.rule}`).join('\n'));
-});
+/** The layering lint rules' findings for `code` as if it were the file `path` (ESLint's lintText: nothing is written). */
+async function layeringFindings(eslint: ESLint, path: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(code, { filePath: join(REPO_ROOT, path) });
+  return result!.messages.filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports').map((m) => `${path}:${m.line}`);
+}
 
-test('the checker reports each kind of bad import', () => {
-  const root = mkdtempSync(join(tmpdir(), 'll-layers-'));
-  try {
-    const files: Record<string, string> = {
-      'relay/src/core/rules.ts': "import { connect } from 'node:net';\nimport { x } from '../ssh/server.js';\nimport { createHash } from 'node:crypto';",
-      'relay/src/ssh/server.ts': "import { app } from '../../../main/app.js';\nimport { y } from '../core/rules.js';",
-      'main/app.ts': "import { SerialSession } from '../relay/src/ssh/server.js';\nimport type { RelayInfo } from '@lifeline/relay/client';\nimport { z } from '@lifeline/relay/dist/relay.js';",
-      'preload/index.ts': "import { contextBridge } from 'electron';\nimport type { Api } from './contract.js';\nimport { readFileSync } from 'node:fs';",
-      'preload/contract.ts': 'export type Api = {};',
-      'renderer/app.ts': "import type { Api } from '../preload/contract.js';\nimport { Api as A } from '../preload/contract.js';\nimport ssh2 from 'ssh2';\nimport { view } from './view.js';",
-      'renderer/view.ts': 'export const view = 1;',
-    };
-    for (const [path, text] of Object.entries(files)) {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), text);
-    }
-    const found = findLayeringViolations(root).map((v) => `${v.file} ${v.specifier}`).sort();
-    assert.deepEqual(found, [
-      'main/app.ts ../relay/src/ssh/server.js',
-      'main/app.ts @lifeline/relay/dist/relay.js',
-      'preload/index.ts node:fs',
-      'relay/src/core/rules.ts ../ssh/server.js',
-      'relay/src/core/rules.ts node:net',
-      'relay/src/ssh/server.ts ../../../main/app.js',
-      'renderer/app.ts ../preload/contract.js',
-      'renderer/app.ts ssh2',
-    ]);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+test('the layering of ARCHITECTURE.md is an ESLint rule that reports each kind of bad import, and allows the good ones', async () => {
+  const eslint = new ESLint({ cwd: REPO_ROOT });
+  const cases: Array<[string, string]> = [
+    ['relay/src/core/fixture.ts', "import { connect } from 'node:net';\nimport { x } from '../ssh/server.js';\nimport { createHash } from 'node:crypto';\nimport { y } from './cidr.js';\nimport ipaddr from 'ipaddr.js';"],
+    ['relay/src/ssh/fixture.ts', "import { app } from '../../../main/app.js';\nimport { y } from '../core/rules.js';\nimport e from 'electron';\nimport ssh2 from 'ssh2';"],
+    ['main/fixture.ts', "import { SerialSession } from '../relay/src/ssh/server.js';\nimport type { RelayInfo } from '@lifeline/relay/client';\nimport { z } from '@lifeline/relay/dist/relay.js';\nimport { view } from '../renderer/src/app.js';"],
+    ['preload/fixture.ts', "import { contextBridge } from 'electron';\nimport type { Api } from './contract.js';\nimport { readFileSync } from 'node:fs';"],
+    ['renderer/src/fixture.ts', "import type { Api } from '../../preload/contract.js';\nimport { IPC } from '../../preload/contract.js';\nimport ssh2 from 'ssh2';\nimport { view } from './view.js';\nimport fs from 'fs';\nimport { Terminal } from '@xterm/xterm';"],
+  ];
+  const found = (await Promise.all(cases.map(([path, code]) => layeringFindings(eslint, path, code)))).flat();
+  assert.deepEqual(found, [
+    'relay/src/core/fixture.ts:1', // node:net
+    'relay/src/core/fixture.ts:2', // out of the core
+    'relay/src/ssh/fixture.ts:1', // the desktop
+    'relay/src/ssh/fixture.ts:3', // electron
+    'main/fixture.ts:1', // the relay's internals
+    'main/fixture.ts:3', // a relay path other than /client
+    'main/fixture.ts:4', // the renderer
+    'preload/fixture.ts:3', // node:fs
+    'renderer/src/fixture.ts:2', // the contract, not type-only
+    'renderer/src/fixture.ts:3', // ssh2
+    'renderer/src/fixture.ts:5', // a Node builtin
+  ]);
 });
 
 test('imports are found in all their forms', () => {

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type ssh2 from 'ssh2';
-import { auditFiles } from '../../relay/src/audit/audit-log.js';
+import { auditFiles } from '../../relay/src/audit/audit-format.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { startLabRelay, type LabRelay } from '../helpers/lab-relay.js';
 import { generateKey, OPENSSH_BATCH_OPTIONS, sshOnce } from '../helpers/openssh.js';

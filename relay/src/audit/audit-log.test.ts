@@ -3,7 +3,8 @@ import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
-import { AuditLog, auditFiles } from './audit-log.js';
+import { auditFiles } from './audit-format.js';
+import { AuditLog } from './audit-log.js';
 import { verifyAuditTrail } from './audit-verify.js';
 
 let dir: string;

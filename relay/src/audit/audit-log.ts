@@ -1,8 +1,10 @@
-import { createHash } from 'node:crypto';
 import { syncFolder } from '../store/durable-file.js';
-import { closeSync, constants, createReadStream, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { AUDIT_FILE, auditFiles, GENESIS, sha256, splitLine, type AuditEvent, type AuditEventInput } from './audit-format.js';
+import { readAuditEvents, type AuditReadFilter } from './audit-read.js';
+
+export type { AuditEvent, AuditEventInput } from './audit-format.js';
 
 /*
  * The audit trail: `<dataDir>/audit.jsonl`, one JSON object a line, each chained to the one
@@ -20,47 +22,8 @@ import { createInterface } from 'node:readline';
  * first, so `verify` can tell a pruned head from a cut one.
  */
 
-export const AUDIT_FILE = 'audit.jsonl';
 /** Append, create if missing, never through a symlink planted under the trail's name. */
 const OPEN_TRAIL = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0);
-const ROTATED = /^audit-(\d{12})\.jsonl$/;
-/** The `prev` of the first event. */
-export const GENESIS = '0'.repeat(64);
-const HASH_SUFFIX = /,"hash":"([0-9a-f]{64})"\}$/;
-
-/** An audit event as callers give it: `seq`, `time`, `prev` and `hash` are added. */
-export type AuditEventInput = { type: string } & Record<string, unknown>;
-
-export interface AuditEvent extends Record<string, unknown> {
-  seq: number;
-  time: string;
-  prev: string;
-  type: string;
-  hash: string;
-}
-
-export function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
-
-/** The files of the trail in order, oldest first, the live file last. */
-export function auditFiles(dir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const rotated = names.filter((name) => ROTATED.test(name)).sort();
-  return [...rotated, ...(names.includes(AUDIT_FILE) ? [AUDIT_FILE] : [])].map((name) => join(dir, name));
-}
-
-/** Splits a line into its hashed text and its stated hash; undefined when it is not a trail line. */
-export function splitLine(line: string): { body: string; hash: string } | undefined {
-  const match = HASH_SUFFIX.exec(line);
-  if (!match) return undefined;
-  return { body: `${line.slice(0, match.index)}}`, hash: match[1]! };
-}
 
 /** The last complete line of a file, reading only its tail. */
 function lastLine(path: string): string | undefined {
@@ -264,43 +227,9 @@ export class AuditLog {
     }
   }
 
-  /**
-   * Events in order, filtered. Reads the files as streams (the trail is not kept in memory, and a
-   * large trail never holds up the event loop that carries the consoles); with `afterSeq`, rotated
-   * files that end before it (their name is their last seq) are not opened at all.
-   */
-  async read(filter: { since?: number; afterSeq?: number; match?: (event: AuditEvent) => boolean; limit: number }): Promise<{ events: AuditEvent[]; more: boolean }> {
-    const events: AuditEvent[] = [];
-    for (const file of auditFiles(this.dir)) {
-      const last = Number((ROTATED.exec(basename(file)) ?? [])[1]);
-      if (filter.afterSeq !== undefined && Number.isSafeInteger(last) && last <= filter.afterSeq) continue;
-      let fd: number;
-      try {
-        fd = openSync(file, 'r'); // once open, a file pruned meanwhile is still read whole
-      } catch {
-        continue; // pruned before it was opened
-      }
-      const lines = createInterface({ input: createReadStream('', { fd, encoding: 'utf8' }), crlfDelay: Infinity });
-      try {
-        for await (const line of lines) {
-          if (!line) continue;
-          let event: AuditEvent;
-          try {
-            event = JSON.parse(line) as AuditEvent;
-          } catch {
-            continue; // `audit verify` reports it; readers get what is readable
-          }
-          if (filter.afterSeq !== undefined && event.seq <= filter.afterSeq) continue;
-          if (filter.since !== undefined && Date.parse(event.time) < filter.since) continue;
-          if (filter.match && !filter.match(event)) continue;
-          if (events.length === filter.limit) return { events, more: true };
-          events.push(event);
-        }
-      } finally {
-        lines.close();
-      }
-    }
-    return { events, more: false };
+  /** Events in order, filtered, read as streams (audit-read.ts). */
+  read(filter: AuditReadFilter): Promise<{ events: AuditEvent[]; more: boolean }> {
+    return readAuditEvents(this.dir, filter);
   }
 
   close(): void {

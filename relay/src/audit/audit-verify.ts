@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AUDIT_FILE, auditFiles, GENESIS, sha256, splitLine, type AuditEvent, type PrunedRange } from './audit-log.js';
+import { AUDIT_FILE, auditFiles, GENESIS, sha256, splitLine, type AuditEvent } from './audit-format.js';
+import type { PrunedRange } from './audit-log.js';
 
 /*
  * `lifeline-relay audit verify`: checks the trail's chain, that a head which starts past seq 1

@@ -1,6 +1,7 @@
-import { createServer, isIPv4, type Server, type Socket } from 'node:net';
-import { cidrContains, nextFreeAddress, parseCidr, sourceAllowed, type Ipv4Cidr } from '../core/cidr.js';
+import { createServer, type Server, type Socket } from 'node:net';
+import { parseCidr, sourceAllowed, type Ipv4Cidr } from '../core/cidr.js';
 import { DomainError } from '../core/domain-error.js';
+import { endpointAddress, type EndpointInput } from './endpoint-address.js';
 import type { Logger } from '../logger.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
@@ -18,10 +19,7 @@ export interface EndpointView {
   provisioningState: 'Succeeded' | 'Failed';
 }
 
-export interface EndpointInput {
-  ipAddress?: string;
-  allowedSourcePrefixes?: string[];
-}
+export type { EndpointInput } from './endpoint-address.js';
 
 interface Entry {
   name: string;
@@ -216,28 +214,9 @@ export class EndpointManager {
     if (name === DEFAULT_ENDPOINT) {
       throw new DomainError('conflict', 'EndpointManagedByConfig', 'the "default" endpoint is set in the relay config file (endpoints.default), not through the API');
     }
-    const prefixes = (input.allowedSourcePrefixes ?? []).map((text, index) => {
-      const cidr = parseCidr(text);
-      if (!cidr) throw new DomainError('invalid', 'InvalidSourcePrefix', `allowedSourcePrefixes[${index}]: "${text.slice(0, 64)}" is not an IPv4 CIDR block such as 10.0.0.0/24`);
-      return cidr;
-    });
     const existing = this.entries.get(name);
     const used = new Set([...this.entries.values()].filter((entry) => entry.name !== name).map((entry) => entry.ipAddress));
-    let ipAddress: string;
-    if (input.ipAddress !== undefined) {
-      if (!isIPv4(input.ipAddress)) throw new DomainError('invalid', 'InvalidIpAddress', `ipAddress: "${input.ipAddress.slice(0, 64)}" is not an IPv4 address`);
-      // A private endpoint is one address clients are sent to: a wildcard would be advertised as 0.0.0.0.
-      if (input.ipAddress === '0.0.0.0') throw new DomainError('invalid', 'InvalidIpAddress', 'ipAddress: a private endpoint listens on one address, not on every address (0.0.0.0); give the address clients reach it at');
-      if (!this.options.addressPool.some((cidr) => cidrContains(cidr, input.ipAddress!))) {
-        throw new DomainError('unprocessable', 'AddressOutsidePool', `ipAddress ${input.ipAddress} is outside the relay's address pool (${this.options.addressPool.map((c) => c.text).join(', ')})`);
-      }
-      if (used.has(input.ipAddress)) throw new DomainError('conflict', 'AddressInUse', `ipAddress ${input.ipAddress} is already used by another endpoint`);
-      ipAddress = input.ipAddress;
-    } else {
-      const next = existing?.ipAddress ?? nextFreeAddress(this.options.addressPool, used);
-      if (!next) throw new DomainError('conflict', 'AddressPoolExhausted', 'no free address is left in the relay\'s address pool; delete an endpoint or give ipAddress');
-      ipAddress = next;
-    }
+    const { prefixes, ipAddress } = endpointAddress(input, { current: existing?.ipAddress, used, pool: this.options.addressPool });
 
     const moves = !existing?.listener || existing.ipAddress !== ipAddress;
     const bound = moves ? await this.bind(name, ipAddress) : undefined;
