@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { sendSshBreak } from './ssh-break.js';
+import { sendSshBreak } from '@lifeline/relay/client';
 import ssh2, { type ClientChannel } from 'ssh2';
 import type { ConsoleKind } from '../../preload/contract.js';
 import { fingerprintOfBlob } from './ssh-keys.js';

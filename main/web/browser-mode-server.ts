@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { serveStaticFile } from '@lifeline/relay/client';
+import { endWithHttpResponse, serveStaticFile } from '@lifeline/relay/client';
 import type { DesktopEvent } from '../../preload/contract.js';
 import { dispatch } from '../services/api-dispatch.js';
 import type { DesktopService } from '../services/desktop-service.js';
@@ -13,9 +13,8 @@ const MIME: Record<string, string> = { '.html': 'text/html; charset=utf-8' };
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** Answers on a raw socket (an upgrade, a malformed request) with a bodiless status and closes it. */
-function refuseSocket(socket: Duplex, status: string): void {
-  if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  else socket.destroy();
+function refuseSocket(socket: Duplex, status: number): void {
+  endWithHttpResponse(socket, status);
 }
 
 /** Parses a request target; undefined for anything `new URL` would throw on (`//[`). */
@@ -60,10 +59,10 @@ export class BrowserModeServer {
       try {
         this.onUpgrade(request, socket, head);
       } catch {
-        refuseSocket(socket, '400 Bad Request');
+        refuseSocket(socket, 400);
       }
     });
-    this.http.on('clientError', (_error, socket) => refuseSocket(socket, '400 Bad Request'));
+    this.http.on('clientError', (_error, socket) => refuseSocket(socket, 400));
   }
 
   /**
@@ -135,12 +134,12 @@ export class BrowserModeServer {
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!this.authorized(request) || !this.sameOrigin(request)) {
-      refuseSocket(socket, '403 Forbidden');
+      refuseSocket(socket, 403);
       return;
     }
     const url = requestUrl(request.url);
     if (!url) {
-      refuseSocket(socket, '400 Bad Request');
+      refuseSocket(socket, 400);
       return;
     }
     if (url.pathname === '/rpc') {
@@ -149,7 +148,7 @@ export class BrowserModeServer {
     }
     const stream = url.pathname.startsWith('/streams/') ? this.options.service.stream(url.pathname.slice('/streams/'.length)) : undefined;
     if (!stream) {
-      refuseSocket(socket, '404 Not Found');
+      refuseSocket(socket, 404);
       return;
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => {

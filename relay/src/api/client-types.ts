@@ -27,3 +27,5 @@ export { VM_NAME } from '../config/config.js';
 export { isRelayReadyMessage, type RelayReadyMessage } from '../process/ready-message.js';
 /** The API's schemas (TypeBox): what a client validates the relay's replies with, and the enums written once. */
 export * as schemas from './schemas.js';
+export { sendSshBreak } from '../ssh/ssh2-internals.js';
+export { endWithHttpResponse } from '../http/raw-response.js';

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { normalizeRemoteAddress } from '../core/cidr.js';
+import { connectionKey } from '../endpoints/connection-gate.js';
 
 /*
  * Bounds on API connections after authentication. The pre-auth limits let a connection go once
@@ -36,10 +37,7 @@ export function openFileLimit(): number | undefined {
   }
 }
 
-/** A connection's TCP address and port: the same on a TLS socket and the TCP socket under it. */
-export function connectionKey(socket: { remoteAddress?: string; remotePort?: number }): string {
-  return `${socket.remoteAddress}|${socket.remotePort}`;
-}
+export { connectionKey };
 
 export class ConnectionLimits {
   private readonly bySource = new Map<string, number>();

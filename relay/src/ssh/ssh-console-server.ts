@@ -1,46 +1,28 @@
-/* eslint-disable max-lines -- over 300 lines until split by connection phase with the one connection gate (issue 19, part 5). */
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } from 'ssh2';
 import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
-import { detailedStatus, mayAuthenticate, type SessionGrant } from '../core/console-rules.js';
+import type { SessionGrant } from '../core/console-rules.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 import type { Logger } from '../logger.js';
 import type { SshMetrics } from '../metrics/relay-metrics.js';
-import { guardPreauth, type PreauthGuard } from '../endpoints/preauth-guard.js';
+import { ConnectionGate } from '../endpoints/connection-gate.js';
+import { ChannelBudget, checkConsoleKey, ConnectionChannels, recordSshRefusal, SSH_ALGORITHMS, type LoginRefusal } from './ssh-policy.js';
 import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { AdmittedConnection, CloseReason, LiveSession } from '../sessions/live-session.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
 import type { HostKey } from './host-key.js';
 import { streamClient, VncSession } from '../vnc/vnc-session.js';
-import { routeBreakRequests, type BreakListener } from './break-request.js';
+import { channelRefusals, OPEN_FAILURE, routeBreakRequests, socketOf, type BreakListener } from './ssh2-internals.js';
 import { SerialSession } from './serial-session.js';
 import type { RefusalRecorder } from '../audit/refusal-recorder.js';
-import { channelRefusals, OPEN_FAILURE } from './channel-refusal.js';
 
 /** The reserved forward destination for a VM's screen: `ssh -L 5901:vnc:5900`. */
 export const VNC_HOST = 'vnc';
 export const VNC_PORT = 5900;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MAX_AUTH_ATTEMPTS = 6;
 
-/**
- * What the relay offers, so that ssh-audit finds nothing to fail or warn about: curve25519 key
- * exchange only (no NIST curves, no SHA-1 groups), the Ed25519 host key, AEAD ciphers first, then
- * AES-CTR, which only ever pairs with the encrypt-then-MAC SHA-2 MACs offered (the MACs are unused
- * with an AEAD cipher), and no compression. AES-CTR is there for the SSH libraries automation uses
- * that have no AEAD cipher (paramiko 2.12 in Debian 12; Go's x/crypto before 2022). ssh2 adds the
- * strict key exchange marker (kex-strict-s-v00@openssh.com) itself. OpenSSH ≥ 6.5, PuTTY ≥ 0.65,
- * ssh2's client, paramiko ≥ 2.7 and asyncssh all speak these.
- */
-export const SSH_ALGORITHMS = {
-  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org'],
-  serverHostKey: ['ssh-ed25519'],
-  cipher: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'aes256-ctr', 'aes192-ctr', 'aes128-ctr'],
-  hmac: ['hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256-etm@openssh.com'],
-  compress: ['none'],
-};
 const DISCONNECT_GRACE_MS = 500;
 
 export interface SshConsoleServerOptions {
@@ -64,17 +46,6 @@ export interface SshConsoleServerOptions {
   refusals?: RefusalRecorder;
 }
 
-/** Why a login was refused, for the log and the audit trail (the client hears only the generic failure). */
-export type LoginRefusal = 'not-an-access-id' | 'unknown-access-id' | 'vm-unknown' | 'disabled' | 'expired' | 'wrong-key' | 'bad-signature' | 'method-not-allowed' | 'check-failed';
-
-/**
- * Channel opens per console and minute, per allowed concurrent channel. A shell or forward that
- * displaces the last one costs two audit events; thousands of them in seconds would flush the
- * trail. Ten channels at once may each be reopened six times a minute: far above what a person or
- * the desktop does (a tab opens one or two), far below a flood.
- */
-const CHANNEL_OPENS_PER_MINUTE_PER_SESSION = 6;
-
 const EXEC_REFUSAL = 'this is a VM console: it runs no commands. Connect without a command (ssh -t -p 2222 <accessId>@<host>) for the serial console, or forward vnc:5900 for its screen (docs/relay.md)';
 
 /**
@@ -86,11 +57,19 @@ const EXEC_REFUSAL = 'this is a VM console: it runs no commands. Connect without
 export class SshConsoleServer {
   private readonly servers = new Map<string, ssh2.Server>();
   private readonly clients = new Set<Connection>();
-  private readonly preauth = new WeakMap<Socket, PreauthGuard>();
+  private readonly gate: ConnectionGate;
   /** Channel opens left to each console (by access id) this minute: a key holder cannot open thousands. */
-  private readonly channelBudget = new Map<string, { left: number; since: number }>();
+  private readonly channelBudget: ChannelBudget;
 
-  constructor(private readonly options: SshConsoleServerOptions) {}
+  constructor(private readonly options: SshConsoleServerOptions) {
+    this.channelBudget = new ChannelBudget(options.maxSessions);
+    this.gate = new ConnectionGate({
+      startups: options.startups,
+      graceMs: options.loginGraceTimeMs,
+      metrics: options.metrics,
+      onDropped: (remote, reason) => options.log.debug({ remote, reason }, 'SSH connection dropped before the handshake'),
+    });
+  }
 
   /** Takes over an accepted TCP connection that came in through `endpoint`. */
   handle(socket: Socket, endpoint: string): void {
@@ -110,14 +89,7 @@ export class SshConsoleServer {
     }
     // Before any SSH byte: MaxStartups, and a grace timer from accept (ssh2 only sees a client
     // once it has sent its version line, so a silent connection must be timed here).
-    const guard = guardPreauth(socket, {
-      startups: this.options.startups,
-      graceMs: this.options.loginGraceTimeMs,
-      metrics: this.options.metrics,
-      onDropped: (remote, reason) => this.options.log.debug({ remote, reason }, 'SSH connection dropped before the handshake'),
-    });
-    if (!guard) return;
-    this.preauth.set(socket, guard);
+    if (!this.gate.admit(socket)) return;
     socket.setNoDelay(true);
     server.injectSocket(socket);
   }
@@ -134,14 +106,14 @@ export class SshConsoleServer {
     let revoked = false;
     const sessions = new Set<LiveSession>();
 
-    // ssh2 keeps the socket it serves; the pre-auth state was made for it in handle().
-    const preauth = this.preauth.get((client as unknown as { _sock: Socket })._sock);
+    // ssh2 keeps the socket it serves; the gate admitted it in handle().
+    const preauth = this.gate.guardOf(socketOf(client));
     routeBreakRequests(client);
     const refuseChannel = channelRefusals(client);
-    let openChannels = 0;
+    const channels = new ConnectionChannels(this.options.maxSessions, this.channelBudget);
     /** A refused channel or request, into the log and the audit trail. */
     const channelRefused = (what: string, why: string): void =>
-      this.recordRefusal({ type: 'ssh.channel.refused', channel: what, reason: why, remoteAddress, endpoint, ...(grant && { virtualMachine: grant.virtualMachine, actor: { virtualMachineAccessId: grant.accessId, keyFingerprint: grant.keyFingerprint } }) }, log);
+      recordSshRefusal(this.options.refusals, { type: 'ssh.channel.refused', channel: what, reason: why, remoteAddress, endpoint, ...(grant && { virtualMachine: grant.virtualMachine, actor: { virtualMachineAccessId: grant.accessId, keyFingerprint: grant.keyFingerprint } }) }, log);
     /** Refuses a channel with a reason OpenSSH prints (`open failed: administratively prohibited: …`), logged and audited. */
     const refuse = (reject: () => void, what: string, why: string, code: number = OPEN_FAILURE.administrativelyProhibited): void => {
       refuseChannel(reject, code, why);
@@ -149,27 +121,17 @@ export class SshConsoleServer {
     };
     /** Whether a new channel may open: under maxSessions on this connection and within the console's budget. */
     const mayOpen = (reject: () => void, what: string): boolean => {
-      const max = this.options.maxSessions;
-      if (openChannels >= max) {
-        refuse(reject, what, `too many channels open on this connection (at most ${max}, ssh.maxSessions); close one first`, OPEN_FAILURE.resourceShortage);
-        return false;
-      }
-      if (grant && !this.takeChannel(grant.accessId)) {
-        refuse(reject, what, `too many channels opened for this console in the last minute (at most ${max * CHANNEL_OPENS_PER_MINUTE_PER_SESSION}); wait a minute`, OPEN_FAILURE.resourceShortage);
-        return false;
-      }
-      return true;
+      const why = channels.refusal(grant?.accessId);
+      if (why) refuse(reject, what, why, OPEN_FAILURE.resourceShortage);
+      return why === undefined;
     };
-    const counted = (channel: { once(event: 'close', listener: () => void): unknown }): void => {
-      openChannels++;
-      channel.once('close', () => void openChannels--);
-    };
+    const counted = (channel: { once(event: 'close', listener: () => void): unknown }): void => channels.counted(channel);
 
     client.on('authentication', (ctx: AuthContext) => {
       const refuse = (why: LoginRefusal): void => {
         this.options.metrics?.authFailed(ctx.method);
         // The client hears the generic failure; the operator sees which check failed (never the key itself).
-        this.recordRefusal(
+        recordSshRefusal(this.options.refusals, 
           {
             type: 'ssh.login.failed',
             remoteAddress,
@@ -198,7 +160,7 @@ export class SshConsoleServer {
         else refuse('method-not-allowed');
         return;
       }
-      this.checkKey(ctx).then(
+      checkConsoleKey(ctx, this.options.store, this.options.virtualMachines).then(
         (result) => {
           if (typeof result === 'string' && result !== 'key-ok') return refuse(result);
           if (result !== 'key-ok') ({ grant, expiration: grantExpiration } = result);
@@ -320,50 +282,6 @@ export class SshConsoleServer {
       for (const session of sessions) void session.close({ code: 'client-left', message: 'the connection closed' });
       if (admitted) this.options.supervisor.forget(admitted);
     });
-  }
-
-  /** Refusals look the same to the client whatever was wrong; which check failed is returned for the log and the trail. */
-  private async checkKey(ctx: PublicKeyAuthContext): Promise<{ grant: SessionGrant; expiration: number } | 'key-ok' | LoginRefusal> {
-    if (!UUID.test(ctx.username)) return 'not-an-access-id';
-    const record = await this.options.store.getConsoleByAccessId(ctx.username);
-    const keyFingerprint = fingerprintOf(ctx.key.data);
-    if (!record) return 'unknown-access-id';
-    if (!this.options.virtualMachines.get(record.virtualMachine)) return 'vm-unknown';
-    if (!mayAuthenticate(record, keyFingerprint, Date.now())) {
-      const status = detailedStatus(record, Date.now());
-      return status === 'Disabled' ? 'disabled' : status === 'Expired' ? 'expired' : 'wrong-key';
-    }
-    if (!ctx.signature || !ctx.blob) return 'key-ok';
-    const key = ssh2.utils.parseKey(record.keyData);
-    if (key instanceof Error || !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return 'bad-signature';
-    return { grant: { virtualMachine: record.virtualMachine, accessId: record.accessId, keyFingerprint }, expiration: record.expiration };
-  }
-
-  /** A refusal into the log (when it is the first of its kind this minute) and the audit trail, coalesced and capped. */
-  private recordRefusal(event: { type: string; remoteAddress: string } & Record<string, unknown>, log: Logger): void {
-    const { remoteAddress, ...rest } = event;
-    let written = true;
-    try {
-      // Charged to the address's SSH budget: a flood of API refusals from it does not hide its failed logins.
-      written = this.options.refusals?.record(event, JSON.stringify(event), [`ssh:${remoteAddress}`]) ?? true;
-    } catch (error) {
-      log.error({ err: (error as Error).message }, 'cannot write the audit trail');
-    }
-    if (written) log.info({ ...rest }, event.type === 'ssh.login.failed' ? 'SSH login refused' : 'SSH channel refused');
-  }
-
-  /** Takes one channel open from the console's budget: six times `maxSessions` a minute (60 by default). */
-  private takeChannel(accessId: string): boolean {
-    const now = Date.now();
-    let budget = this.channelBudget.get(accessId);
-    if (!budget || now - budget.since >= 60_000) {
-      if (this.channelBudget.size > 10_000) this.channelBudget.clear();
-      budget = { left: this.options.maxSessions * CHANNEL_OPENS_PER_MINUTE_PER_SESSION, since: now };
-      this.channelBudget.set(accessId, budget);
-    }
-    if (budget.left <= 0) return false;
-    budget.left--;
-    return true;
   }
 
   /** Ends every SSH connection (after sessions had their reason line). */

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Ipv4Cidr } from '../core/cidr.js';
 import type { RelayConfig } from '../config/config.js';
 import { checkKeyPair, createSelfSignedCertificate } from './self-signed.js';
+import { endWithHttpResponse } from '../http/raw-response.js';
 
 /** What the relay serves its API and WebSocket VNC port with, once `api.tls` is resolved. */
 export interface TlsMaterial {
@@ -145,10 +146,6 @@ export function splitPlaintext(socket: Duplex & { setTimeout?: (ms: number) => v
   });
 }
 
-/** Answers a plain-HTTP request on a TLS port, then closes. */
-export function answerPlaintext(socket: Duplex, contentType: string, body: string): void {
-  socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-}
 
 /**
  * Puts `splitPlaintext` in front of a TLS server's own connection handling (Fastify's HTTPS
@@ -165,7 +162,7 @@ export function answerPlaintextOn(server: Server, body: (socket: Duplex) => { co
       },
       () => {
         const { contentType, text } = body(socket);
-        answerPlaintext(socket, contentType, text);
+        endWithHttpResponse(socket, 400, { contentType, body: text });
       },
     );
   });

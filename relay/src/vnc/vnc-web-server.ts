@@ -1,10 +1,7 @@
-/* eslint-disable max-lines -- over 300 lines until split by connection phase with the one connection gate (issue 19, part 5). */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
-import { dirname, extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createSecureContext } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { VirtualMachineRegistry, VncConnection } from '../backends/virtual-machines.js';
 import { normalizeRemoteAddress } from '../core/cidr.js';
@@ -13,24 +10,15 @@ import { revocationMessage, revocationReason } from '../core/console-rules.js';
 import type { Logger } from '../logger.js';
 import type { AdmittedConnection, CloseReason } from '../sessions/live-session.js';
 import type { ConsoleLookup, SessionSupervisor } from '../sessions/session-supervisor.js';
-import { answerPlaintext, splitPlaintext, TLS_SERVER_POLICY } from '../tls/tls-material.js';
+import { TLS_SERVER_POLICY } from '../tls/tls-material.js';
 import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { PreauthMetrics } from '../metrics/relay-metrics.js';
-import { guardPreauth, type PreauthGuard } from '../endpoints/preauth-guard.js';
+import { ConnectionGate } from '../endpoints/connection-gate.js';
 import { VncSession, webSocketClient } from './vnc-session.js';
 import type { VncTokenService } from './vnc-tokens.js';
-import { serveStaticFile } from '../http/static-files.js';
+import { VncPage } from './vnc-page.js';
+import { originAllowed, refuseUpgrade } from './upgrade-refusals.js';
 
-const ASSETS = fileURLToPath(new URL('../../assets/vnc/', import.meta.url));
-const NOVNC = join(dirname(fileURLToPath(import.meta.resolve('@novnc/novnc'))), '..');
-const MIME: Record<string, string> = { '.html': 'text/html; charset=utf-8' };
-/** Where each URL prefix's files come from (noVNC: only its core/ and vendor/ modules). */
-const STATIC_ROOTS: ReadonlyArray<readonly [string, string]> = [
-  ['/lifeline/', ASSETS],
-  ['/novnc/core/', join(NOVNC, 'core')],
-  ['/novnc/vendor/', join(NOVNC, 'vendor')],
-];
-const LIFELINE_ASSETS = new Set(['/lifeline/vnc.js', '/lifeline/vnc.css']);
 /** WebSocket close code for "closed by the relay"; the reason text says why. */
 export const CLOSE_BY_RELAY = 4000;
 const MAX_CLIENT_MESSAGE = 4 * 1024 * 1024;
@@ -57,45 +45,14 @@ export interface VncWebServerOptions {
   allowedOrigins?: string[];
 }
 
-function securityHeaders(response: ServerResponse): void {
-  response.setHeader('Content-Security-Policy', "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
-  response.setHeader('Referrer-Policy', 'no-referrer');
-  response.setHeader('X-Content-Type-Options', 'nosniff');
-  response.setHeader('Cache-Control', 'no-store');
-}
-
-function errorPage(title: string, message: string): string {
-  const escape = (text: string): string => text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title><link rel="stylesheet" href="/lifeline/vnc.css"></head><body><main class="error"><h1>${escape(title)}</h1><p>${escape(message)}</p></main></body></html>`;
-}
-
-function plainError(response: ServerResponse, status: number, message: string): void {
-  if (response.headersSent) {
-    response.destroy();
-    return;
-  }
-  response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }).end(`${message}\n`);
-}
-
-/** Answers an upgrade (or a malformed request) with a plain HTTP error, so a refused client never reaches the VM. */
-function refuseUpgrade(socket: Duplex, status: number, text: string, message: string, headers: Record<string, string> = {}): undefined {
-  if (!socket.writable) {
-    socket.destroy();
-    return undefined;
-  }
-  const body = `${message}\n`;
-  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`);
-  return undefined;
-}
-
 /**
  * The WebSocket VNC path on every endpoint (port 6080): `ws://<ip>:6080/?token=…` carries raw
  * RFB in binary frames; the same URL over plain HTTP serves a noVNC page that connects back
  * with the token. Sockets arrive from the endpoint listeners after their source check.
  */
 export class VncWebServer {
-  private readonly http = createServer((request, response) => this.onRequest(request, response));
+  private readonly http = createServer((request, response) => this.page.handle(request, response, this.endpointOf.get(request.socket as Socket) ?? ''));
+  private readonly page: VncPage;
   private readonly wss = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
@@ -111,134 +68,64 @@ export class VncWebServer {
   private readonly endpointOf = new WeakMap<Socket, string>();
   /** How long a token waits for its WebSocket, as the pages and refusals say it. */
   private readonly ttlText: string;
-  private readonly secureContext: SecureContext | undefined;
-  /** TLS handshakes in progress, so that close() can end them. */
-  private readonly handshaking = new Set<TLSSocket>();
-  /** The pre-upgrade state of each connection (plain socket, or its TLS socket). */
-  private readonly preauth = new WeakMap<Duplex, PreauthGuard>();
+  /** Admission, grace time and the TLS split, until the WebSocket upgrade. */
+  private readonly gate: ConnectionGate;
 
   constructor(private readonly options: VncWebServerOptions) {
     this.ttlText = describeDuration(options.tokens.ttlMs);
+    this.page = new VncPage({ tokens: options.tokens, failures: options.failures, log: options.log, ttlText: this.ttlText, ...(options.onTokenRefused && { onTokenRefused: options.onTokenRefused }) });
     // No TLS 1.2 renegotiation: each one costs the relay a handshake, so a client could loop them (the API allows 3).
-    this.secureContext = options.tls && createSecureContext({ ...TLS_SERVER_POLICY, cert: options.tls.cert, key: options.tls.key });
+    const secureContext = options.tls && createSecureContext({ ...TLS_SERVER_POLICY, cert: options.tls.cert, key: options.tls.key });
+    this.gate = new ConnectionGate({
+      startups: options.startups,
+      graceMs: options.loginGraceTimeMs,
+      metrics: options.metrics,
+      ...(secureContext && {
+        tls: {
+          context: secureContext,
+          plaintext: { contentType: 'text/plain; charset=utf-8', body: 'This port speaks TLS: open the https:// link the relay gave (wss:// for WebSocket clients).\n' },
+          onError: (error) => options.log.debug({ err: error.message }, 'VNC TLS connection failed'),
+        },
+      }),
+    });
     this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(request, socket, head));
     // ws's handshake refusals, in the relay's words and format (plain text, Connection: close).
     this.wss.on('wsClientError', (error: Error, socket: Duplex, request: IncomingMessage) => {
-      if (request.method !== 'GET') return refuseUpgrade(socket, 405, 'Method Not Allowed', 'a WebSocket opening handshake is a GET request', { Allow: 'GET' });
+      if (request.method !== 'GET') return refuseUpgrade(socket, 405, 'a WebSocket opening handshake is a GET request', { Allow: 'GET' });
       const versionHeader: Record<string, string> = /Version/.test(error.message) ? { 'Sec-WebSocket-Version': '13, 8' } : {};
-      refuseUpgrade(socket, 400, 'Bad Request', `WebSocket handshake refused: ${error.message}`, versionHeader);
+      refuseUpgrade(socket, 400, `WebSocket handshake refused: ${error.message}`, versionHeader);
     });
     // Malformed HTTP (a bad request line or header) gets a plain 400, as Node's default does.
-    this.http.on('clientError', (_error, socket) => refuseUpgrade(socket, 400, 'Bad Request', 'malformed HTTP request'));
+    this.http.on('clientError', (_error, socket) => refuseUpgrade(socket, 400, 'malformed HTTP request'));
     // No HTTP header or request timeouts here: this server never listens, so Node would never run them.
     // Everything before the upgrade is bounded by vnc.loginGraceTime (the pre-auth guard in handle()).
   }
 
   /** Whether the port speaks `https://`/`wss://`. */
   get secure(): boolean {
-    return this.secureContext !== undefined;
+    return this.gate.secure;
   }
 
   handle(socket: Socket, endpoint: string): void {
     // Until its WebSocket upgrade, a connection holds a MaxStartups slot and runs against the grace time.
-    const guard = guardPreauth(socket, { startups: this.options.startups, graceMs: this.options.loginGraceTimeMs, metrics: this.options.metrics });
-    if (!guard) return;
-    this.preauth.set(socket, guard);
-    if (!this.secureContext) {
-      this.endpointOf.set(socket, endpoint);
-      this.http.emit('connection', socket);
-      return;
-    }
+    if (!this.gate.admit(socket)) return;
     // TLS first: a client that does not complete the handshake (a port scan) never reaches HTTP; plain HTTP is told to use https.
-    splitPlaintext(
-      socket,
-      () => this.handleTls(socket, endpoint),
-      () => answerPlaintext(socket, 'text/plain; charset=utf-8', 'This port speaks TLS: open the https:// link the relay gave (wss:// for WebSocket clients).\n'),
-    );
-  }
-
-  private handleTls(socket: Socket, endpoint: string): void {
-    const secure = new TLSSocket(socket, { isServer: true, secureContext: this.secureContext, ALPNProtocols: ['http/1.1'] });
-    this.handshaking.add(secure);
-    const timer = setTimeout(() => secure.destroy(), 10_000);
-    secure.on('error', (error: Error) => {
-      this.options.log.debug({ err: error.message }, 'VNC TLS connection failed');
-      secure.destroy();
-    });
-    secure.once('close', () => {
-      clearTimeout(timer);
-      this.handshaking.delete(secure);
-    });
-    secure.once('secure', () => {
-      clearTimeout(timer);
-      this.handshaking.delete(secure);
-      this.endpointOf.set(secure, endpoint);
-      const state = this.preauth.get(socket);
-      if (state) this.preauth.set(secure, state);
-      this.http.emit('connection', secure);
+    this.gate.open(socket, (ready) => {
+      this.endpointOf.set(ready, endpoint);
+      this.http.emit('connection', ready);
     });
   }
 
   /** A file of the page: our assets under /lifeline/, or noVNC's ES modules (core/ and vendor/ only, .js only). */
-  private serveFile(request: IncomingMessage, response: ServerResponse, pathname: string): void {
-    for (const [prefix, root] of STATIC_ROOTS) {
-      if (pathname.startsWith(prefix) && (prefix === '/lifeline/' ? LIFELINE_ASSETS.has(pathname) : extname(pathname) === '.js')) {
-        return serveStaticFile(request, response, root, pathname.slice(prefix.length - 1));
-      }
-    }
-    response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
-  }
-
-  /** Untrusted input never reaches a throwing call unguarded: whatever slips through is a plain 400, not a dead relay. */
-  private onRequest(request: IncomingMessage, response: ServerResponse): void {
-    try {
-      this.serveRequest(request, response);
-    } catch (error) {
-      this.options.log.warn({ err: (error as Error).message }, 'VNC page request failed');
-      plainError(response, 400, 'bad request');
-    }
-  }
-
-  private serveRequest(request: IncomingMessage, response: ServerResponse): void {
-    securityHeaders(response);
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('only GET\n');
-      return;
-    }
-    let url: URL;
-    try {
-      url = new URL(request.url ?? '/', 'http://relay');
-    } catch {
-      return plainError(response, 400, 'malformed request URL');
-    }
-    if (url.pathname === '/') {
-      const endpoint = this.endpointOf.get(request.socket as Socket) ?? '';
-      const token = url.searchParams.get('token');
-      const send = (status: number, html: string): void => void response.writeHead(status, { 'Content-Type': MIME['.html'] }).end(request.method === 'HEAD' ? undefined : html);
-      if (!token) return send(400, errorPage('No console token', 'This address needs a ?token=… from POST /v1/virtualMachines/{vm}/vncTokens.'));
-      if (!this.options.tokens.peek(token, endpoint)) {
-        // Slowed like a refused WebSocket: the page must not be a faster way to guess tokens.
-        const delay = this.options.failures.fail(normalizeRemoteAddress(request.socket.remoteAddress));
-        this.options.onTokenRefused?.();
-        const expired = (): void => send(403, errorPage('Console link expired', `This console link is invalid, already used, or older than ${this.ttlText}. Ask for a new one.`));
-        if (delay > 0) setTimeout(expired, delay).unref();
-        else expired();
-        return;
-      }
-      return serveStaticFile(request, response, ASSETS, '/index.html');
-    }
-    this.serveFile(request, response, url.pathname);
-  }
-
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => undefined);
     let url: URL;
     try {
       url = new URL(request.url ?? '/', 'http://relay');
     } catch {
-      return refuseUpgrade(socket, 400, 'Bad Request', 'malformed URL');
+      return refuseUpgrade(socket, 400, 'malformed URL');
     }
-    if (url.pathname !== '/') return refuseUpgrade(socket, 404, 'Not Found', 'connect to /?token=<token>');
+    if (url.pathname !== '/') return refuseUpgrade(socket, 404, 'connect to /?token=<token>');
     this.wss.handleUpgrade(request, socket, head, (ws) => this.starting.get(request)?.(ws));
   }
 
@@ -261,17 +148,9 @@ export class VncWebServer {
       (error: unknown) => {
         // A store or backend failure answers this one client; it never takes the relay down.
         this.options.log.error({ err: (error as Error).message }, 'VNC WebSocket upgrade failed');
-        if (!socket.destroyed) refuseUpgrade(socket, 503, 'Service Unavailable', 'the relay could not open this console; try again');
+        if (!socket.destroyed) refuseUpgrade(socket, 503, 'the relay could not open this console; try again');
       },
     );
-  }
-
-  /** Same origin as the page (scheme and Host the browser used), or one the config lists. */
-  private originAllowed(origin: string, request: IncomingMessage): boolean {
-    const given = origin.toLowerCase(); // scheme and host are case-insensitive; the config's list is stored lower-case
-    if ((this.options.allowedOrigins ?? []).includes(given)) return true;
-    const scheme = this.options.tls ? 'https' : 'http';
-    return request.headers.host !== undefined && given === `${scheme}://${request.headers.host.toLowerCase()}`;
   }
 
   /**
@@ -286,12 +165,12 @@ export class VncWebServer {
     // A browser on another site must not open the console with a token it got hold of (OpenStack OSSN-0008): a browser
     // always sends Origin, and the noVNC page is served from this very host. Clients without Origin are not browsers.
     const origin = request.headers.origin;
-    if (origin !== undefined && !this.originAllowed(origin, request)) {
+    if (origin !== undefined && !originAllowed(origin, request.headers.host, this.gate.secure, this.options.allowedOrigins ?? [])) {
       log.info({ origin: origin.slice(0, 200) }, 'VNC WebSocket refused: cross-origin');
-      return refuseUpgrade(socket, 403, 'Forbidden', `a WebSocket from another origin (${origin.slice(0, 100)}) is refused; open the console link itself, or list the origin in vnc.allowedOrigins`);
+      return refuseUpgrade(socket, 403, `a WebSocket from another origin (${origin.slice(0, 100)}) is refused; open the console link itself, or list the origin in vnc.allowedOrigins`);
     }
     const token = url.searchParams.get('token');
-    if (!token) return refuseUpgrade(socket, 401, 'Unauthorized', 'missing token: mint one with POST /v1/virtualMachines/{vm}/vncTokens');
+    if (!token) return refuseUpgrade(socket, 401, 'missing token: mint one with POST /v1/virtualMachines/{vm}/vncTokens');
     const redemption = this.options.tokens.redeem(token, endpoint);
     if (!redemption.ok) {
       log.info({ reason: redemption.reason }, 'VNC WebSocket refused: token');
@@ -299,12 +178,12 @@ export class VncWebServer {
       // An address that keeps guessing tokens waits longer and longer for each refusal.
       const delay = this.options.failures.fail(remoteAddress);
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay).unref());
-      return refuseUpgrade(socket, 403, 'Forbidden', `the token is invalid, already used, expired (${this.ttlText}), or for another endpoint`);
+      return refuseUpgrade(socket, 403, `the token is invalid, already used, expired (${this.ttlText}), or for another endpoint`);
     }
     const { grant } = redemption;
     const { supervisor, consoles } = this.options;
     const vm = this.options.virtualMachines.get(grant.virtualMachine);
-    if (!vm) return refuseUpgrade(socket, 404, 'Not Found', `no virtual machine named ${grant.virtualMachine}`);
+    if (!vm) return refuseUpgrade(socket, 404, `no virtual machine named ${grant.virtualMachine}`);
 
     // The connection is admitted (so console changes reach it) before the waits that follow; a
     // change while it is still pending marks it revoked, and it is refused instead of started.
@@ -326,7 +205,7 @@ export class VncWebServer {
       if (reason) revoked ??= { code: reason, message: revocationMessage(reason, grant.virtualMachine) };
       return revoked || !current ? undefined : current;
     };
-    const refuseRevoked = (): undefined => refuseUpgrade(socket, 403, 'Forbidden', revoked?.message ?? revocationMessage('deleted', grant.virtualMachine));
+    const refuseRevoked = (): undefined => refuseUpgrade(socket, 403, revoked?.message ?? revocationMessage('deleted', grant.virtualMachine));
 
     const current = await stillAdmitted();
     if (!current) return refuseRevoked();
@@ -342,7 +221,7 @@ export class VncWebServer {
         vnc = await vm.openVnc();
       } catch (error) {
         abandon();
-        return refuseUpgrade(socket, 503, 'Service Unavailable', (error as Error).message);
+        return refuseUpgrade(socket, 503, (error as Error).message);
       }
       // Checked again after the last wait: the console may have changed while the VM's screen was opening.
       const latest = await stillAdmitted();
@@ -357,7 +236,7 @@ export class VncWebServer {
     const opened = vnc;
     return {
       start: (ws) => {
-        this.preauth.get(request.socket)?.passed();
+        this.gate.passed(request.socket);
         session = this.startSession(ws, opened, admitted, log);
       },
       abandon,
@@ -402,7 +281,7 @@ export class VncWebServer {
   }
 
   close(): void {
-    for (const socket of this.handshaking) socket.destroy();
+    this.gate.close();
     for (const client of this.wss.clients) client.terminate();
     this.wss.close();
     this.http.close();

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { DomainError, type DomainErrorKind } from '../../core/domain-error.js';
+import { endWithHttpResponse } from '../../http/raw-response.js';
 import { RelayError } from '../relay-error.js';
 import type { ApiPluginOptions } from '../route-kit.js';
 
@@ -52,17 +53,13 @@ export function clientErrorHandler(answered: WeakSet<object>) {
   return (error: NodeJS.ErrnoException, socket: Duplex): void => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     if (answered.has(socket)) return void socket.destroy();
-    const [status, text, code, message] =
+    const [status, code, message] =
       error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'Request Timeout', 'RequestTimeout', 'the request took too long to arrive']
+        ? [408, 'RequestTimeout', 'the request took too long to arrive']
         : error.code === 'HPE_HEADER_OVERFLOW'
-          ? [431, 'Request Header Fields Too Large', 'HeadersTooLarge', 'the request headers are too large']
-          : [400, 'Bad Request', 'MalformedRequest', 'the request is not well-formed HTTP/1.1'];
-    const body = JSON.stringify({ error: { code, message } });
-    if (!socket.writable) return void socket.destroy();
-    // end(), not write() then destroy(): over TLS the answer must be flushed before the connection goes.
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-    setTimeout(() => socket.destroy(), 1000).unref();
+          ? [431, 'HeadersTooLarge', 'the request headers are too large']
+          : [400, 'MalformedRequest', 'the request is not well-formed HTTP/1.1'];
+    endWithHttpResponse(socket, status as number, { contentType: 'application/json', body: JSON.stringify({ error: { code, message } }), destroyAfterMs: 1000 });
   };
 }
 

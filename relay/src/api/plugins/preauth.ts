@@ -1,8 +1,7 @@
 import type { Socket } from 'node:net';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import { guardPreauth, type PreauthGuard } from '../../endpoints/preauth-guard.js';
-import { connectionKey } from '../connection-limits.js';
+import { ConnectionGate } from '../../endpoints/connection-gate.js';
 import type { ApiPluginOptions } from '../route-kit.js';
 
 declare module 'fastify' {
@@ -13,22 +12,15 @@ declare module 'fastify' {
 }
 
 /**
- * Pre-authentication limits for API connections, from the TCP accept: MaxStartups and a grace
- * time until the first request with a valid token. TLS sockets are found by their TCP
- * connection's address and port, the same on the raw and the TLS socket.
+ * Pre-authentication limits for API connections, through the connection gate: MaxStartups and a
+ * grace time from the TCP accept until the first request with a valid token (the gate finds the
+ * TLS socket Node's HTTPS server made by its TCP connection).
  */
 const preauthPlugin: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps }) => {
-  const pending = new Map<string, PreauthGuard>();
-  app.decorate('preauthPassed', (socket: Socket) => pending.get(connectionKey(socket))?.passed());
-  if (!deps.preauth) return;
-  const { startups, graceMs, metrics } = deps.preauth;
-  app.server.on('connection', (socket: Socket) => {
-    const guard = guardPreauth(socket, { startups, graceMs, metrics });
-    if (!guard) return;
-    const key = connectionKey(socket);
-    pending.set(key, guard);
-    socket.once('close', () => pending.delete(key));
-  });
+  const gate = deps.preauth && new ConnectionGate({ startups: deps.preauth.startups, graceMs: deps.preauth.graceMs, metrics: deps.preauth.metrics });
+  app.decorate('preauthPassed', (socket: Socket) => gate?.passed(socket));
+  if (!gate) return;
+  app.server.on('connection', (socket: Socket) => void gate.admit(socket));
 };
 
 export default fp(preauthPlugin, { name: 'lifeline-preauth', fastify: '5.x' });
