@@ -2,7 +2,7 @@ import type { RelayInfo } from '@lifeline/relay/client';
 import type { CertificateView, KeychainStatus, RelayView } from '../../preload/contract.js';
 import { tokenAccount, type Keychain } from '../services/keychain.js';
 import { RelayApi, RelayApiError, type RelayInfoReply } from '../services/relay-api.js';
-import { inspectCertificate, parseFingerprint } from '../services/relay-tls.js';
+import { inspectCertificate, parseFingerprint, type TrustStore } from '../services/relay-tls.js';
 import type { RelayRecord, SettingsFile } from '../services/settings.js';
 
 /** No API token is kept for a relay (removed from the keychain, or not kept without one). */
@@ -26,6 +26,8 @@ export class RelayRegistry {
     private readonly keychain: Keychain,
     private readonly settings: SettingsFile,
     private readonly keychainStatus: () => KeychainStatus,
+    /** The CAs https:// relays are checked against (injected: one per service). */
+    private readonly trust: TrustStore,
   ) {}
 
   records(): RelayRecord[] {
@@ -48,7 +50,7 @@ export class RelayRegistry {
           : `No API token for the relay "${record.name}" in the keychain; edit the relay to enter it again.`,
       );
     }
-    return new RelayApi(record.url, token, record.tlsFingerprint);
+    return new RelayApi(record.url, token, record.tlsFingerprint, this.trust);
   }
 
   private noteCaller(relayId: string, info: RelayInfoReply): void {
@@ -110,7 +112,7 @@ export class RelayRegistry {
     const parsed = this.relayUrl(url);
     if (!parsed.startsWith('https://')) throw new Error(`${parsed} is plain HTTP: there is no certificate to check. Use https:// if the relay has TLS on.`);
     try {
-      return await inspectCertificate(parsed);
+      return await inspectCertificate(parsed, this.trust);
     } catch (error) {
       throw new Error(`Cannot reach the relay at ${parsed} over TLS (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`, { cause: error });
     }
@@ -155,7 +157,7 @@ export class RelayRegistry {
     const url = this.relayUrl(input.url);
     const known = this.records().find((r) => r.url === url);
     const pin = await this.tlsPin(url, input.tlsFingerprint, known?.tlsFingerprint);
-    const info = await new RelayApi(url, input.token.trim(), pin).info();
+    const info = await new RelayApi(url, input.token.trim(), pin, this.trust).info();
     const hostKey = info.sshHostKeys[0]?.fingerprint;
     if (!hostKey) throw new Error('The relay reported no SSH host key.');
     const existing = this.records().find((r) => r.id === info.id);
@@ -192,7 +194,7 @@ export class RelayRegistry {
       const pin = await this.tlsPin(record.url, input.tlsFingerprint, undefined);
       const token = input.token?.trim() || (await this.keychain.get(tokenAccount(record.id)));
       if (token) {
-        const info = await new RelayApi(record.url, token, pin).info();
+        const info = await new RelayApi(record.url, token, pin, this.trust).info();
         if (info.id !== record.id) throw new Error(`The relay at ${record.url} is now another relay (id ${info.id}); remove this one and add it again.`);
         if (info.sshHostKeys[0]?.fingerprint !== record.hostKeyFingerprint) {
           throw new Error(`The relay at ${record.url} now presents the SSH host key ${info.sshHostKeys[0]?.fingerprint}, not the pinned ${record.hostKeyFingerprint}; remove it and add it again.`);
@@ -201,7 +203,7 @@ export class RelayRegistry {
       record = { ...record, tlsFingerprint: pin };
     }
     if (input.token !== undefined) {
-      await new RelayApi(record.url, input.token.trim(), record.tlsFingerprint).info();
+      await new RelayApi(record.url, input.token.trim(), record.tlsFingerprint, this.trust).info();
       await this.keychain.set(tokenAccount(record.id), input.token.trim());
     }
     if (input.endpoint !== undefined) {

@@ -6,6 +6,7 @@ import { TabManager } from '../consoles/tab-manager.js';
 import { KeyStore } from '../keys/key-store.js';
 import { RelayRegistry } from '../relays/relay-registry.js';
 import { OS_KEYCHAIN_STATUS, type Keychain } from './keychain.js';
+import { TrustStore } from './relay-tls.js';
 import type { SettingsFile } from './settings.js';
 
 export { KeyConflictError } from '../consoles/console-manager.js';
@@ -30,9 +31,10 @@ export class DesktopService implements DesktopApi {
     keychain: Keychain,
     private readonly settings: SettingsFile,
     now: () => number = Date.now,
+    trust: TrustStore = new TrustStore(),
   ) {
     const emit = (event: DesktopEvent): void => void this.events.emit('event', event);
-    this.relays = new RelayRegistry(keychain, settings, () => this.keychainStatus);
+    this.relays = new RelayRegistry(keychain, settings, () => this.keychainStatus, trust);
     this.keys = new KeyStore(keychain);
     this.consoles = new ConsoleManager(this.relays, this.keys, emit, now);
     this.tabs = new TabManager(this.relays, this.keys, this.consoles, () => this.settings.get().autoRenew, emit, now);

@@ -1,7 +1,7 @@
 import { schemas, type ConsoleResource, type EndpointResource, type VirtualMachineResource } from '@lifeline/relay/client';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { relayRequest, TlsTrustError, type HttpAnswer } from './relay-tls.js';
+import { relayRequest, TlsTrustError, type HttpAnswer, type TrustStore } from './relay-tls.js';
 
 /** An endpoint as the app reads it: a relay from before advertiseAddress still works (its ipAddress is where clients connect). */
 const EndpointReply = Type.Composite([Type.Omit(schemas.EndpointResource, ['advertiseAddress']), Type.Object({ advertiseAddress: Type.Optional(Type.String()) })]);
@@ -33,7 +33,8 @@ export class RelayApi {
   constructor(
     readonly url: string,
     private readonly token: string,
-    private readonly tlsFingerprint?: string,
+    private readonly tlsFingerprint: string | undefined,
+    private readonly trust: TrustStore,
     private readonly timeoutMs = 10_000,
   ) {}
 
@@ -46,6 +47,7 @@ export class RelayApi {
         headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
         pin: this.tlsFingerprint,
+        trust: this.trust,
         timeoutMs: this.timeoutMs,
       });
     } catch (error) {

@@ -54,29 +54,30 @@ const UNTRUSTED_REASONS: Record<string, string> = {
   CERT_NOT_YET_VALID: 'it is not valid yet',
 };
 
-let trustStore: string[] | undefined;
+/**
+ * The CAs a relay's certificate may be trusted by: Node's bundled CAs plus the system's bundle
+ * (`SSL_CERT_FILE`, else Debian/RHEL/Alpine's path), read on first use. One per desktop service,
+ * handed to every call (no module-level cache: a test or a changed SSL_CERT_FILE gets a new one).
+ */
+export class TrustStore {
+  private certificates: string[] | undefined;
 
-/** Node's bundled CAs plus the system's bundle (`SSL_CERT_FILE`, else Debian/RHEL/Alpine's path), read once. */
-function systemTrustStore(): string[] {
-  if (trustStore) return trustStore;
-  const bundles = [process.env.SSL_CERT_FILE, '/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
-  const extra: string[] = [];
-  for (const file of bundles) {
-    if (!file) continue;
-    try {
-      extra.push(...(readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []));
-      break;
-    } catch {
-      // Not here; try the next.
+  get(): string[] {
+    if (this.certificates) return this.certificates;
+    const bundles = [process.env.SSL_CERT_FILE, '/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+    const extra: string[] = [];
+    for (const file of bundles) {
+      if (!file) continue;
+      try {
+        extra.push(...(readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []));
+        break;
+      } catch {
+        // Not here; try the next.
+      }
     }
+    this.certificates = [...rootCertificates, ...extra];
+    return this.certificates;
   }
-  trustStore = [...rootCertificates, ...extra];
-  return trustStore;
-}
-
-/** Tests (and a user who changes SSL_CERT_FILE) read the bundle again. */
-export function resetTrustStore(): void {
-  trustStore = undefined;
 }
 
 function target(url: URL): { host: string; port: number } {
@@ -85,10 +86,10 @@ function target(url: URL): { host: string; port: number } {
 }
 
 /** Opens a TLS connection and describes the certificate; trusts nothing yet. */
-function handshake(url: URL, timeoutMs: number): Promise<{ socket: TLSSocket; info: CertificateInfo }> {
+function handshake(url: URL, trust: TrustStore, timeoutMs: number): Promise<{ socket: TLSSocket; info: CertificateInfo }> {
   const { host, port } = target(url);
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, ...(isIP(host) === 0 && { servername: host }), ca: systemTrustStore(), rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    const socket = connect({ host, port, ...(isIP(host) === 0 && { servername: host }), ca: trust.get(), rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
     socket.once('error', (error) => {
       clearTimeout(timer);
@@ -121,8 +122,8 @@ function handshake(url: URL, timeoutMs: number): Promise<{ socket: TLSSocket; in
 }
 
 /** The relay's certificate, for the user to confirm. */
-export async function inspectCertificate(url: string, timeoutMs = 10_000): Promise<CertificateInfo> {
-  const { socket, info } = await handshake(new URL(url), timeoutMs);
+export async function inspectCertificate(url: string, trust: TrustStore, timeoutMs = 10_000): Promise<CertificateInfo> {
+  const { socket, info } = await handshake(new URL(url), trust, timeoutMs);
   socket.destroy();
   return info;
 }
@@ -132,8 +133,8 @@ export async function inspectCertificate(url: string, timeoutMs = 10_000): Promi
  * kept, else the system trusts it. Otherwise the connection is closed unused and the error
  * names the fingerprints.
  */
-export async function trustedConnection(url: URL, pin: string | undefined, timeoutMs: number): Promise<TLSSocket> {
-  const { socket, info } = await handshake(url, timeoutMs);
+export async function trustedConnection(url: URL, pin: string | undefined, trust: TrustStore, timeoutMs: number): Promise<TLSSocket> {
+  const { socket, info } = await handshake(url, trust, timeoutMs);
   if (pin !== undefined) {
     if (info.fingerprint.toUpperCase() === pin.toUpperCase()) return socket;
     socket.destroy();
@@ -162,9 +163,9 @@ export interface HttpAnswer {
 /** One request on its own connection: https through `trustedConnection`, plain http as is. */
 export async function relayRequest(
   url: URL,
-  options: { method: string; headers: Record<string, string>; body?: string; pin?: string; timeoutMs: number },
+  options: { method: string; headers: Record<string, string>; body?: string; pin?: string; trust: TrustStore; timeoutMs: number },
 ): Promise<HttpAnswer> {
-  const socket = url.protocol === 'https:' ? await trustedConnection(url, options.pin, options.timeoutMs) : undefined;
+  const socket = url.protocol === 'https:' ? await trustedConnection(url, options.pin, options.trust, options.timeoutMs) : undefined;
   return new Promise((resolve, reject) => {
     const { host, port } = url.protocol === 'https:' ? target(url) : { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) };
     const request = httpRequest(

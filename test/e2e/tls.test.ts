@@ -177,24 +177,25 @@ describe('TLS: self-signed certificate, fingerprint pinning, https/wss VNC', () 
     const other = await startRelay(signed.configPath, signed.dataDir);
     cleanups.push(() => other.stop());
     // The desktop's TLS client, with this CA as the system bundle (how a company CA is installed: SSL_CERT_FILE or /etc/ssl/certs).
-    const { inspectCertificate, resetTrustStore } = await import('../../main/services/relay-tls.js');
+    const { inspectCertificate, TrustStore } = await import('../../main/services/relay-tls.js');
     const { RelayApi } = await import('../../main/services/relay-api.js');
-    const before = await inspectCertificate(other.apiUrl);
+    const before = await inspectCertificate(other.apiUrl, new TrustStore());
     assert.equal(before.trusted, false, 'not trusted before the CA is installed');
     process.env.SSL_CERT_FILE = join(ca, 'ca.crt');
-    resetTrustStore();
+    // A trust store reads the bundle on first use: a new one sees the installed CA.
+    const trust = new TrustStore();
     try {
-      const certificate = await inspectCertificate(other.apiUrl);
+      const certificate = await inspectCertificate(other.apiUrl, trust);
       assert.equal(certificate.trusted, true, certificate.untrustedBecause);
-      assert.equal((await new RelayApi(other.apiUrl, other.token).info()).tlsFingerprint, certificate.fingerprint, 'no pin needed');
+      assert.equal((await new RelayApi(other.apiUrl, other.token, undefined, trust).info()).tlsFingerprint, certificate.fingerprint, 'no pin needed');
       const wrongPin = Array.from({ length: 32 }, () => '00').join(':');
-      await assert.rejects(new RelayApi(other.apiUrl, other.token, wrongPin).info(), (error: Error & { code?: string }) =>
+      await assert.rejects(new RelayApi(other.apiUrl, other.token, wrongPin, trust).info(), (error: Error & { code?: string }) =>
         error.code === 'TlsCertificateChanged' && error.message.includes(certificate.fingerprint) && error.message.includes(wrongPin));
       // An address the certificate does not name is not trusted, CA or not (the same certificate served on 127.0.0.2).
       const elsewhere = createHttpsServer({ cert: readFileSync(join(ca, 'relay.crt')), key: readFileSync(join(ca, 'relay.key')) });
       await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.2', resolve));
       try {
-        const byName = await inspectCertificate(`https://127.0.0.2:${(elsewhere.address() as { port: number }).port}`);
+        const byName = await inspectCertificate(`https://127.0.0.2:${(elsewhere.address() as { port: number }).port}`, trust);
         assert.equal(byName.trusted, false);
         assert.equal(byName.untrustedBecause, 'the certificate is not for 127.0.0.2');
       } finally {
@@ -202,7 +203,6 @@ describe('TLS: self-signed certificate, fingerprint pinning, https/wss VNC', () 
       }
     } finally {
       delete process.env.SSL_CERT_FILE;
-      resetTrustStore();
     }
   });
 

@@ -39,8 +39,10 @@ export interface VncConnection {
   reader: PooledReader;
 }
 
-/** Read buffers for VNC connections, shared by the relay's VMs: 64 KiB is what a socket read returns at most. */
-const VNC_READ_POOL = new BufferPool(64 * 1024, 32);
+/** Read buffers for VNC connections, one pool per relay (its VM registry) shared by its VMs: 64 KiB is what a socket read returns at most. */
+export function vncReadPool(): BufferPool {
+  return new BufferPool(64 * 1024, 32);
+}
 
 /** Power control other than QMP (libvirt's virsh), given by the VM's discovery source. */
 export interface PowerBackend {
@@ -64,6 +66,7 @@ export class VirtualMachine {
     log: Logger,
     readonly source: VmSource = 'static',
     private readonly powerBackend?: PowerBackend,
+    private readonly readPool: BufferPool = vncReadPool(),
   ) {
     const vmLog = log.child({ vm: config.name });
     this.log = vmLog;
@@ -150,7 +153,7 @@ export class VirtualMachine {
   async openVnc(): Promise<VncConnection> {
     const address = this.config.vnc;
     if (!address) throw new Error(`${this.name} has no VNC console`);
-    const reader = new PooledReader(VNC_READ_POOL);
+    const reader = new PooledReader(this.readPool);
     try {
       return { socket: await connectTo(address, 3000, reader.onread), reader };
     } catch (error) {
@@ -174,6 +177,8 @@ export class VirtualMachine {
 export class VirtualMachineRegistry {
   private readonly byName = new Map<string, VirtualMachine>();
   private started = false;
+  /** The relay's VNC read buffers (no module-level pool: two relays in one process keep their own). */
+  private readonly readPool = vncReadPool();
 
   constructor(
     configs: readonly VirtualMachineConfig[],
@@ -182,7 +187,7 @@ export class VirtualMachineRegistry {
     /** A discovered VM went away or was replaced: close its sessions with this reason. */
     private readonly onGone: (name: string, reason: string) => void = () => undefined,
   ) {
-    for (const config of configs) this.byName.set(config.name, new VirtualMachine(config, replayBytes, log));
+    for (const config of configs) this.byName.set(config.name, new VirtualMachine(config, replayBytes, log, 'static', undefined, this.readPool));
   }
 
   get(name: string): VirtualMachine | undefined {
@@ -213,7 +218,7 @@ export class VirtualMachineRegistry {
       if (!existing.gone) this.onGone(config.name, `the VM ${config.name} changed its console channels (${source}); reconnect`);
       existing.close();
     }
-    const vm = new VirtualMachine(config, this.replayBytes, this.log, source, options.power);
+    const vm = new VirtualMachine(config, this.replayBytes, this.log, source, options.power, this.readPool);
     vm.reportedState = options.state;
     this.byName.set(config.name, vm);
     if (this.started) vm.start();
