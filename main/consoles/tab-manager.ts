@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { ConsoleResource } from '@lifeline/relay/client';
 import type { ConsoleKind, DesktopEvent, OpenConsoleOptions, TabView } from '../../preload/contract.js';
 import type { KeyStore } from '../keys/key-store.js';
+import type { MainLogger } from '../services/main-log.js';
 import type { RelayRegistry } from '../relays/relay-registry.js';
 import { ConsoleConnection } from '../services/console-connection.js';
 import type { RelayApi } from '../services/relay-api.js';
@@ -13,6 +14,8 @@ const RENEW_CHECK_MS = 1000;
 
 interface Tab {
   view: TabView;
+  /** The tab's own logger: its records name the tab, relay, VM and kind. */
+  log: MainLogger;
   connection: ConsoleConnection;
   renewTimer?: NodeJS.Timeout;
   ttlMs: number;
@@ -34,6 +37,7 @@ export class TabManager {
     private readonly autoRenew: () => boolean,
     private readonly emit: (event: DesktopEvent) => void,
     private readonly now: () => number,
+    private readonly log: MainLogger,
   ) {}
 
   private async connect(relayId: string, kind: ConsoleKind, key: KeyPair, console: ConsoleResource): Promise<ConsoleConnection> {
@@ -75,12 +79,15 @@ export class TabManager {
       expiresAt: console.expiration,
       ...(kind === 'serial' && { serialBreak }),
     };
-    const tab: Tab = { view, connection, ttlMs };
+    const log = previous?.log ?? this.log.child({ tab: tabId, relay: relayId, vm, kind });
+    const tab: Tab = { view, connection, ttlMs, log };
     this.tabs.set(tabId, tab);
     this.streams.set(view.streamId, tabId);
+    log.info({ keyFingerprint: console.keyFingerprint, expiresAt: console.expiration }, `${vm}: ${kind} console ${previous ? 'reconnected' : 'opened'}`);
     connection.once('closed', (reason: string) => {
       if (this.tabs.get(tabId)?.connection !== connection) return; // replaced by a reconnect
       clearInterval(tab.renewTimer);
+      log.info({ reason }, `${vm}: ${kind} console closed: ${reason}`);
       this.emit({ type: 'tabClosed', tabId, reason });
     });
     tab.renewTimer = setInterval(() => void this.renew(tab), RENEW_CHECK_MS);
@@ -97,9 +104,11 @@ export class TabManager {
       const api = await this.relays.api(tab.view.relayId);
       const updated = await api.patchConsole(tab.view.vm, { expiration: new Date(this.now() + tab.ttlMs).toISOString() });
       tab.view.expiresAt = updated.expiration;
+      tab.log.debug({ expiresAt: updated.expiration }, 'console renewed');
       this.emit({ type: 'consoleRenewed', relayId: tab.view.relayId, vm: tab.view.vm, expiresAt: updated.expiration });
-    } catch {
+    } catch (error) {
       // Retried on the next tick; the tab shows the relay's reason if the session ends.
+      tab.log.debug({ err: (error as Error).message }, 'console renewal failed; retrying');
     }
   }
 
@@ -137,6 +146,7 @@ export class TabManager {
   async reconnectWithNewKey(tabId: string): Promise<TabView> {
     const { view } = this.tab(tabId);
     const api = await this.relays.api(view.relayId);
+    this.tab(tabId).log.info({}, `${view.vm}: rotating the console key`);
     const { fresh, result: console } = await this.keys.rotate(view.relayId, view.vm, (key) => api.patchConsole(view.vm, { enabled: true, sshPublicKey: { keyData: key.publicKey } }));
     const connection = await this.connect(view.relayId, view.kind, fresh, console);
     const previous = this.tab(tabId).connection;
@@ -151,6 +161,7 @@ export class TabManager {
     clearInterval(tab.renewTimer);
     this.tabs.delete(tabId);
     this.streams.delete(tab.view.streamId);
+    tab.log.info(`${tab.view.vm}: ${tab.view.kind} console closed by you`);
     tab.connection.close('closed by you');
   }
 

@@ -8,6 +8,7 @@ import { FallbackKeychain, OsKeychain, tokenAccount, type Keychain } from './key
 import { embeddedFiles, reapEmbedded, startWatchdog, stopRecorded, waitForRecorded, type NodeCommand } from './leftovers.js';
 import { SettingsFile } from './settings.js';
 import { generateKeyPair } from './ssh-keys.js';
+import { createMainLogger } from './main-log.js';
 
 export interface DesktopAppOptions {
   /** userData: settings, the embedded relay's data and lab VMs. */
@@ -39,13 +40,15 @@ export function appRoot(): string {
 export async function startDesktop(options: DesktopAppOptions): Promise<{ service: DesktopService; ready: Promise<void>; close: () => Promise<void> }> {
   // One app per data folder: a second one would start a second relay on the same store and VMs.
   const releaseLock = acquireInstanceLock(options.dataDir);
+  // JSON records in <dataDir>/lifeline.log; their messages on stderr as before.
+  const log = createMainLogger({ file: join(options.dataDir, 'lifeline.log'), echo: options.log });
   const settings = new SettingsFile(join(options.dataDir, 'settings.json'));
   // Without a usable OS keychain (a headless server, a locked one), secrets live in memory for this run.
   const keychain = new FallbackKeychain(options.keychain ?? new OsKeychain(), (status) => {
-    options.log(`keychain: ${status.message}`);
+    log.warn({ keychain: status.mode }, `keychain: ${status.message}`);
     service.setKeychainStatus(status);
   });
-  const service = new DesktopService(keychain, settings);
+  const service = new DesktopService(keychain, settings, Date.now, undefined, log);
   await keychain.probe(); // a failure reports itself through onStatus above
   let embedded: EmbeddedRelay | undefined;
   const node = options.node ?? { command: process.execPath, env: {} };
@@ -58,11 +61,11 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
       const files = embeddedFiles(embeddedDir);
       if (!(await waitForRecorded(files.watchdog, 20_000))) await stopRecorded(files.watchdog, 1000);
       const leftovers = await reapEmbedded(embeddedDir, node);
-      if (leftovers.length > 0) options.log(`stopped what the previous run left running: ${leftovers.join(', ')}`);
+      if (leftovers.length > 0) log.warn({ leftovers }, `stopped what the previous run left running: ${leftovers.join(', ')}`);
       startWatchdog(embeddedDir, node);
     } catch (error) {
       const message = `The embedded relay was not started: what the previous run left could not be stopped (${(error as Error).message}).`;
-      options.log(message);
+      log.error(message);
       service.setEmbeddedStatus({ state: 'failed', message });
       return;
     }
@@ -79,7 +82,7 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
       node,
       onStatus: (status) => {
         service.setEmbeddedStatus(status);
-        options.log(`embedded relay: ${status.message}`);
+        log.info({ embedded: status.state }, `embedded relay: ${status.message}`);
       },
     });
     try {
@@ -102,7 +105,7 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
       throw new Error(`the relay runs at ${url}, but no admin token for it was found: none in the keychain, in its <dataDir>/admin.token or in LIFELINE_ADMIN_TOKEN. Add it as a relay with its token.`);
     } catch (error) {
       const message = `The embedded relay failed: ${(error as Error).message}`;
-      options.log(message);
+      log.error(message);
       service.setEmbeddedStatus({ state: 'failed', message });
     }
   })();
@@ -116,6 +119,7 @@ export async function startDesktop(options: DesktopAppOptions): Promise<{ servic
         await service.close();
         await embedded?.stop();
       } finally {
+        log.flush();
         releaseLock();
       }
     },

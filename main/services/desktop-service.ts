@@ -6,6 +6,8 @@ import { TabManager } from '../consoles/tab-manager.js';
 import { KeyStore } from '../keys/key-store.js';
 import { RelayRegistry } from '../relays/relay-registry.js';
 import { OS_KEYCHAIN_STATUS, type Keychain } from './keychain.js';
+import pino from 'pino';
+import type { MainLogger } from './main-log.js';
 import { TrustStore } from './relay-tls.js';
 import type { SettingsFile } from './settings.js';
 
@@ -32,12 +34,13 @@ export class DesktopService implements DesktopApi {
     private readonly settings: SettingsFile,
     now: () => number = Date.now,
     trust: TrustStore = new TrustStore(),
+    log: MainLogger = pino({ level: 'silent' }),
   ) {
     const emit = (event: DesktopEvent): void => void this.events.emit('event', event);
     this.relays = new RelayRegistry(keychain, settings, () => this.keychainStatus, trust);
     this.keys = new KeyStore(keychain);
     this.consoles = new ConsoleManager(this.relays, this.keys, emit, now);
-    this.tabs = new TabManager(this.relays, this.keys, this.consoles, () => this.settings.get().autoRenew, emit, now);
+    this.tabs = new TabManager(this.relays, this.keys, this.consoles, () => this.settings.get().autoRenew, emit, now, log);
   }
 
   private emit(event: DesktopEvent): void {

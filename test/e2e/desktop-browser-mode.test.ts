@@ -209,6 +209,15 @@ describe('desktop app in browser mode: launcher, serial and VNC tabs, key rotati
     await waitUntil(async () => /rotated-42/.test((await rows.textContent()) ?? ''), 20_000, 'output after the rotation');
     const consoleAfter = await relayApi('GET', '/v1/virtualMachines/lab-1/console');
     assert.match((await panel.locator('.tab-key').textContent()) ?? '', new RegExp(consoleAfter.keyFingerprint.replace(/[+/]/g, '\\$&')));
+    // The main process's log (pino, JSON) has the tab's own records: its id, relay, VM and kind on each.
+    const records = await waitUntil(() => {
+      const lines = readFileSync(join(tmp.path, 'app', 'lifeline.log'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      const rotation = lines.find((record) => /rotating the console key/.test(String(record.msg)));
+      const tab = lines.filter((record) => rotation && record.tab === rotation.tab);
+      return tab.some((record) => record.keyFingerprint === consoleAfter.keyFingerprint) ? tab : undefined;
+    }, 5000, 'the tab\'s records in lifeline.log');
+    // The rotation and the reconnection with the new key are the same tab's records, each naming it whole.
+    assert.ok(records.every((record) => record.vm === 'lab-1' && record.kind === 'serial' && record.relay === relayId), JSON.stringify(records));
   });
 
   test('"Renew console" moves the expiration', async () => {
