@@ -16,9 +16,12 @@ const layer = (files, restrictions, ignores = []) => ({
   rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: restrictions.map(([regex, message, extra = {}]) => ({ regex, message, ...extra })) }] },
 });
 const DESKTOP = ['(^|/)(main|preload|renderer)/|^electron$', 'relay imports nothing from the desktop'];
+const SESSION_SIDE = ['relay/src/ssh/**/*.ts', 'relay/src/vnc/**/*.ts', 'relay/src/api/**/*.ts', 'relay/src/metrics/**/*.ts'];
 const LAYERS = [
   layer(['relay/src/core/**/*.ts'], [['^(?!\\./|node:crypto$|ipaddr\\.js$)', 'relay/src/core is the pure core: no I/O modules, no adapters (only other core files, node:crypto and ipaddr.js)'], DESKTOP]),
-  layer(['relay/src/**/*.ts'], [DESKTOP], ['relay/src/core/**']),
+  layer(['relay/src/**/*.ts'], [DESKTOP], ['relay/src/core/**', ...SESSION_SIDE]),
+  // Sessions reach consoles only through sessions/console-seam.ts, so that a remote console (an agent) needs no change here.
+  layer(SESSION_SIDE, [DESKTOP, ['(^|/)backends/', 'the SSH, VNC, API and metrics code reaches VMs only through sessions/console-seam.ts, never backends/ (the local implementation)']]),
   layer(['main/**/*.ts'], [
     ['(^|/)relay/(src|dist)/|^@lifeline/relay/(?!client$)', "main uses the relay's exported client API (@lifeline/relay/client), never its internals"],
     ['(^|/)renderer/', 'main may not import the renderer'],

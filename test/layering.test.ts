@@ -16,7 +16,8 @@ test('the layering of ARCHITECTURE.md is an ESLint rule that reports each kind o
   const eslint = new ESLint({ cwd: REPO_ROOT });
   const cases: Array<[string, string]> = [
     ['relay/src/core/fixture.ts', "import { connect } from 'node:net';\nimport { x } from '../ssh/server.js';\nimport { createHash } from 'node:crypto';\nimport { y } from './cidr.js';\nimport ipaddr from 'ipaddr.js';"],
-    ['relay/src/ssh/fixture.ts', "import { app } from '../../../main/app.js';\nimport { y } from '../core/rules.js';\nimport e from 'electron';\nimport ssh2 from 'ssh2';"],
+    ['relay/src/ssh/fixture.ts', "import { app } from '../../../main/app.js';\nimport { y } from '../core/rules.js';\nimport e from 'electron';\nimport ssh2 from 'ssh2';\nimport { VirtualMachine } from '../backends/virtual-machines.js';\nimport type { VmConsole } from '../sessions/console-seam.js';"],
+    ['relay/src/discovery/fixture.ts', "import { VirtualMachineRegistry } from '../backends/virtual-machines.js';"],
     ['main/fixture.ts', "import { SerialSession } from '../relay/src/ssh/server.js';\nimport type { RelayInfo } from '@lifeline/relay/client';\nimport { z } from '@lifeline/relay/dist/relay.js';\nimport { view } from '../renderer/src/app.js';"],
     ['preload/fixture.ts', "import { contextBridge } from 'electron';\nimport type { Api } from './contract.js';\nimport { readFileSync } from 'node:fs';"],
     ['renderer/src/fixture.ts', "import type { Api } from '../../preload/contract.js';\nimport { IPC } from '../../preload/contract.js';\nimport ssh2 from 'ssh2';\nimport { view } from './view.js';\nimport fs from 'fs';\nimport { Terminal } from '@xterm/xterm';"],
@@ -27,6 +28,7 @@ test('the layering of ARCHITECTURE.md is an ESLint rule that reports each kind o
     'relay/src/core/fixture.ts:2', // out of the core
     'relay/src/ssh/fixture.ts:1', // the desktop
     'relay/src/ssh/fixture.ts:3', // electron
+    'relay/src/ssh/fixture.ts:5', // a session-side module reaching the local backend instead of the seam
     'main/fixture.ts:1', // the relay's internals
     'main/fixture.ts:3', // a relay path other than /client
     'main/fixture.ts:4', // the renderer

@@ -1,5 +1,5 @@
 import { detailedStatus, type ConsoleRecord } from '../core/console-rules.js';
-import type { VirtualMachine } from '../backends/virtual-machines.js';
+import type { VmConsole } from '../sessions/console-seam.js';
 import type { LiveSession } from '../sessions/live-session.js';
 import type { TokenRecord } from '../store/store.js';
 import type * as S from './schemas.js';
@@ -48,7 +48,7 @@ export function consoleSummary(record: ConsoleRecord, created: boolean): Record<
   return { enabled: record.enabled, keyFingerprint: record.keyFingerprint, expiration: iso(record.expiration), virtualMachineAccessId: record.accessId, created };
 }
 
-export function vmResource(vm: VirtualMachine, record: ConsoleRecord | undefined, now: number): S.VirtualMachineResource {
+export function vmResource(vm: VmConsole, record: ConsoleRecord | undefined, now: number): S.VirtualMachineResource {
   return {
     name: vm.name,
     powerState: vm.powerState,

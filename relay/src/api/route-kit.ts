@@ -2,7 +2,7 @@ import type { SecureContextOptions } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { RefusalRecorder } from '../audit/refusal-recorder.js';
-import type { VirtualMachine, VirtualMachineRegistry } from '../backends/virtual-machines.js';
+import type { ConsoleDirectory, VmConsole } from '../sessions/console-seam.js';
 import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import { RelayError } from './relay-error.js';
 import type { Scope } from '../core/scopes.js';
@@ -21,7 +21,7 @@ export interface ApiDependencies {
   store: Store;
   consoles: ConsoleService;
   endpoints: EndpointManager;
-  virtualMachines: VirtualMachineRegistry;
+  virtualMachines: ConsoleDirectory;
   supervisor: SessionSupervisor;
   vncTokens: VncTokenService;
   relayInfo: () => Omit<S.RelayInfo, 'endpoints' | 'caller'>;
@@ -90,7 +90,7 @@ export function note(request: FastifyRequest, details: Record<string, unknown>):
   request.auditDetails = { ...request.auditDetails, ...details };
 }
 
-export function requireVm(deps: ApiDependencies, name: string): VirtualMachine {
+export function requireVm(deps: ApiDependencies, name: string): VmConsole {
   const vm = deps.virtualMachines.get(name);
   if (!vm) throw new RelayError(404, 'VirtualMachineNotFound', `no virtual machine named "${name}" is known to this relay; list them with GET /v1/virtualMachines`);
   return vm;

@@ -6,6 +6,7 @@ import { withoutTerminalQueries } from '../core/terminal-queries.js';
 import { escapeIac, TELNET_BREAK, TelnetDecoder } from '../core/telnet.js';
 import type { Logger } from '../logger.js';
 import { PersistentConnection } from './persistent-connection.js';
+import type { SerialSink, SerialStream } from '../sessions/console-seam.js';
 
 /**
  * How long a serial break waits after the last input written to the VM. QEMU's UART model
@@ -23,13 +24,7 @@ const HELD_INPUT_HIGH_WATER = 64 * 1024;
 
 const BREAK = Symbol('break');
 
-/** Where serial output goes: an SSH channel behind a WriteWindow, or anything with the same semantics. */
-export interface SerialSink {
-  /** False means: stop reading the VM until `onceDrain`. */
-  write(chunk: Buffer): boolean;
-  onceDrain(listener: () => void): void;
-  cancelDrain(listener: () => void): void;
-}
+export type { SerialSink } from '../sessions/console-seam.js';
 
 /**
  * The relay's one connection to a VM's serial chardev. QEMU serves one client at a time
@@ -39,7 +34,7 @@ export interface SerialSink {
  *
  * Emits `drain` when the VM side accepts input again.
  */
-export class SerialAttachment extends EventEmitter {
+export class SerialAttachment extends EventEmitter implements SerialStream {
   private readonly connection: PersistentConnection;
   private sink: SerialSink | undefined;
   private readonly ring: ByteRing;

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import { describeAddress, type VirtualMachineConfig, type VmSource } from '../config/config.js';
 import type { Logger } from '../logger.js';
 import { BufferPool } from '../core/buffer-pool.js';
@@ -6,15 +5,9 @@ import { connectTo } from './connect.js';
 import { PooledReader } from './pooled-reader.js';
 import { QmpMonitor, type PowerState } from './qmp-monitor.js';
 import { SerialAttachment } from './serial-attachment.js';
+import { PowerActionError, type ConsoleDirectory, type ConsoleType, type PowerAction, type VmConsole, type VncStream } from '../sessions/console-seam.js';
 
-export type ConsoleType = 'serial' | 'vnc';
-
-/**
- * What `POST /v1/virtualMachines/{vm}/powerActions` can ask: `shutdown` asks the guest to shut
- * down (the ACPI power button; a guest that ignores it keeps running), `powerOff` stops the VM at
- * once (pulling the plug), `reset` restarts it at once, `powerOn` starts a stopped one.
- */
-export type PowerAction = 'reset' | 'shutdown' | 'powerOff' | 'powerOn' | 'nmi';
+export { PowerActionError, type ConsoleType, type PowerAction } from '../sessions/console-seam.js';
 
 /**
  * The QMP command behind each action. QMP's hard stop is `quit`: the QEMU process ends (it must be
@@ -23,19 +16,8 @@ export type PowerAction = 'reset' | 'shutdown' | 'powerOff' | 'powerOn' | 'nmi';
  */
 const QMP_POWER_ACTIONS: Partial<Record<PowerAction, string>> = { reset: 'system_reset', shutdown: 'system_powerdown', powerOff: 'quit', nmi: 'inject-nmi' };
 
-/** A power action this VM cannot take, or cannot take now; `code` is the API's error code. */
-export class PowerActionError extends Error {
-  constructor(
-    readonly code: 'PowerActionNotSupported' | 'PowerActionFailed',
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** A connection to a VM's VNC server, read through pooled buffers. */
-export interface VncConnection {
-  socket: Socket;
+/** A connection to a VM's VNC server, read through pooled buffers (the seam's VncStream). */
+export interface VncConnection extends VncStream {
   reader: PooledReader;
 }
 
@@ -51,7 +33,7 @@ export interface PowerBackend {
 }
 
 /** One configured or discovered VM and its live channels. */
-export class VirtualMachine {
+export class VirtualMachine implements VmConsole {
   readonly serial: SerialAttachment | undefined;
   private readonly qmp: QmpMonitor | undefined;
   private readonly log: Logger;
@@ -174,7 +156,7 @@ export class VirtualMachine {
 }
 
 /** The VMs: those named in the config, and those discovery finds (which may come and go), by name. */
-export class VirtualMachineRegistry {
+export class VirtualMachineRegistry implements ConsoleDirectory {
   private readonly byName = new Map<string, VirtualMachine>();
   private started = false;
   /** The relay's VNC read buffers (no module-level pool: two relays in one process keep their own). */

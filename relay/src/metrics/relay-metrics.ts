@@ -1,4 +1,4 @@
-import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
+import type { ConsoleDirectory } from '../sessions/console-seam.js';
 import type { CloseReason, LiveSession } from '../sessions/live-session.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import { RELAY_VERSION } from '../version.js';
@@ -78,7 +78,7 @@ export class RelayMetrics {
   private readonly refusalsCoalesced;
   private readonly apiConnectionsRefused;
 
-  constructor(supervisor: SessionSupervisor, virtualMachines: VirtualMachineRegistry, audit?: { readonly healthy: boolean; readonly prunedFiles: number; readonly prunedEvents: number }) {
+  constructor(supervisor: SessionSupervisor, virtualMachines: ConsoleDirectory, audit?: { readonly healthy: boolean; readonly prunedFiles: number; readonly prunedEvents: number }) {
     collectDefaultMetrics({ register: this.registry });
     // Gauges that prom-client names like counters (promtool check metrics rejects them); the same
     // figures stay under nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerChannel } from 'ssh2';
-import type { SerialAttachment, SerialSink } from '../backends/serial-attachment.js';
+import type { SerialSink, SerialStream } from '../sessions/console-seam.js';
 import { CLIENT_HIGH_WATER, WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
 import type { CloseReason, LiveSession } from '../sessions/live-session.js';
@@ -27,7 +27,7 @@ export class SerialSession implements LiveSession {
     readonly endpoint: string,
     readonly remoteAddress: string,
     private readonly channel: ServerChannel,
-    private readonly attachment: SerialAttachment,
+    private readonly attachment: SerialStream,
     log: Logger,
     private readonly onEnd: (session: SerialSession) => void,
   ) {

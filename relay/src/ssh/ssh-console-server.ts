@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } from 'ssh2';
-import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
+import type { ConsoleDirectory } from '../sessions/console-seam.js';
 import type { SessionGrant } from '../core/console-rules.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 import type { Logger } from '../logger.js';
@@ -30,7 +30,7 @@ export interface SshConsoleServerOptions {
   keepaliveIntervalMs: number;
   keepaliveCountMax: number;
   store: Store;
-  virtualMachines: VirtualMachineRegistry;
+  virtualMachines: ConsoleDirectory;
   supervisor: SessionSupervisor;
   log: Logger;
   metrics?: SshMetrics;
@@ -239,7 +239,7 @@ export class SshConsoleServer {
       const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
       const dest = `${info.destIP.slice(0, 64)}:${info.destPort}`;
       if (info.destIP !== VNC_HOST || info.destPort !== VNC_PORT) return refuse(reject, `direct-tcpip ${dest}`, `only vnc:5900 can be forwarded (the VM's screen: ssh -L 5901:vnc:5900), not ${dest}`);
-      if (!vm?.config.vnc || !admitted) return refuse(reject, `direct-tcpip ${dest}`, `${grant?.virtualMachine ?? 'this VM'} has no VNC console`);
+      if (!vm?.consoleTypes.includes('vnc') || !admitted) return refuse(reject, `direct-tcpip ${dest}`, `${grant?.virtualMachine ?? 'this VM'} has no VNC console`);
       if (!mayOpen(reject, `direct-tcpip ${dest}`)) return;
       vm.openVnc().then(
         (vnc) => {

@@ -1,5 +1,5 @@
 import ssh2, { type PublicKeyAuthContext } from 'ssh2';
-import type { VirtualMachineRegistry } from '../backends/virtual-machines.js';
+import type { ConsoleDirectory } from '../sessions/console-seam.js';
 import { detailedStatus, mayAuthenticate, type SessionGrant } from '../core/console-rules.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
 import type { Store } from '../store/store.js';
@@ -31,7 +31,7 @@ export const SSH_ALGORITHMS = {
 export type LoginRefusal = 'not-an-access-id' | 'unknown-access-id' | 'vm-unknown' | 'disabled' | 'expired' | 'wrong-key' | 'bad-signature' | 'method-not-allowed' | 'check-failed';
 
 /** Refusals look the same to the client whatever was wrong; which check failed is returned for the log and the trail. */
-export async function checkConsoleKey(ctx: PublicKeyAuthContext, store: Store, virtualMachines: VirtualMachineRegistry): Promise<{ grant: SessionGrant; expiration: number } | 'key-ok' | LoginRefusal> {
+export async function checkConsoleKey(ctx: PublicKeyAuthContext, store: Store, virtualMachines: ConsoleDirectory): Promise<{ grant: SessionGrant; expiration: number } | 'key-ok' | LoginRefusal> {
   if (!UUID.test(ctx.username)) return 'not-an-access-id';
   const record = await store.getConsoleByAccessId(ctx.username);
   const keyFingerprint = fingerprintOf(ctx.key.data);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import type { VncConnection } from '../backends/virtual-machines.js';
+import type { VncStream } from '../sessions/console-seam.js';
 import { CLIENT_HIGH_WATER, WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
 import type { CloseReason, LiveSession } from '../sessions/live-session.js';
@@ -83,7 +83,7 @@ export class VncSession implements LiveSession {
     readonly endpoint: string,
     readonly remoteAddress: string,
     private readonly client: VncClient,
-    private readonly connection: VncConnection,
+    private readonly connection: VncStream,
     log: Logger,
     private readonly onEnd: (session: VncSession) => void,
   ) {

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { VirtualMachineRegistry, VncConnection } from '../backends/virtual-machines.js';
+import type { ConsoleDirectory, VncStream } from '../sessions/console-seam.js';
 import { normalizeRemoteAddress } from '../core/cidr.js';
 import { describeDuration } from '../core/duration.js';
 import { revocationMessage, revocationReason } from '../core/console-rules.js';
@@ -25,7 +25,7 @@ const MAX_CLIENT_MESSAGE = 4 * 1024 * 1024;
 
 export interface VncWebServerOptions {
   tokens: VncTokenService;
-  virtualMachines: VirtualMachineRegistry;
+  virtualMachines: ConsoleDirectory;
   supervisor: SessionSupervisor;
   consoles: ConsoleLookup;
   pingIntervalMs: number;
@@ -211,7 +211,7 @@ export class VncWebServer {
     if (!current) return refuseRevoked();
     supervisor.admit(admitted, current.expiration);
     // From here, every way out but a started session forgets the connection and drops the VM's screen.
-    let vnc: VncConnection | undefined;
+    let vnc: VncStream | undefined;
     const abandon = (): void => {
       vnc?.socket.destroy();
       supervisor.forget(admitted);
@@ -243,7 +243,7 @@ export class VncWebServer {
     };
   }
 
-  private startSession(ws: WebSocket, vnc: VncConnection, admitted: AdmittedConnection, log: Logger): VncSession {
+  private startSession(ws: WebSocket, vnc: VncStream, admitted: AdmittedConnection, log: Logger): VncSession {
     const { supervisor } = this.options;
     const { grant, endpoint, remoteAddress } = admitted;
     const closeClient = (reason: string): Promise<void> =>

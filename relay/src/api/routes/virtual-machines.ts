@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { RelayError } from '../relay-error.js';
 import { vmAllowed } from '../../core/scopes.js';
-import { PowerActionError } from '../../backends/virtual-machines.js';
+import { PowerActionError } from '../../sessions/console-seam.js';
 import { vmResource } from '../resources.js';
 import { access, callerOf, ERRORS, note, requireVm, type ApiPluginOptions } from '../route-kit.js';
 import * as S from '../schemas.js';

@@ -1,0 +1,90 @@
+import type { Socket } from 'node:net';
+import type { VmSource } from '../config/config.js';
+
+/*
+ * The one seam between sessions and consoles. The SSH server, the WebSocket VNC server, the API
+ * and the metrics reach a VM only through these interfaces: its serial stream, its VNC stream,
+ * break, power, and its state as it is read. Today's implementation is local
+ * (backends/virtual-machines.ts: QEMU and libvirt sockets on this host); a remote one (a
+ * hypervisor agent) implements the same interfaces, and no session code changes. The lint step
+ * keeps ssh/, vnc/, api/ and metrics/ from importing backends/ directly.
+ */
+
+export type ConsoleType = 'serial' | 'vnc';
+
+export type PowerState = 'Running' | 'Paused' | 'Stopped' | 'Unavailable';
+
+/**
+ * What `POST /v1/virtualMachines/{vm}/powerActions` can ask: `shutdown` asks the guest to shut
+ * down (the ACPI power button; a guest that ignores it keeps running), `powerOff` stops the VM at
+ * once (pulling the plug), `reset` restarts it at once, `powerOn` starts a stopped one.
+ */
+export type PowerAction = 'reset' | 'shutdown' | 'powerOff' | 'powerOn' | 'nmi';
+
+/** A power action this VM cannot take, or cannot take now; `code` is the API's error code. */
+export class PowerActionError extends Error {
+  constructor(
+    readonly code: 'PowerActionNotSupported' | 'PowerActionFailed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Where serial output goes: an SSH channel behind a WriteWindow, or anything with the same semantics. */
+export interface SerialSink {
+  /** False means: stop reading the VM until `onceDrain`. */
+  write(chunk: Buffer): boolean;
+  onceDrain(listener: () => void): void;
+  cancelDrain(listener: () => void): void;
+}
+
+/** A VM's serial console, shared by its sessions: output (after a replay of recent output) to the attached sink, input, and break. */
+export interface SerialStream {
+  /** Whether the VM's serial port is connected now. */
+  readonly connected: boolean;
+  /** Whether the port can take a break (a telnet-mode chardev). */
+  readonly canBreak: boolean;
+  /** Hands the output (the replay first) to `sink`; returns the detach function. */
+  attach(sink: SerialSink): () => void;
+  /** Input for the VM; false: wait for `drain`. */
+  write(chunk: Buffer): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+  off(event: 'drain', listener: () => void): unknown;
+  /** Sends a break now; false when it cannot. */
+  sendBreak(): boolean;
+}
+
+/** Reads a VNC connection through the relay's pooled buffers: `handler` returns false to pause until `release`. */
+export interface VncReader {
+  start(socket: Socket, handler: (chunk: Buffer, release: () => void) => boolean): void;
+}
+
+/** A connection to a VM's VNC server. */
+export interface VncStream {
+  socket: Socket;
+  reader: VncReader;
+}
+
+/** A VM as sessions see it. */
+export interface VmConsole {
+  readonly name: string;
+  readonly source: VmSource;
+  readonly consoleTypes: ConsoleType[];
+  readonly powerState: PowerState;
+  readonly powerActions: PowerAction[];
+  readonly serialBreak: boolean;
+  /** Why its screen cannot be opened now, or undefined. */
+  readonly vncUnavailable: string | undefined;
+  readonly serial: SerialStream | undefined;
+  /** Opens a new connection to its screen. */
+  openVnc(): Promise<VncStream>;
+  /** Rejects with PowerActionError when the action cannot be taken. */
+  power(action: PowerAction): Promise<void>;
+}
+
+/** Every VM the relay knows, by name. A VM that goes away has its sessions closed by the directory's owner (the registry's onGone). */
+export interface ConsoleDirectory {
+  get(name: string): VmConsole | undefined;
+  list(): VmConsole[];
+}
