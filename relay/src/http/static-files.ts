@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import send from 'send';
+import type SendFunction from 'send';
 
 /**
  * The one static-file path of the relay's noVNC page and the desktop's browser mode, on `send`
@@ -15,8 +15,17 @@ export function serveStaticFile(request: IncomingMessage, response: ServerRespon
     if (response.headersSent) return void response.destroy();
     response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
   };
-  send(request, path, { root, dotfiles: 'deny', index: false, cacheControl: false, etag: false, lastModified: false })
-    .on('error', notFound)
-    .on('directory', notFound)
-    .pipe(response);
+  // Loaded on the first file served: send and its MIME database cost ~40 ms at start for a relay that may never serve one.
+  sendModule ??= import('send').then((module) => (module as { default?: Send }).default ?? (module as unknown as Send));
+  sendModule.then(
+    (send) =>
+      send(request, path, { root, dotfiles: 'deny', index: false, cacheControl: false, etag: false, lastModified: false })
+        .on('error', notFound)
+        .on('directory', notFound)
+        .pipe(response),
+    notFound,
+  );
 }
+
+type Send = typeof SendFunction;
+let sendModule: Promise<Send> | undefined;
