@@ -36,7 +36,7 @@ export class DesktopService implements DesktopApi {
     trust: TrustStore = new TrustStore(),
     log: MainLogger = pino({ level: 'silent' }),
   ) {
-    const emit = (event: DesktopEvent): void => void this.events.emit('event', event);
+    const emit = (event: DesktopEvent): void => this.emit(event);
     this.relays = new RelayRegistry(keychain, settings, () => this.keychainStatus, trust);
     this.keys = new KeyStore(keychain);
     this.consoles = new ConsoleManager(this.relays, this.keys, emit, now);

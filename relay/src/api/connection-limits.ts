@@ -37,8 +37,6 @@ export function openFileLimit(): number | undefined {
   }
 }
 
-export { connectionKey };
-
 export class ConnectionLimits {
   private readonly bySource = new Map<string, number>();
   private readonly byToken = new Map<string, number>();

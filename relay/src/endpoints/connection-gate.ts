@@ -22,6 +22,11 @@ export interface ConnectionGateOptions {
   tls?: { context: SecureContext; plaintext: RawResponse; onError?: (error: Error) => void };
   /** How long a TLS handshake may take. */
   tlsHandshakeMs?: number;
+  /**
+   * Another server makes the TLS sockets (the API's: Node's HTTPS server), so the way back from one
+   * is the TCP connection's address and port. Off for SSH and VNC: no work per connection for it.
+   */
+  tlsByOtherServer?: boolean;
 }
 
 /**
@@ -33,7 +38,7 @@ export interface ConnectionGateOptions {
  */
 export class ConnectionGate {
   private readonly guards = new WeakMap<object, PreauthGuard>();
-  /** For TLS sockets this gate did not make (Node's HTTPS server): by the TCP connection's address and port. */
+  /** With `tlsByOtherServer`: the guards by the TCP connection's address and port. */
   private readonly byConnection = new Map<string, PreauthGuard>();
   private readonly handshaking = new Set<TLSSocket>();
 
@@ -48,18 +53,20 @@ export class ConnectionGate {
     const guard = guardPreauth(socket, { startups: this.options.startups, graceMs: this.options.graceMs, metrics: this.options.metrics, onDropped: this.options.onDropped });
     if (!guard) return undefined;
     this.guards.set(socket, guard);
-    const key = connectionKey(socket);
-    this.byConnection.set(key, guard);
-    socket.once('close', () => {
-      if (this.byConnection.get(key) === guard) this.byConnection.delete(key);
-    });
+    if (this.options.tlsByOtherServer) {
+      const key = connectionKey(socket);
+      this.byConnection.set(key, guard);
+      socket.once('close', () => {
+        if (this.byConnection.get(key) === guard) this.byConnection.delete(key);
+      });
+    }
     return guard;
   }
 
   /** The pre-auth state of a connection, by its TCP socket or a TLS socket over it. */
   guardOf(socket: object | undefined): PreauthGuard | undefined {
     if (!socket) return undefined;
-    return this.guards.get(socket) ?? this.byConnection.get(connectionKey(socket as Socket));
+    return this.guards.get(socket) ?? (this.options.tlsByOtherServer ? this.byConnection.get(connectionKey(socket as Socket)) : undefined);
   }
 
   /** The connection is in: it leaves the pre-auth limits. */

@@ -17,7 +17,7 @@ declare module 'fastify' {
  * TLS socket Node's HTTPS server made by its TCP connection).
  */
 const preauthPlugin: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps }) => {
-  const gate = deps.preauth && new ConnectionGate({ startups: deps.preauth.startups, graceMs: deps.preauth.graceMs, metrics: deps.preauth.metrics });
+  const gate = deps.preauth && new ConnectionGate({ startups: deps.preauth.startups, graceMs: deps.preauth.graceMs, metrics: deps.preauth.metrics, tlsByOtherServer: true });
   app.decorate('preauthPassed', (socket: Socket) => gate?.passed(socket));
   if (!gate) return;
   app.server.on('connection', (socket: Socket) => void gate.admit(socket));
