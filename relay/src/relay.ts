@@ -110,7 +110,8 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     const supervisor = new SessionSupervisor(store, log);
     const auditEvents = sessionAuditEvents(audit, log.child({ component: 'audit' }));
     // A discovered VM that goes away (or comes back with new channels) ends its sessions with the reason.
-    const virtualMachines = new VirtualMachineRegistry(config.virtualMachines, config.serial.replayBytes, log, (name, reason) => {
+    const virtualMachines = new VirtualMachineRegistry(config.virtualMachines, config.serial.replayBytes, log);
+    virtualMachines.onGone((name, reason) => {
       supervisor.closeConnections((connection) => connection.grant.virtualMachine === name, { code: 'vm-gone', message: reason });
     });
     virtualMachines.start();

@@ -161,13 +161,12 @@ export class VirtualMachineRegistry implements ConsoleDirectory {
   private started = false;
   /** The relay's VNC read buffers (no module-level pool: two relays in one process keep their own). */
   private readonly readPool = vncReadPool();
+  private readonly goneListeners = new Set<(name: string, reason: string) => void>();
 
   constructor(
     configs: readonly VirtualMachineConfig[],
     private readonly replayBytes: number,
     private readonly log: Logger,
-    /** A discovered VM went away or was replaced: close its sessions with this reason. */
-    private readonly onGone: (name: string, reason: string) => void = () => undefined,
   ) {
     for (const config of configs) this.byName.set(config.name, new VirtualMachine(config, replayBytes, log, 'static', undefined, this.readPool));
   }
@@ -178,6 +177,15 @@ export class VirtualMachineRegistry implements ConsoleDirectory {
 
   list(): VirtualMachine[] {
     return [...this.byName.values()];
+  }
+
+  onGone(listener: (name: string, reason: string) => void): () => void {
+    this.goneListeners.add(listener);
+    return () => this.goneListeners.delete(listener);
+  }
+
+  private emitGone(name: string, reason: string): void {
+    for (const listener of this.goneListeners) listener(name, reason);
   }
 
   start(): void {
@@ -197,7 +205,7 @@ export class VirtualMachineRegistry implements ConsoleDirectory {
       return 'unchanged';
     }
     if (existing) {
-      if (!existing.gone) this.onGone(config.name, `the VM ${config.name} changed its console channels (${source}); reconnect`);
+      if (!existing.gone) this.emitGone(config.name, `the VM ${config.name} changed its console channels (${source}); reconnect`);
       existing.close();
     }
     const vm = new VirtualMachine(config, this.replayBytes, this.log, source, options.power, this.readPool);
@@ -212,7 +220,7 @@ export class VirtualMachineRegistry implements ConsoleDirectory {
     const vm = this.byName.get(name);
     if (!vm || vm.source === 'static' || vm.gone) return false;
     vm.gone = state;
-    this.onGone(name, reason);
+    this.emitGone(name, reason);
     vm.close();
     return true;
   }

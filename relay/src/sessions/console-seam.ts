@@ -83,8 +83,14 @@ export interface VmConsole {
   power(action: PowerAction): Promise<void>;
 }
 
-/** Every VM the relay knows, by name. A VM that goes away has its sessions closed by the directory's owner (the registry's onGone). */
+/** Every VM the relay knows, by name. */
 export interface ConsoleDirectory {
   get(name: string): VmConsole | undefined;
   list(): VmConsole[];
+  /**
+   * `listener` runs when a VM's consoles end under their sessions: it went away (a discovered VM
+   * undefined, a hypervisor out of reach) or came back with other channels; `reason` is for its
+   * users. The relay closes the VM's sessions with it. Returns the unsubscribe function.
+   */
+  onGone(listener: (name: string, reason: string) => void): () => void;
 }
