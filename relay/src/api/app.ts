@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { RELAY_VERSION } from '../version.js';
 import { answerPlaintextOn } from '../tls/tls-material.js';
+import { lazyCompilers, type LazyCompilers } from './lazy-compilers.js';
 import auditPlugin from './plugins/audit.js';
 import { authentication, authorization } from './plugins/auth.js';
 import errorsPlugin, { BODY_LIMIT_BYTES, clientErrorHandler, frameworkError } from './plugins/errors.js';
@@ -30,6 +31,7 @@ export { consoleResource, tokenResource } from './resources.js';
  */
 export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> {
   const now = deps.now ?? Date.now;
+  const compilers = lazyCompilers();
   /** Connections on which the HTTP parser handed Fastify a request (so Fastify answers it). */
   const answeredSockets = new WeakSet<object>();
   const app = Fastify({
@@ -43,6 +45,8 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
     return503OnClosing: false,
     frameworkErrors: frameworkError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // Fastify's own compilers, each schema compiled on its first request instead of at every start (lazy-compilers.ts).
+    schemaController: { compilersFactory: { buildValidator: compilers.buildValidator, buildSerializer: compilers.buildSerializer } },
     clientErrorHandler: clientErrorHandler(answeredSockets),
     // Node would answer a missing Host header itself, with an empty body; the errors plugin answers it in our shape.
     // Node checks the header and request timeouts every connectionsCheckingInterval (30 s by default): every second here.
@@ -81,5 +85,14 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
   for (const routes of [relayRoutes, virtualMachineRoutes, consoleRoutes, vncTokenRoutes, endpointRoutes, sessionRoutes, metricsRoutes, tokenRoutes, auditRoutes]) {
     await app.register(routes, options);
   }
+  schemaCompilers.set(app, compilers);
   return app;
+}
+
+const schemaCompilers = new WeakMap<FastifyInstance, LazyCompilers>();
+
+/** Compiles every route schema the API has not compiled yet (for tests: a bad schema would otherwise fail its first request). */
+export async function compileAllSchemas(app: FastifyInstance): Promise<number> {
+  await app.ready();
+  return schemaCompilers.get(app)?.compileAll() ?? 0;
 }
