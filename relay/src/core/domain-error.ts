@@ -11,7 +11,9 @@ export type DomainErrorKind =
   /** It conflicts with the current state (in use, managed by the config, shutting down). */
   | 'conflict'
   /** Well-formed, but cannot be carried out as asked (outside the pool, cannot bind). */
-  | 'unprocessable';
+  | 'unprocessable'
+  /** A service it needs is out of reach for now (the fleet's database): try again shortly. */
+  | 'unavailable';
 
 export class DomainError extends Error {
   constructor(

@@ -9,7 +9,7 @@ import type { ApiPluginOptions } from '../route-kit.js';
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** The status each kind of domain failure is answered with. */
-const DOMAIN_STATUS: Record<DomainErrorKind, 400 | 404 | 409 | 422> = { invalid: 400, 'not-found': 404, conflict: 409, unprocessable: 422 };
+const DOMAIN_STATUS: Record<DomainErrorKind, 400 | 404 | 409 | 422 | 503> = { invalid: 400, 'not-found': 404, conflict: 409, unprocessable: 422, unavailable: 503 };
 
 interface ValidationIssue {
   instancePath: string;

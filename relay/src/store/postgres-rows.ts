@@ -1,0 +1,94 @@
+import { DomainError } from '../core/domain-error.js';
+import type { ConsoleRecord } from '../core/console-rules.js';
+import type { EndpointRecord, TokenRecord } from './store.js';
+
+/* The PostgreSQL store's schema, and its rows as the store's records. */
+
+/** Schema versions in order; each runs once, in one transaction, under an advisory lock (gateways may start together). */
+export const PG_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+   CREATE TABLE consoles (
+     virtual_machine text PRIMARY KEY,
+     access_id text NOT NULL UNIQUE,
+     enabled boolean NOT NULL,
+     key_data text NOT NULL,
+     key_fingerprint text NOT NULL,
+     expiration bigint NOT NULL,
+     created_at bigint NOT NULL,
+     updated_at bigint NOT NULL);
+   CREATE TABLE endpoints (
+     name text PRIMARY KEY,
+     ip_address text NOT NULL UNIQUE,
+     allowed_source_prefixes jsonb NOT NULL,
+     created_at bigint NOT NULL,
+     updated_at bigint NOT NULL);
+   CREATE TABLE tokens (
+     id text PRIMARY KEY,
+     hash text NOT NULL UNIQUE,
+     name text NOT NULL UNIQUE,
+     prefix text NOT NULL DEFAULT '',
+     scopes jsonb NOT NULL,
+     virtual_machines jsonb,
+     created_at bigint NOT NULL,
+     expires_at bigint,
+     last_used_at bigint);`,
+];
+
+export type Row = Record<string, unknown>;
+
+const num = (value: unknown): number => Number(value);
+const optionalNum = (value: unknown): number | undefined => (value === null || value === undefined ? undefined : Number(value));
+
+export function toConsole(row: Row): ConsoleRecord {
+  return {
+    virtualMachine: row.virtual_machine as string,
+    accessId: row.access_id as string,
+    enabled: row.enabled as boolean,
+    keyData: row.key_data as string,
+    keyFingerprint: row.key_fingerprint as string,
+    expiration: num(row.expiration),
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+  };
+}
+
+export function toEndpoint(row: Row): EndpointRecord {
+  return {
+    name: row.name as string,
+    ipAddress: row.ip_address as string,
+    allowedSourcePrefixes: row.allowed_source_prefixes as string[],
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+  };
+}
+
+export function toToken(row: Row): TokenRecord {
+  const expiresAt = optionalNum(row.expires_at);
+  const lastUsedAt = optionalNum(row.last_used_at);
+  return {
+    id: row.id as string,
+    hash: row.hash as string,
+    name: row.name as string,
+    prefix: row.prefix as string,
+    scopes: row.scopes as string[],
+    ...(row.virtual_machines !== null && { virtualMachines: row.virtual_machines as string[] }),
+    createdAt: num(row.created_at),
+    ...(expiresAt !== undefined && { expiresAt }),
+    ...(lastUsedAt !== undefined && { lastUsedAt }),
+  };
+}
+
+/** The SQLSTATE classes that mean "the database is not reachable or not accepting work now", not "your request is wrong". */
+function isUnavailable(error: unknown): boolean {
+  const { code } = error as { code?: unknown };
+  if (typeof code !== 'string') return false;
+  return /^(08|57P|53)/.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT'].includes(code);
+}
+
+/** A database that cannot be reached becomes the API's 503 `StoreUnavailable`; anything else passes unchanged. */
+export function unavailableError(error: unknown): unknown {
+  if (!isUnavailable(error)) return error;
+  const detail = (error as Error).message;
+  return new DomainError('unavailable', 'StoreUnavailable', `the fleet's database cannot be reached (${detail}); nothing was changed; try again shortly`);
+}
+
