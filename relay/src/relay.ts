@@ -22,6 +22,7 @@ import { ConsoleService } from './sessions/console-service.js';
 import { SessionSupervisor } from './sessions/session-supervisor.js';
 import { loadOrCreateHostKey } from './ssh/host-key.js';
 import { SshConsoleServer } from './ssh/ssh-console-server.js';
+import { PostgresStore } from './store/postgres-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { VncTokenService } from './vnc/vnc-tokens.js';
 import { VncWebServer } from './vnc/vnc-web-server.js';
@@ -49,6 +50,30 @@ export interface RelayOptions {
   store?: Store;
 }
 
+/** A gateway's shared PostgreSQL database, or the standalone relay's SQLite file in its data folder. */
+async function openStore(config: RelayConfig): Promise<Store> {
+  if (config.role === 'agent') {
+    throw new Error('role: agent cannot run in this version yet: the agent tunnel is still being built (docs/fleet.md says what works); run the hypervisor as a standalone relay for now');
+  }
+  if (config.role !== 'gateway' || !config.gateway) return new SqliteStore(join(config.dataDir, 'lifeline.db'));
+  try {
+    return await PostgresStore.open(config.gateway.postgresUrl);
+  } catch (error) {
+    throw new Error(`store.postgres.url: cannot open the fleet's database at ${redactUrl(config.gateway.postgresUrl)}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** A database URL with its password replaced, for messages. */
+function redactUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(an unreadable URL)';
+  }
+}
+
 /** The relay's composition root: wires store, VMs, sessions, SSH and API, then listens. */
 export async function createRelay(config: RelayConfig, options: RelayOptions): Promise<Relay> {
   const { log } = options;
@@ -57,7 +82,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
   const unlock = lockDataDir(config.dataDir);
   let store: Store;
   try {
-    store = options.store ?? new SqliteStore(join(config.dataDir, 'lifeline.db'));
+    store = options.store ?? (await openStore(config));
   } catch (error) {
     unlock();
     throw error;

@@ -95,8 +95,44 @@ const Discovery = Type.Union(
   { errorMessage: 'must be one of { libvirt: { uri } } or { proxmox: { runDir, configDir } }' },
 );
 
+export const ROLES = ['standalone', 'gateway', 'agent'] as const;
+const HOST_PORT = text({ pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):\\d{1,5}$', errorMessage: 'must be <host>:<port> such as gateway-1.example.com:3024 or [fd00::1]:3024' });
+const strict = <T extends Record<string, TSchema>>(properties: T, description?: string) =>
+  Type.Optional(Type.Object(properties, { additionalProperties: false, errorMessage: 'must be a mapping', ...(description && { description }) }));
+
+/** The fleet's keys (docs/fleet.md): which role this process has, and what it needs for it. */
+const Fleet = {
+  role: oneOf(ROLES, `must be one of ${ROLES.join(', ')}`, 'standalone'),
+  store: strict(
+    {
+      postgres: Type.Object(
+        { url: text({ pattern: '^postgres(ql)?://', errorMessage: 'must be a PostgreSQL URL such as postgres://lifeline@db.example.com:5432/lifeline' }) },
+        { additionalProperties: false, errorMessage: 'must be a mapping { url }' },
+      ),
+    },
+    "A gateway's shared database (LIFELINE_POSTGRES_URL overrides the url)",
+  ),
+  agents: strict(
+    {
+      listen: text({ default: '0.0.0.0:3024', errorMessage: 'must be <ip>:<port> such as 0.0.0.0:3024' }),
+      advertiseAddress: Type.Optional(HOST_PORT),
+    },
+    'Where agents dial in to a gateway (SSH), and the host:port this gateway gives agents to reach it',
+  ),
+  agent: strict(
+    {
+      name: text({ pattern: VM_NAME.source, errorMessage: "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit" }),
+      caFingerprint: Type.Optional(text({ pattern: '^SHA256:[A-Za-z0-9+/]{43}$', errorMessage: 'must be the SHA256:… fingerprint POST /v1/agentJoinTokens answered with' })),
+    },
+    "An agent's name in the fleet, and the fleet's SSH host key fingerprint it pins",
+  ),
+  gateways: Type.Optional(Type.Array(HOST_PORT, { errorMessage: 'must be a list', description: 'Gateways an agent dials (it learns the others from them)' })),
+  joinToken: Type.Optional(text({ description: "An agent's single-use join token (LIFELINE_JOIN_TOKEN overrides), needed on its first start only" })),
+};
+
 export const ConfigDocument = Type.Object(
   {
+    ...Fleet,
     dataDir: text({ default: './lifeline-data', description: "The relay's data folder (store, host key, audit trail), relative to the config file" }),
     api: section({
       listen: text({ default: '127.0.0.1:8440', errorMessage: 'must be <ip>:<port> such as 127.0.0.1:8440' }),

@@ -32,9 +32,41 @@ export interface TlsConfig {
   key?: string;
 }
 
+/** `role:` standalone (one relay on SQLite, the default), a fleet gateway, or a hypervisor agent (docs/fleet.md). */
+export type RelayRole = 'standalone' | 'gateway' | 'agent';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** A gateway's fleet settings. */
+export interface GatewayConfig {
+  /** `store.postgres.url`, or LIFELINE_POSTGRES_URL. */
+  postgresUrl: string;
+  /** `agents.listen`: where agents dial in. */
+  agentsListen: HostPort;
+  /** `agents.advertiseAddress`: the host:port given to agents to reach this gateway; default the listen address (unless a wildcard). */
+  agentsAdvertise?: HostPort;
+}
+
+/** An agent's fleet settings. */
+export interface AgentConfig {
+  name: string;
+  gateways: HostPort[];
+  /** `joinToken`, or LIFELINE_JOIN_TOKEN: needed until the agent has joined. */
+  joinToken?: string;
+  /** The fleet's SSH host key fingerprint; without it the first gateway's key is trusted and pinned. */
+  caFingerprint?: string;
+}
+
 export interface RelayConfig {
   /** Where the config came from, for messages. */
   source: string;
+  /** Standalone unless the config says otherwise; `gateway` comes with `gateway`, `agent` with `agent`. */
+  role?: RelayRole;
+  gateway?: GatewayConfig;
+  agent?: AgentConfig;
   dataDir: string;
   api: {
     host: string;

@@ -2,13 +2,15 @@ import { readFileSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { RelayConfig, SocketAddress } from './config.js';
+import { checkFleet } from './fleet-config.js';
 import { checkAdvertised, ConfigError, isAdvertisable, parseConfig } from './parse-config.js';
 
 export { ConfigError } from './parse-config.js';
 
 /**
  * Reads, parses and validates a YAML or JSON config file, then checks the paths it names.
- * `LIFELINE_ADVERTISE_ADDRESS` in `env` sets endpoints.default.advertiseAddress (a pod's IP in Kubernetes).
+ * `LIFELINE_ADVERTISE_ADDRESS` in `env` sets endpoints.default.advertiseAddress (a pod's IP in Kubernetes);
+ * `LIFELINE_POSTGRES_URL` a gateway's database, `LIFELINE_JOIN_TOKEN` an agent's join token.
  */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): RelayConfig {
   const path = resolve(file);
@@ -39,6 +41,7 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
     config.endpoints.default.advertiseAddress = advertise;
   }
   checkAdvertised(config);
+  checkFleet(config, env);
   checkPaths(config);
   return config;
 }

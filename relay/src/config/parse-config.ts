@@ -7,6 +7,7 @@ import { checkDocument } from './check-document.js';
 import type { DiscoverySourceConfig, RelayConfig, SocketAddress, TlsConfig, VirtualMachineConfig } from './config.js';
 import { ConfigError, describeValue } from './config-error.js';
 import type { ConfigDocument } from './config-schema.js';
+import { fleetOf } from './fleet-config.js';
 
 export { ConfigError } from './config-error.js';
 
@@ -131,7 +132,7 @@ function tlsOf(tls: ConfigDocument['api']['tls'], baseDir: string): TlsConfig {
 
 /** Validates a parsed config document; `source` is the file it came from (relative paths resolve against its folder). */
 export function parseConfig(document: unknown, source: string, baseDir: string): RelayConfig {
-  const { api, ssh, vnc, endpoints, consoles, serial, log, audit, ...root } = checkDocument(document);
+  const { api, ssh, vnc, endpoints, consoles, serial, log, audit, role, store, agents, agent, gateways, joinToken, ...root } = checkDocument(document);
   const { ipAddress, advertiseAddress } = endpoints.default;
   if (isIP(ipAddress) !== 4) throw new ConfigError('endpoints.default.ipAddress', `must be an IPv4 address such as 127.0.0.1, got ${describeValue(ipAddress)}`);
   if (advertiseAddress !== undefined && !isAdvertisable(advertiseAddress)) {
@@ -142,6 +143,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   if (defaultTtlMs > maxTtlMs) throw new ConfigError('consoles.defaultTtl', 'must not be longer than consoles.maxTtl');
   return {
     source,
+    ...fleetOf({ role, store, agents, agent, gateways, joinToken }),
     dataDir: resolve(baseDir, root.dataDir),
     api: {
       ...parseListen('api.listen', api.listen),

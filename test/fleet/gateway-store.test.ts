@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { ephemeralConfig, RELAY_BIN, startRelay, type RelayProcess } from '../helpers/relay-process.js';
+import { tempDir } from '../helpers/temp.js';
+import { waitUntil } from '../helpers/wait.js';
+
+// The fleet's admin token comes from a Secret: every gateway gets the same one.
+const ADMIN_TOKEN = 'llt_fleetAdminTokenForTheGatewayTests0123456789abcdefXYZ';
+
+describe('gateways on one PostgreSQL database', () => {
+  const dir = tempDir('gw');
+  let pg: TestPostgres;
+  const gateways: RelayProcess[] = [];
+  let url: string;
+
+  before(async () => {
+    pg = await startPostgres();
+    url = pg.createDatabase('fleet');
+    for (const name of ['gw1', 'gw2']) {
+      const { configPath, dataDir } = ephemeralConfig(dir.path, name, { role: 'gateway', store: { postgres: { url } }, agents: { listen: '127.0.0.1:0' } });
+      gateways.push(await startRelay(configPath, dataDir, { LIFELINE_ADMIN_TOKEN: ADMIN_TOKEN }));
+    }
+  });
+  after(async () => {
+    await Promise.all(gateways.map((gateway) => gateway.stop()));
+    pg?.dispose();
+    dir.dispose();
+  });
+
+  test('every gateway is the same relay: one relay id, and a token made on one works on the other', async () => {
+    const [one, two] = gateways as [RelayProcess, RelayProcess];
+    const [a, b] = await Promise.all([one.api('GET', '/v1/relay'), two.api('GET', '/v1/relay')]);
+    assert.equal(a.status, 200);
+    assert.equal(a.body.id, b.body.id);
+    const made = await one.api('POST', '/v1/tokens', { name: 'reader', scopes: ['consoles:read'] });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const listed = await fetch(`${two.apiUrl}/v1/virtualMachines`, { headers: { authorization: `Bearer ${made.body.token}` } });
+    assert.equal(listed.status, 200);
+    assert.equal((await two.api('DELETE', `/v1/tokens/${made.body.id}`)).status, 204);
+    const refused = await fetch(`${one.apiUrl}/v1/virtualMachines`, { headers: { authorization: `Bearer ${made.body.token}` } });
+    assert.equal(refused.status, 401, 'a token deleted through one gateway is refused by the other');
+  });
+
+  test('with the database down: /healthz is not ready, writes answer 503 StoreUnavailable; all works again once it is back', async () => {
+    const [one] = gateways as [RelayProcess];
+    pg.stop('fast');
+    try {
+      const health = await fetch(`${one.apiUrl}/healthz`);
+      assert.equal(health.status, 503);
+      assert.equal(((await health.json()) as { store: boolean }).store, false);
+      const write = await one.api('POST', '/v1/tokens', { name: 'during-outage', scopes: ['vnc'] });
+      assert.equal(write.status, 503, JSON.stringify(write.body));
+      assert.equal(write.body.error.code, 'StoreUnavailable');
+      assert.match(write.body.error.message, /database cannot be reached.*try again/);
+    } finally {
+      pg.start();
+    }
+    const back = Date.now();
+    await waitUntil(async () => (await fetch(`${one.apiUrl}/healthz`)).status === 200, 5_000, 'the gateway to be ready again');
+    assert.ok(Date.now() - back < 5_000);
+    const after = await one.api('POST', '/v1/tokens', { name: 'after-outage', scopes: ['vnc'] });
+    assert.equal(after.status, 201, JSON.stringify(after.body));
+    const names = (await one.api('GET', '/v1/tokens')).body.value.map((token: { name: string }) => token.name);
+    assert.ok(!names.includes('during-outage'), 'the refused write wrote nothing');
+  });
+
+  test('a gateway whose database cannot be reached does not start, and says where it looked (password hidden)', () => {
+    const { configPath } = ephemeralConfig(dir.path, 'gw-bad', { role: 'gateway', store: { postgres: { url: 'postgres://lifeline:s3cret@127.0.0.1:1/fleet' } } });
+    const result = spawnSync(process.execPath, [RELAY_BIN, 'serve', '--config', configPath], { encoding: 'utf8', timeout: 30_000 });
+    assert.notEqual(result.status, 0);
+    const output = result.stdout + result.stderr;
+    assert.match(output, /store\.postgres\.url: cannot open the fleet's database at postgres:\/\/lifeline:\*\*\*@127\.0\.0\.1:1\/fleet/);
+    assert.doesNotMatch(output, /s3cret/);
+  });
+
+  test('a gateway with VMs of its own, or one without a database, is refused at start naming the key', () => {
+    const run = (settings: Record<string, unknown>): string => {
+      const { configPath } = ephemeralConfig(dir.path, `gw-${Math.random().toString(36).slice(2, 6)}`, settings);
+      const result = spawnSync(process.execPath, [RELAY_BIN, 'serve', '--config', configPath], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, LIFELINE_POSTGRES_URL: '' } });
+      assert.notEqual(result.status, 0);
+      return result.stdout + result.stderr;
+    };
+    assert.match(run({ role: 'gateway' }), /store\.postgres\.url: is needed with role: gateway/);
+    assert.match(run({ role: 'gateway', store: { postgres: { url } }, virtualMachines: [{ name: 'vm1', serial: '/run/none.sock' }] }), /virtualMachines: a gateway holds no VM sockets/);
+  });
+});
