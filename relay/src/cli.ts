@@ -48,7 +48,7 @@ async function serve(args: string[]): Promise<void> {
   const log = createLogger(config.log.level);
   let relay;
   try {
-    relay = await createRelay(config, { log, adminTokenFromEnvironment: process.env.LIFELINE_ADMIN_TOKEN, hostKeyFromEnvironment: process.env.LIFELINE_SSH_HOST_KEY || undefined });
+    relay = await createRelay(config, { log, adminTokenFromEnvironment: process.env.LIFELINE_ADMIN_TOKEN, hostKeyFromEnvironment: process.env.LIFELINE_SSH_HOST_KEY || undefined, fleetSecret: process.env.LIFELINE_FLEET_SECRET || undefined });
   } catch (error) {
     log.fatal({ err: (error as Error).message }, 'relay failed to start');
     fail((error as Error).message, 1);

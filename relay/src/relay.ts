@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ensureAdminToken } from './admin-token.js';
 import { lockDataDir } from './data-lock.js';
@@ -22,8 +21,8 @@ import { ConsoleService } from './sessions/console-service.js';
 import { SessionSupervisor } from './sessions/session-supervisor.js';
 import { loadOrCreateHostKey } from './ssh/host-key.js';
 import { SshConsoleServer } from './ssh/ssh-console-server.js';
-import { PostgresStore } from './store/postgres-store.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { loadFleetHostKey } from './store/fleet-identity.js';
+import { openStore } from './store/open-store.js';
 import { VncTokenService } from './vnc/vnc-tokens.js';
 import { VncWebServer } from './vnc/vnc-web-server.js';
 import { loadTlsMaterial, TLS_SERVER_POLICY, type TlsMaterial } from './tls/tls-material.js';
@@ -46,32 +45,10 @@ export interface RelayOptions {
   adminTokenFromEnvironment?: string;
   /** The SSH host key (OpenSSH private key) instead of `<dataDir>/ssh_host_ed25519_key`; nothing is written. */
   hostKeyFromEnvironment?: string;
+  /** LIFELINE_FLEET_SECRET: a gateway's key to the fleet's private keys kept in the database. */
+  fleetSecret?: string;
   /** Defaults to the SQLite store in the data folder. */
   store?: Store;
-}
-
-/** A gateway's shared PostgreSQL database, or the standalone relay's SQLite file in its data folder. */
-async function openStore(config: RelayConfig): Promise<Store> {
-  if (config.role === 'agent') {
-    throw new Error('role: agent cannot run in this version yet: the agent tunnel is still being built (docs/fleet.md says what works); run the hypervisor as a standalone relay for now');
-  }
-  if (config.role !== 'gateway' || !config.gateway) return new SqliteStore(join(config.dataDir, 'lifeline.db'));
-  try {
-    return await PostgresStore.open(config.gateway.postgresUrl);
-  } catch (error) {
-    throw new Error(`store.postgres.url: cannot open the fleet's database at ${redactUrl(config.gateway.postgresUrl)}: ${(error as Error).message}`, { cause: error });
-  }
-}
-
-/** A database URL with its password replaced, for messages. */
-function redactUrl(text: string): string {
-  try {
-    const url = new URL(text);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return '(an unreadable URL)';
-  }
 }
 
 /** The relay's composition root: wires store, VMs, sessions, SSH and API, then listens. */
@@ -94,7 +71,10 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
   try {
     const relayId = await store.initMeta('relayId', randomUUID());
     await ensureAdminToken(store, config.dataDir, options.adminTokenFromEnvironment, log);
-    const hostKey = loadOrCreateHostKey(config.dataDir, options.hostKeyFromEnvironment);
+    const hostKey =
+      config.role === 'gateway'
+        ? await loadFleetHostKey(store, { hostKey: options.hostKeyFromEnvironment, secret: options.fleetSecret })
+        : loadOrCreateHostKey(config.dataDir, options.hostKeyFromEnvironment);
     const tls = await loadTlsMaterial(config);
     // The store keeps the trail's head after every append, so a trail cut at its tail, emptied or deleted shows.
     const recordedHead = parseAuditHead(await store.getMeta(AUDIT_HEAD_META));

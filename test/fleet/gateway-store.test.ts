@@ -8,6 +8,8 @@ import { waitUntil } from '../helpers/wait.js';
 
 // The fleet's admin token comes from a Secret: every gateway gets the same one.
 const ADMIN_TOKEN = 'llt_fleetAdminTokenForTheGatewayTests0123456789abcdefXYZ';
+const FLEET_SECRET = 'fleet-secret-for-the-gateway-tests-0123456789';
+const FLEET_ENV = { LIFELINE_ADMIN_TOKEN: ADMIN_TOKEN, LIFELINE_FLEET_SECRET: FLEET_SECRET };
 
 describe('gateways on one PostgreSQL database', () => {
   const dir = tempDir('gw');
@@ -20,7 +22,7 @@ describe('gateways on one PostgreSQL database', () => {
     url = pg.createDatabase('fleet');
     for (const name of ['gw1', 'gw2']) {
       const { configPath, dataDir } = ephemeralConfig(dir.path, name, { role: 'gateway', store: { postgres: { url } }, agents: { listen: '127.0.0.1:0' } });
-      gateways.push(await startRelay(configPath, dataDir, { LIFELINE_ADMIN_TOKEN: ADMIN_TOKEN }));
+      gateways.push(await startRelay(configPath, dataDir, FLEET_ENV));
     }
   });
   after(async () => {
@@ -29,11 +31,21 @@ describe('gateways on one PostgreSQL database', () => {
     dir.dispose();
   });
 
-  test('every gateway is the same relay: one relay id, and a token made on one works on the other', async () => {
+  test('every gateway is the same relay: one relay id and SSH host key, and a token made on one works on the other', async () => {
     const [one, two] = gateways as [RelayProcess, RelayProcess];
     const [a, b] = await Promise.all([one.api('GET', '/v1/relay'), two.api('GET', '/v1/relay')]);
     assert.equal(a.status, 200);
     assert.equal(a.body.id, b.body.id);
+    assert.deepEqual(a.body.sshHostKeys, b.body.sshHostKeys);
+    // What an SSH client sees on the wire, from each gateway.
+    const scanned = [one, two].map((gateway) => spawnSync('ssh-keyscan', ['-p', String(gateway.sshPort), '-t', 'ed25519', '127.0.0.1'], { encoding: 'utf8' }).stdout.trim().split(' ').slice(1).join(' '));
+    assert.ok(scanned[0]!.startsWith('ssh-ed25519 '), scanned[0]);
+    assert.equal(scanned[0], scanned[1]);
+    assert.equal(scanned[0], a.body.sshHostKeys[0].publicKey.split(' ').slice(0, 2).join(' '));
+    // The private key is in the database only sealed.
+    const sealed = spawnSync('/usr/lib/postgresql/15/bin/psql', [url, '-At', '-c', "SELECT value FROM meta WHERE key = 'fleet.sshHostKey'"], { encoding: 'utf8' }).stdout;
+    assert.match(sealed, /^sealed-v1:/);
+    assert.doesNotMatch(sealed, /PRIVATE KEY/);
     const made = await one.api('POST', '/v1/tokens', { name: 'reader', scopes: ['consoles:read'] });
     assert.equal(made.status, 201, JSON.stringify(made.body));
     const listed = await fetch(`${two.apiUrl}/v1/virtualMachines`, { headers: { authorization: `Bearer ${made.body.token}` } });
@@ -64,6 +76,18 @@ describe('gateways on one PostgreSQL database', () => {
     assert.equal(after.status, 201, JSON.stringify(after.body));
     const names = (await one.api('GET', '/v1/tokens')).body.value.map((token: { name: string }) => token.name);
     assert.ok(!names.includes('during-outage'), 'the refused write wrote nothing');
+  });
+
+  test('a gateway without the fleet secret, or with another one, does not start and says what to set', () => {
+    const run = (env: Record<string, string>): string => {
+      const { configPath } = ephemeralConfig(dir.path, `gw-${Math.random().toString(36).slice(2, 6)}`, { role: 'gateway', store: { postgres: { url } } });
+      const result = spawnSync(process.execPath, [RELAY_BIN, 'serve', '--config', configPath], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, LIFELINE_ADMIN_TOKEN: ADMIN_TOKEN, ...env } });
+      assert.notEqual(result.status, 0);
+      return result.stdout + result.stderr;
+    };
+    assert.match(run({}), /set LIFELINE_FLEET_SECRET .* or LIFELINE_SSH_HOST_KEY/);
+    assert.match(run({ LIFELINE_FLEET_SECRET: 'short' }), /LIFELINE_FLEET_SECRET is 5 characters long; it needs at least 32/);
+    assert.match(run({ LIFELINE_FLEET_SECRET: 'another-fleet-secret-0123456789-abcdefgh' }), /does not open the fleet's SSH host key/);
   });
 
   test('a gateway whose database cannot be reached does not start, and says where it looked (password hidden)', () => {

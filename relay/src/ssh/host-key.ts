@@ -50,7 +50,7 @@ export function loadOrCreateHostKey(dataDir: string, fromEnvironment?: string): 
   return describeHostKey(privateKey, file);
 }
 
-function describeHostKey(privateKey: string, source: string): HostKey {
+export function describeHostKey(privateKey: string, source: string): HostKey {
   const parsed = ssh2.utils.parseKey(privateKey);
   if (parsed instanceof Error) throw new Error(`cannot read the SSH host key ${source}: ${parsed.message}`);
   if (!parsed.isPrivateKey()) throw new Error(`the SSH host key ${source} is a public key; give the private key (OpenSSH format)`);
