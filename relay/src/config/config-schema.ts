@@ -132,7 +132,6 @@ const Fleet = {
 
 export const ConfigDocument = Type.Object(
   {
-    ...Fleet,
     dataDir: text({ default: './lifeline-data', description: "The relay's data folder (store, host key, audit trail), relative to the config file" }),
     api: section({
       listen: text({ default: '127.0.0.1:8440', errorMessage: 'must be <ip>:<port> such as 127.0.0.1:8440' }),
@@ -181,6 +180,7 @@ export const ConfigDocument = Type.Object(
     }),
     virtualMachines: list(VirtualMachine, []),
     discover: list(Discovery, []),
+    ...Fleet,
   },
   { additionalProperties: false, errorMessage: 'the config must be a mapping' },
 );
