@@ -1,0 +1,217 @@
+import { createInterface } from 'node:readline';
+import type { Duplex } from 'node:stream';
+import ssh2 from 'ssh2';
+import { fingerprintOf } from '../core/ssh-public-key.js';
+import type { Logger } from '../logger.js';
+
+/*
+ * The tunnel between a hypervisor agent and a gateway: one SSH connection the agent dials (ssh2 on
+ * both ends: the agent listens on nothing). The agent authenticates with its own key and pins the
+ * fleet's host key. Over it:
+ * - a control channel: the agent's `exec lifeline-agent/1`, JSON lines both ways (hello, VM changes,
+ *   power, break, revocations);
+ * - one forwarded channel per console stream, opened by the gateway: the agent asks for
+ *   `tcpip-forward` of `lifeline:1` once, and each `forwarded-tcpip` channel names what it is for
+ *   (a JSON StreamRequest) in its originator address, so a stream costs no extra round trip.
+ */
+
+export const CONTROL_COMMAND = 'lifeline-agent/1';
+const BIND = { address: 'lifeline', port: 1 };
+
+/** What a gateway asks a stream for. */
+export interface StreamRequest {
+  kind: 'serial' | 'vnc';
+  virtualMachine: string;
+  /** The session slot's fencing number: the agent keeps only the newest stream per VM and kind. */
+  fence: number;
+  session: string;
+}
+
+export type ControlMessage = { type: string } & Record<string, unknown>;
+
+/** The gateway's side of one agent's tunnel. */
+export interface AgentLink {
+  readonly name: string;
+  readonly keyFingerprint: string;
+  send(message: ControlMessage): void;
+  onMessage(listener: (message: ControlMessage) => void): void;
+  onClose(listener: () => void): void;
+  /** A new stream to one of the agent's consoles; rejects when the agent refuses it. */
+  openStream(request: StreamRequest): Promise<Duplex>;
+  close(): void;
+}
+
+export interface AgentTunnelServerOptions {
+  hostKey: string;
+  /** Whether this agent may join with this key (its fingerprint); called for every attempt. */
+  authorize(name: string, keyFingerprint: string): Promise<boolean>;
+  /** An agent whose control channel is open. */
+  onAgent(link: AgentLink): void;
+  keepaliveIntervalMs: number;
+  keepaliveCountMax: number;
+  log: Logger;
+}
+
+/** JSON lines in, JSON lines out, on one channel. */
+function jsonLines(channel: Duplex, onMessage: (message: ControlMessage) => void, log: Logger): (message: ControlMessage) => void {
+  const lines = createInterface({ input: channel, crlfDelay: Infinity });
+  lines.on('line', (line) => {
+    let message: unknown;
+    try {
+      message = JSON.parse(line);
+    } catch {
+      log.warn({ line: line.slice(0, 80) }, 'agent tunnel: a control line that is not JSON; ignored');
+      return;
+    }
+    if (typeof message === 'object' && message !== null && typeof (message as ControlMessage).type === 'string') onMessage(message as ControlMessage);
+  });
+  return (message) => void channel.write(`${JSON.stringify(message)}\n`);
+}
+
+/** Where agents dial in (`agents.listen`): SSH with public-key authentication only, no shell, no other forwards. */
+export class AgentTunnelServer {
+  private readonly server: ssh2.Server;
+  private readonly clients = new Set<ssh2.Connection>();
+
+  constructor(private readonly options: AgentTunnelServerOptions) {
+    this.server = new ssh2.Server({ hostKeys: [options.hostKey], keepaliveInterval: options.keepaliveIntervalMs, keepaliveCountMax: options.keepaliveCountMax } as ssh2.ServerConfig, (client) => this.onClient(client));
+  }
+
+  private onClient(client: ssh2.Connection): void {
+    const { log } = this.options;
+    this.clients.add(client);
+    let name = '';
+    let keyFingerprint = '';
+    let forwarded = false;
+    client.on('error', (error) => log.debug({ err: error.message }, 'agent tunnel: connection error'));
+    client.on('close', () => this.clients.delete(client));
+    client.on('authentication', (ctx) => {
+      if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
+      const fingerprint = fingerprintOf(ctx.key.data);
+      this.options.authorize(ctx.username, fingerprint).then(
+        (allowed) => {
+          if (!allowed) return ctx.reject(['publickey']);
+          if (!ctx.signature || !ctx.blob) return ctx.accept();
+          const key = ssh2.utils.parseKey(ctx.key.data);
+          if (key instanceof Error || !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return ctx.reject(['publickey']);
+          name = ctx.username;
+          keyFingerprint = fingerprint;
+          ctx.accept();
+        },
+        (error: Error) => {
+          log.error({ agent: ctx.username, err: error.message }, 'agent tunnel: cannot check the agent; refused');
+          ctx.reject(['publickey']);
+        },
+      );
+    });
+    client.on('request', (accept, reject, kind, info) => {
+      const { bindAddr, bindPort } = info as { bindAddr?: string; bindPort?: number };
+      if (kind === 'tcpip-forward' && bindAddr === BIND.address && bindPort === BIND.port && accept) {
+        forwarded = true;
+        accept(BIND.port);
+      } else reject?.();
+    });
+    client.on('session', (acceptSession) => {
+      const session = acceptSession();
+      session.on('exec', (acceptExec, rejectExec, info) => {
+        if (info.command !== CONTROL_COMMAND || !name) return rejectExec();
+        const channel = acceptExec();
+        const messageListeners: Array<(message: ControlMessage) => void> = [];
+        const closeListeners: Array<() => void> = [];
+        const send = jsonLines(channel, (message) => messageListeners.forEach((listener) => listener(message)), log);
+        client.once('close', () => closeListeners.forEach((listener) => listener()));
+        this.options.onAgent({
+          name,
+          keyFingerprint,
+          send,
+          onMessage: (listener) => messageListeners.push(listener),
+          onClose: (listener) => closeListeners.push(listener),
+          openStream: (request) =>
+            new Promise((resolve, reject) => {
+              if (!forwarded) return reject(new Error(`agent ${name} has not asked for its streams yet`));
+              client.forwardOut(BIND.address, BIND.port, JSON.stringify(request), 0, (error, stream) => (error ? reject(error) : resolve(stream)));
+            }),
+          close: () => client.end(),
+        });
+      });
+      session.on('pty', (_accept, reject) => reject?.());
+      session.on('shell', (_accept, reject) => reject());
+    });
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    for (const client of this.clients) client.end();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export interface AgentTunnelClientOptions {
+  host: string;
+  port: number;
+  name: string;
+  privateKey: string;
+  /** The fleet's host key fingerprint (SHA256:…); a gateway presenting another key is refused. */
+  hostKeyFingerprint: string;
+  keepaliveIntervalMs: number;
+  keepaliveCountMax: number;
+  log: Logger;
+  /** The first control message (the agent's hello). */
+  hello: ControlMessage;
+  onMessage(message: ControlMessage): void;
+  /** A stream the gateway opened; `accept` it to get the channel, or `reject`. */
+  onStream(request: StreamRequest, accept: () => Duplex, reject: () => void): void;
+}
+
+/** The agent's side: dials one gateway, opens the control channel, and serves the streams the gateway opens. */
+export function dialGateway(options: AgentTunnelClientOptions): Promise<{ send(message: ControlMessage): void; close(): void; closed: Promise<Error | undefined> }> {
+  const client = new ssh2.Client();
+  let lastError: Error | undefined;
+  const closed = new Promise<Error | undefined>((resolve) => client.once('close', () => resolve(lastError)));
+  return new Promise((resolve, reject) => {
+    let pinned = true;
+    client.once('error', (error) => {
+      lastError = pinned ? error : new Error(`the gateway at ${options.host}:${options.port} presented a host key other than the fleet's (${options.hostKeyFingerprint}); refused`);
+      reject(lastError);
+    });
+    client.on('tcp connection', (info, accept, rejectStream) => {
+      let request: StreamRequest;
+      try {
+        request = JSON.parse(info.srcIP) as StreamRequest;
+      } catch {
+        return rejectStream();
+      }
+      options.onStream(request, accept, rejectStream);
+    });
+    client.once('ready', () => {
+      client.forwardIn(BIND.address, BIND.port, (error) => {
+        if (error) return reject(error);
+        client.exec(CONTROL_COMMAND, (execError, channel) => {
+          if (execError) return reject(execError);
+          const send = jsonLines(channel, options.onMessage, options.log);
+          send(options.hello);
+          resolve({ send, close: () => client.end(), closed });
+        });
+      });
+    });
+    client.connect({
+      host: options.host,
+      port: options.port,
+      username: options.name,
+      privateKey: options.privateKey,
+      keepaliveInterval: options.keepaliveIntervalMs,
+      keepaliveCountMax: options.keepaliveCountMax,
+      readyTimeout: 10_000,
+      hostVerifier: (key: Buffer) => (pinned = fingerprintOf(key) === options.hostKeyFingerprint),
+    });
+  });
+}
