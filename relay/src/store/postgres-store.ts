@@ -99,18 +99,20 @@ export class PostgresStore implements Store {
     return this.run(async () => (await this.sql`SELECT * FROM consoles ORDER BY virtual_machine`).map(toConsole));
   }
 
-  getConsole(virtualMachine: string): Promise<ConsoleRecord | undefined> {
+  /** The first row of `query` as a record, or undefined when there is none. */
+  private one<T>(query: postgres.PendingQuery<postgres.Row[]>, toRecord: (row: postgres.Row) => T): Promise<T | undefined> {
     return this.run(async () => {
-      const [row] = await this.sql`SELECT * FROM consoles WHERE virtual_machine = ${virtualMachine}`;
-      return row && toConsole(row);
+      const [row] = await query;
+      return row && toRecord(row);
     });
   }
 
+  getConsole(virtualMachine: string): Promise<ConsoleRecord | undefined> {
+    return this.one(this.sql`SELECT * FROM consoles WHERE virtual_machine = ${virtualMachine}`, toConsole);
+  }
+
   getConsoleByAccessId(accessId: string): Promise<ConsoleRecord | undefined> {
-    return this.run(async () => {
-      const [row] = await this.sql`SELECT * FROM consoles WHERE access_id = ${accessId}`;
-      return row && toConsole(row);
-    });
+    return this.one(this.sql`SELECT * FROM consoles WHERE access_id = ${accessId}`, toConsole);
   }
 
   putConsole(record: ConsoleRecord): Promise<void> {
@@ -134,10 +136,7 @@ export class PostgresStore implements Store {
   }
 
   getEndpoint(name: string): Promise<EndpointRecord | undefined> {
-    return this.run(async () => {
-      const [row] = await this.sql`SELECT * FROM endpoints WHERE name = ${name}`;
-      return row && toEndpoint(row);
-    });
+    return this.one(this.sql`SELECT * FROM endpoints WHERE name = ${name}`, toEndpoint);
   }
 
   putEndpoint(record: EndpointRecord): Promise<void> {
@@ -155,10 +154,7 @@ export class PostgresStore implements Store {
   }
 
   findToken(hash: string): Promise<TokenRecord | undefined> {
-    return this.run(async () => {
-      const [row] = await this.sql`SELECT * FROM tokens WHERE hash = ${hash}`;
-      return row && toToken(row);
-    });
+    return this.one(this.sql`SELECT * FROM tokens WHERE hash = ${hash}`, toToken);
   }
 
   countTokens(): Promise<number> {
