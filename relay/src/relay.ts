@@ -54,6 +54,9 @@ export interface RelayOptions {
 /** The relay's composition root: wires store, VMs, sessions, SSH and API, then listens. */
 export async function createRelay(config: RelayConfig, options: RelayOptions): Promise<Relay> {
   const { log } = options;
+  if (config.role === 'agent') {
+    throw new Error('role: agent cannot run in this version yet: the agent tunnel is still being built (docs/fleet.md says what works); run the hypervisor as a standalone relay for now');
+  }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   checkDataDirModes(config.dataDir, log);
   const unlock = lockDataDir(config.dataDir);

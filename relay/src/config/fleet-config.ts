@@ -1,6 +1,6 @@
-import { isIP } from 'node:net';
-import type { AgentConfig, GatewayConfig, HostPort, RelayConfig, RelayRole } from './config.js';
-import { ConfigError, describeValue } from './config-error.js';
+import type { AgentConfig, GatewayConfig, RelayConfig, RelayRole } from './config.js';
+import { parseHostPort, parseListen } from './listen-address.js';
+import { ConfigError } from './config-error.js';
 import type { ConfigDocument } from './config-schema.js';
 
 /*
@@ -10,23 +10,6 @@ import type { ConfigDocument } from './config-schema.js';
  */
 
 type FleetDocument = Pick<ConfigDocument, 'role' | 'store' | 'agents' | 'agent' | 'gateways' | 'joinToken'>;
-
-/** `host:port` or `[v6]:port`; `host` an IP or a DNS name. */
-export function parseHostPort(key: string, text: string, lowestPort = 1): HostPort {
-  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text);
-  const port = Number(match?.[3]);
-  const host = match?.[1] ?? match?.[2];
-  if (!match || !host || port < lowestPort || port > 65535 || (match[1] !== undefined && isIP(match[1]) !== 6)) {
-    throw new ConfigError(key, `must be <host>:<port> such as gateway-1.example.com:3024 or [fd00::1]:3024, got ${describeValue(text)}`);
-  }
-  return { host, port };
-}
-
-function parseListenAddress(key: string, text: string): HostPort {
-  const address = parseHostPort(key, text, 0);
-  if (isIP(address.host) === 0) throw new ConfigError(key, `must be <ip>:<port> such as 0.0.0.0:3024 (an address of this host, not a name), got ${describeValue(text)}`);
-  return address;
-}
 
 const ONLY: Record<string, RelayRole> = { store: 'gateway', agents: 'gateway', agent: 'agent', gateways: 'agent', joinToken: 'agent' };
 
@@ -39,7 +22,7 @@ export function fleetOf(document: FleetDocument): Pick<RelayConfig, 'role' | 'ga
     }
   }
   if (role === 'gateway') {
-    const listen = parseListenAddress('agents.listen', document.agents?.listen ?? '0.0.0.0:3024');
+    const listen = parseListen('agents.listen', document.agents?.listen ?? '0.0.0.0:3024', '0.0.0.0:3024');
     const advertise = document.agents?.advertiseAddress;
     const gateway: GatewayConfig = {
       postgresUrl: document.store?.postgres.url ?? '',

@@ -8,6 +8,7 @@ import type { DiscoverySourceConfig, RelayConfig, SocketAddress, TlsConfig, Virt
 import { ConfigError, describeValue } from './config-error.js';
 import type { ConfigDocument } from './config-schema.js';
 import { fleetOf } from './fleet-config.js';
+import { parseListen } from './listen-address.js';
 
 export { ConfigError } from './config-error.js';
 
@@ -38,16 +39,6 @@ export function checkAdvertised(config: RelayConfig): void {
       `is needed when endpoints.default.ipAddress is ${ipAddress} (every address): token URLs and GET /v1/relay would send clients to ${ipAddress}. Set it to the address or DNS name clients reach this relay at, or set LIFELINE_ADVERTISE_ADDRESS (in Kubernetes: the pod's status.podIP)`,
     );
   }
-}
-
-function parseListen(key: string, text: string): { host: string; port: number } {
-  const match = /^(.+):(\d{1,5})$/.exec(text);
-  const host = match?.[1]?.replace(/^\[(.*)\]$/, '$1');
-  const port = Number(match?.[2]);
-  if (!host || isIP(host) === 0 || port > 65535) {
-    throw new ConfigError(key, `must be <ip>:<port> such as 127.0.0.1:8440, got ${describeValue(text)}`);
-  }
-  return { host, port };
 }
 
 /** `tcp://host:port` or a unix socket path (relative paths are resolved against the config file's folder). */
@@ -146,7 +137,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
     ...fleetOf({ role, store, agents, agent, gateways, joinToken }),
     dataDir: resolve(baseDir, root.dataDir),
     api: {
-      ...parseListen('api.listen', api.listen),
+      ...parseListen('api.listen', api.listen, '127.0.0.1:8440'),
       tls: tlsOf(api.tls, baseDir),
       loginGraceTimeMs: duration('api.loginGraceTime', api.loginGraceTime),
       maxStartups: maxStartups('api.maxStartups', api.maxStartups),

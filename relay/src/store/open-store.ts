@@ -6,9 +6,6 @@ import type { Store } from './store.js';
 
 /** A gateway's shared PostgreSQL database, or the standalone relay's SQLite file in its data folder. */
 export async function openStore(config: RelayConfig): Promise<Store> {
-  if (config.role === 'agent') {
-    throw new Error('role: agent cannot run in this version yet: the agent tunnel is still being built (docs/fleet.md says what works); run the hypervisor as a standalone relay for now');
-  }
   if (config.role !== 'gateway' || !config.gateway) return new SqliteStore(join(config.dataDir, 'lifeline.db'));
   try {
     return await PostgresStore.open(config.gateway.postgresUrl);
