@@ -1,4 +1,5 @@
-import type { OnReadOpts, Socket } from 'node:net';
+import type { OnReadOpts } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { BufferPool } from '../core/buffer-pool.js';
 
 /** Takes one read; `release` hands its buffer back once the bytes have been written on. False pauses the socket. */
@@ -36,7 +37,7 @@ export class PooledReader {
   };
 
   /** Delivers the reads that waited, then every later one; resumes the socket unless the handler said to wait. */
-  start(socket: Socket, handler: ReadHandler): void {
+  start(socket: Duplex, handler: ReadHandler): void {
     this.handler = handler;
     let paused = false;
     for (const { chunk, release } of this.waiting.splice(0)) if (!handler(chunk, release)) paused = true;

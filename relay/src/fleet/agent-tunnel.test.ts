@@ -18,9 +18,18 @@ const hostFingerprint = fingerprintOfKey(hostKey.private);
 const agentFingerprint = fingerprintOfKey(agentKey.private);
 
 const links: AgentLink[] = [];
+/** Agents the gateway knows (name → key fingerprint), and the one join token there is. */
+const known = new Map([['hv-1', agentFingerprint]]);
+let joinToken: string | undefined = 'llj_join-me';
 const server = new AgentTunnelServer({
   hostKey: hostKey.private,
-  authorize: async (name, fingerprint) => name === 'hv-1' && fingerprint === agentFingerprint,
+  authorize: async (name, fingerprint) => (known.get(name) === fingerprint ? 'allowed' : known.has(name) ? 'refused' : 'join'),
+  join: async (name, fingerprint, token) => {
+    if (token !== joinToken || known.has(name)) return false;
+    joinToken = undefined;
+    known.set(name, fingerprint);
+    return true;
+  },
   onAgent: (link) => links.push(link),
   keepaliveIntervalMs: 15_000,
   keepaliveCountMax: 3,
@@ -84,9 +93,23 @@ test('an agent dials in: the gateway hears its hello, they exchange control mess
 
 test('an agent refuses a gateway with another host key, and a gateway refuses an unknown agent or key', async () => {
   const other = generateEd25519();
-  await assert.rejects(dial({ hostKeyFingerprint: fingerprintOfKey(other.private) }), /presented a host key other than the fleet's/);
-  await assert.rejects(dial({ name: 'hv-2' }), /authentication/i);
-  await assert.rejects(dial({ privateKey: other.private }), /authentication/i);
+  await assert.rejects(dial({ hostKeyFingerprint: fingerprintOfKey(other.private) }), /presented the host key SHA256:\S+, not the fleet's/);
+  await assert.rejects(dial({ name: 'hv-2' }), /does not know agent hv-2 with this key/);
+  await assert.rejects(dial({ privateKey: other.private }), /does not know agent hv-1 with this key/);
+});
+
+test('a new agent joins once with its join token: the token is single-use and the key is the agent\'s from then on', async () => {
+  const key = generateEd25519();
+  await assert.rejects(dial({ name: 'hv-3', privateKey: key.private, joinToken: 'llj_wrong' }), /refused the join token for agent hv-3/);
+  const joined = await dial({ name: 'hv-3', privateKey: key.private, joinToken: 'llj_join-me' });
+  joined.close();
+  assert.equal(known.get('hv-3'), fingerprintOfKey(key.private));
+  // Known now: no token needed; the used token joins nobody else.
+  const again = await dial({ name: 'hv-3', privateKey: key.private });
+  again.close();
+  await assert.rejects(dial({ name: 'hv-4', privateKey: generateEd25519().private, joinToken: 'llj_join-me' }), /refused the join token/);
+  // A name taken by another key cannot be joined over.
+  await assert.rejects(dial({ name: 'hv-3', privateKey: generateEd25519().private, joinToken: 'llj_join-me' }), /does not know agent hv-3 with this key/);
 });
 
 test('the gateway offers the agent no shell and no other forward', async () => {

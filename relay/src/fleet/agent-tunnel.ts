@@ -24,7 +24,14 @@ export interface StreamRequest {
   virtualMachine: string;
   /** The session slot's fencing number: the agent keeps only the newest stream per VM and kind. */
   fence: number;
+  /** The stream's id (the slot's holder), named in `stream-ended` messages. */
   session: string;
+  /** What the session was admitted with: the agent ends the stream when the console no longer admits it. */
+  grant?: { accessId: string; keyFingerprint: string };
+  /** The console's expiration when the stream opened (epoch ms): the agent ends it then unless told of a later one. */
+  expiration?: number;
+  /** Who opened it (`session 1a2b3c4d from 10.0.0.5 via SSH`), for the reason line of the session it displaces. */
+  owner?: string;
 }
 
 export type ControlMessage = { type: string } & Record<string, unknown>;
@@ -43,8 +50,14 @@ export interface AgentLink {
 
 export interface AgentTunnelServerOptions {
   hostKey: string;
-  /** Whether this agent may join with this key (its fingerprint); called for every attempt. */
-  authorize(name: string, keyFingerprint: string): Promise<boolean>;
+  /**
+   * Whether this agent may connect with this key (its fingerprint), called for every attempt:
+   * 'allowed', 'join' (a name and key not registered yet: it may join with a join token as its
+   * password, after proving it holds the key) or 'refused' (another key, or a deleted agent).
+   */
+  authorize(name: string, keyFingerprint: string): Promise<'allowed' | 'join' | 'refused'>;
+  /** Redeems `token` for this agent and key; true once the key is registered. */
+  join(name: string, keyFingerprint: string, token: string): Promise<boolean>;
   /** An agent whose control channel is open. */
   onAgent(link: AgentLink): void;
   keepaliveIntervalMs: number;
@@ -83,26 +96,41 @@ export class AgentTunnelServer {
     let name = '';
     let keyFingerprint = '';
     let forwarded = false;
+    /** A new agent that proved it holds this key, and may now give its join token. */
+    let joining: { name: string; keyFingerprint: string } | undefined;
     client.on('error', (error) => log.debug({ err: error.message }, 'agent tunnel: connection error'));
     client.on('close', () => this.clients.delete(client));
     client.on('authentication', (ctx) => {
+      const failed = (error: Error): void => {
+        log.error({ agent: ctx.username.slice(0, 64), err: error.message }, 'agent tunnel: cannot check the agent; refused');
+        ctx.reject(['publickey']);
+      };
+      if (ctx.method === 'password' && joining && joining.name === ctx.username) {
+        const pending = joining;
+        this.options.join(pending.name, pending.keyFingerprint, ctx.password).then((joined) => {
+          if (!joined) return ctx.reject([]);
+          name = pending.name;
+          keyFingerprint = pending.keyFingerprint;
+          ctx.accept();
+        }, failed);
+        return;
+      }
       if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
       const fingerprint = fingerprintOf(ctx.key.data);
-      this.options.authorize(ctx.username, fingerprint).then(
-        (allowed) => {
-          if (!allowed) return ctx.reject(['publickey']);
-          if (!ctx.signature || !ctx.blob) return ctx.accept();
-          const key = ssh2.utils.parseKey(ctx.key.data);
-          if (key instanceof Error || !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return ctx.reject(['publickey']);
-          name = ctx.username;
-          keyFingerprint = fingerprint;
-          ctx.accept();
-        },
-        (error: Error) => {
-          log.error({ agent: ctx.username, err: error.message }, 'agent tunnel: cannot check the agent; refused');
-          ctx.reject(['publickey']);
-        },
-      );
+      this.options.authorize(ctx.username, fingerprint).then((verdict) => {
+        if (verdict === 'refused') return ctx.reject(['publickey']);
+        if (!ctx.signature || !ctx.blob) return ctx.accept();
+        const key = ssh2.utils.parseKey(ctx.key.data);
+        if (key instanceof Error || !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return ctx.reject(['publickey']);
+        if (verdict === 'join') {
+          // The key is proven; the join token (the password method, partial success) makes it the agent's.
+          joining = { name: ctx.username, keyFingerprint: fingerprint };
+          return ctx.reject(['password'], true);
+        }
+        name = ctx.username;
+        keyFingerprint = fingerprint;
+        ctx.accept();
+      }, failed);
     });
     client.on('request', (accept, reject, kind, info) => {
       const { bindAddr, bindPort } = info as { bindAddr?: string; bindPort?: number };
@@ -160,8 +188,13 @@ export interface AgentTunnelClientOptions {
   port: number;
   name: string;
   privateKey: string;
-  /** The fleet's host key fingerprint (SHA256:…); a gateway presenting another key is refused. */
-  hostKeyFingerprint: string;
+  /** A join token, for an agent whose key the fleet does not know yet. */
+  joinToken?: string;
+  /**
+   * The fleet's host key fingerprint (SHA256:…); a gateway presenting another key is refused.
+   * A function decides for itself (trust on first use), given the fingerprint presented.
+   */
+  hostKeyFingerprint: string | ((fingerprint: string) => boolean);
   keepaliveIntervalMs: number;
   keepaliveCountMax: number;
   log: Logger;
@@ -179,8 +212,17 @@ export function dialGateway(options: AgentTunnelClientOptions): Promise<{ send(m
   const closed = new Promise<Error | undefined>((resolve) => client.once('close', () => resolve(lastError)));
   return new Promise((resolve, reject) => {
     let pinned = true;
+    let presented = '';
+    let triedToken = false;
     client.once('error', (error) => {
-      lastError = pinned ? error : new Error(`the gateway at ${options.host}:${options.port} presented a host key other than the fleet's (${options.hostKeyFingerprint}); refused`);
+      if (!pinned) lastError = new Error(`the gateway at ${options.host}:${options.port} presented the host key ${presented}, not the fleet's${typeof options.hostKeyFingerprint === 'string' ? ` (${options.hostKeyFingerprint})` : ''}; refused`);
+      else if ((error as { level?: string }).level === 'client-authentication') {
+        lastError = new Error(
+          triedToken
+            ? `the gateway at ${options.host}:${options.port} refused the join token for agent ${options.name}: it is used, expired, for another agent name, or the name is taken by another key; make a new one with POST /v1/agentJoinTokens`
+            : `the gateway at ${options.host}:${options.port} does not know agent ${options.name} with this key (or the agent was deleted): join it with a token (POST /v1/agentJoinTokens, then joinToken: or LIFELINE_JOIN_TOKEN)`,
+        );
+      } else lastError = error;
       reject(lastError);
     });
     client.on('tcp connection', (info, accept, rejectStream) => {
@@ -208,10 +250,23 @@ export function dialGateway(options: AgentTunnelClientOptions): Promise<{ send(m
       port: options.port,
       username: options.name,
       privateKey: options.privateKey,
+      authHandler: (methodsLeft: ssh2.AuthenticationType[] | null, partialSuccess: boolean | null, next: ssh2.NextAuthHandler) => {
+        if (methodsLeft === null) return next({ type: 'publickey', username: options.name, key: options.privateKey });
+        if (partialSuccess && methodsLeft.includes('password') && options.joinToken && !triedToken) {
+          triedToken = true;
+          return next({ type: 'password', username: options.name, password: options.joinToken });
+        }
+        (next as unknown as (method: false) => void)(false); // no more methods (ssh2's types leave `false` out)
+      },
       keepaliveInterval: options.keepaliveIntervalMs,
       keepaliveCountMax: options.keepaliveCountMax,
       readyTimeout: 10_000,
-      hostVerifier: (key: Buffer) => (pinned = fingerprintOf(key) === options.hostKeyFingerprint),
+      hostVerifier: (key: Buffer) => {
+        presented = fingerprintOf(key);
+        const expected = options.hostKeyFingerprint;
+        pinned = typeof expected === 'string' ? presented === expected : expected(presented);
+        return pinned;
+      },
     });
   });
 }

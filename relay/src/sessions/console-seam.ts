@@ -1,5 +1,7 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { VmSource } from '../config/config.js';
+import type { SessionGrant } from '../core/console-rules.js';
+import type { CloseReason } from './live-session.js';
 
 /*
  * The one seam between sessions and consoles. The SSH server, the WebSocket VNC server, the API
@@ -37,6 +39,18 @@ export interface SerialSink {
   write(chunk: Buffer): boolean;
   onceDrain(listener: () => void): void;
   cancelDrain(listener: () => void): void;
+  /** The console ended the stream under the session (a remote console: displaced on another gateway, revoked at the agent, the agent gone); the session closes with `reason`. */
+  end?(reason: CloseReason): void;
+}
+
+/**
+ * Who a console stream is for. A local console ignores it; a remote one (a hypervisor agent)
+ * takes the VM's session slot for it in the fleet's database, and the agent checks the grant.
+ */
+export interface StreamOwner {
+  grant: SessionGrant | undefined;
+  remoteAddress: string;
+  path: 'ssh' | 'websocket';
 }
 
 /** A VM's serial console, shared by its sessions: output (after a replay of recent output) to the attached sink, input, and break. */
@@ -46,7 +60,7 @@ export interface SerialStream {
   /** Whether the port can take a break (a telnet-mode chardev). */
   readonly canBreak: boolean;
   /** Hands the output (the replay first) to `sink`; returns the detach function. */
-  attach(sink: SerialSink): () => void;
+  attach(sink: SerialSink, owner?: StreamOwner): () => void;
   /** Input for the VM; false: wait for `drain`. */
   write(chunk: Buffer): boolean;
   once(event: 'drain', listener: () => void): unknown;
@@ -57,13 +71,15 @@ export interface SerialStream {
 
 /** Reads a VNC connection through the relay's pooled buffers: `handler` returns false to pause until `release`. */
 export interface VncReader {
-  start(socket: Socket, handler: (chunk: Buffer, release: () => void) => boolean): void;
+  start(socket: Duplex, handler: (chunk: Buffer, release: () => void) => boolean): void;
 }
 
-/** A connection to a VM's VNC server. */
+/** A connection to a VM's VNC server: a socket here, an SSH channel to a hypervisor agent in a fleet. */
 export interface VncStream {
-  socket: Socket;
+  socket: Duplex & { setNoDelay?(noDelay?: boolean): unknown };
   reader: VncReader;
+  /** Why the console ended the stream, when it said (a remote console); undefined: the VM's connection just ended. */
+  endReason?(): CloseReason | undefined;
 }
 
 /** A VM as sessions see it. */
@@ -78,7 +94,7 @@ export interface VmConsole {
   readonly vncUnavailable: string | undefined;
   readonly serial: SerialStream | undefined;
   /** Opens a new connection to its screen. */
-  openVnc(): Promise<VncStream>;
+  openVnc(owner?: StreamOwner): Promise<VncStream>;
   /** Rejects with PowerActionError when the action cannot be taken. */
   power(action: PowerAction): Promise<void>;
 }

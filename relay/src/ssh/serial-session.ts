@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerChannel } from 'ssh2';
+import type { SessionGrant } from '../core/console-rules.js';
 import type { SerialSink, SerialStream } from '../sessions/console-seam.js';
 import { CLIENT_HIGH_WATER, WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
@@ -35,7 +36,7 @@ export class SerialSession implements LiveSession {
   }
 
   /** Starts the byte path; call after the session registry has made this the VM's session. */
-  start(): void {
+  start(grant?: SessionGrant): void {
     const channel = this.channel;
     const window = new WriteWindow(CLIENT_HIGH_WATER, (chunk, done) => channel.write(chunk, () => done()));
     const counted: SerialSink = {
@@ -45,8 +46,9 @@ export class SerialSession implements LiveSession {
       },
       onceDrain: (listener) => window.onceDrain(listener),
       cancelDrain: (listener) => window.cancelDrain(listener),
+      end: (reason) => void this.close(reason),
     };
-    this.detach = this.attachment.attach(counted);
+    this.detach = this.attachment.attach(counted, { grant, remoteAddress: this.remoteAddress, path: 'ssh' });
     channel.on('data', (chunk: Buffer) => {
       // A closed session's keystrokes never reach the VM, even while its channel is still closing.
       if (this.ended) return;

@@ -227,7 +227,7 @@ export class SshConsoleServer {
         });
         sessions.add(serial);
         this.options.supervisor.claim(serial, grant);
-        serial.start();
+        serial.start(grant);
         // OpenSSH's ~B: a serial break where the backend has one (telnet chardev), else refused and the session goes on.
         (session as unknown as EventEmitter).on('break', ((_lengthMs, reply) => reply(serial.sendBreak())) satisfies BreakListener);
       });
@@ -241,7 +241,7 @@ export class SshConsoleServer {
       if (info.destIP !== VNC_HOST || info.destPort !== VNC_PORT) return refuse(reject, `direct-tcpip ${dest}`, `only vnc:5900 can be forwarded (the VM's screen: ssh -L 5901:vnc:5900), not ${dest}`);
       if (!vm?.consoleTypes.includes('vnc') || !admitted) return refuse(reject, `direct-tcpip ${dest}`, `${grant?.virtualMachine ?? 'this VM'} has no VNC console`);
       if (!mayOpen(reject, `direct-tcpip ${dest}`)) return;
-      vm.openVnc().then(
+      vm.openVnc({ grant, remoteAddress, path: 'ssh' }).then(
         (vnc) => {
           // Revoked or gone while the VM's screen was opening: never admitted.
           if (clientClosed || revoked) {

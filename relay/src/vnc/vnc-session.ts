@@ -93,7 +93,7 @@ export class VncSession implements LiveSession {
   start(): void {
     const { client } = this;
     const { socket: vnc, reader } = this.connection;
-    vnc.setNoDelay(true);
+    vnc.setNoDelay?.(true);
     let clientBehind = false;
     reader.start(vnc, (chunk, release) => {
       if (this.ended) {
@@ -123,7 +123,7 @@ export class VncSession implements LiveSession {
         if (!this.ended) client.resume();
       });
     });
-    vnc.on('close', () => void this.close({ code: 'vm-disconnected', message: 'the VM\'s VNC connection ended' }));
+    vnc.on('close', () => void this.close(this.connection.endReason?.() ?? { code: 'vm-disconnected', message: 'the VM\'s VNC connection ended' }));
     vnc.on('error', (error) => this.log.debug({ err: error.message }, 'VNC socket error'));
     client.onEnd(() => void this.close({ code: 'client-left', message: 'the client closed the session' }));
     this.log.info('VNC session started');

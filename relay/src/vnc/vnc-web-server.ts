@@ -218,7 +218,7 @@ export class VncWebServer {
     };
     try {
       try {
-        vnc = await vm.openVnc();
+        vnc = await vm.openVnc({ grant, remoteAddress, path: 'websocket' });
       } catch (error) {
         abandon();
         return refuseUpgrade(socket, 503, (error as Error).message);
