@@ -6,7 +6,8 @@ import type { RelayConfig } from './config/config.js';
 import { ConfigError, loadConfigFile } from './config/load-config.js';
 import { formatReport, relayReport } from './info.js';
 import { labDown, labUp, LabError } from './lab/lab.js';
-import { createLogger } from './logger.js';
+import { createAgent } from './fleet/agent.js';
+import { createLogger, type Logger } from './logger.js';
 import { onShutdown } from './process/shutdown.js';
 import type { RelayReadyMessage } from './process/ready-message.js';
 import { createRelay } from './relay.js';
@@ -46,6 +47,7 @@ async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const config = readConfig('serve', values.config);
   const log = createLogger(config.log.level);
+  if (config.role === 'agent') return serveAgent(config, log);
   let relay;
   try {
     relay = await createRelay(config, { log, adminTokenFromEnvironment: process.env.LIFELINE_ADMIN_TOKEN, hostKeyFromEnvironment: process.env.LIFELINE_SSH_HOST_KEY || undefined, fleetSecret: process.env.LIFELINE_FLEET_SECRET || undefined });
@@ -83,6 +85,24 @@ async function serve(args: string[]): Promise<void> {
       throw closeError;
     }
     log.info('relay stopped');
+  });
+}
+
+/** `role: agent`: this hypervisor's VMs, served to the fleet's gateways through the tunnels it dials. */
+async function serveAgent(config: RelayConfig, log: Logger): Promise<void> {
+  let agent;
+  try {
+    agent = await createAgent(config, { log, joinToken: process.env.LIFELINE_JOIN_TOKEN || undefined });
+  } catch (error) {
+    log.fatal({ err: (error as Error).message }, 'agent failed to start');
+    fail((error as Error).message, 1);
+  }
+  log.info({ agent: config.agent?.name, key: agent.keyFingerprint }, 'agent ready');
+  onShutdown({ graceMs: 10_000, log: (message) => log.error(message) }, async ({ signal, error }) => {
+    if (error !== undefined) log.fatal({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, 'uncaught exception: shutting down');
+    else log.info({ signal: signal ?? 'none' }, 'shutting down');
+    await agent.close(error === undefined ? 'the agent is shutting down' : 'the agent hit an internal error and is restarting');
+    log.info('agent stopped');
   });
 }
 

@@ -12,11 +12,10 @@ import { sessionAuditEvents } from './audit/session-events.js';
 import { RefusalRecorder } from './audit/refusal-recorder.js';
 import { RelayMetrics } from './metrics/relay-metrics.js';
 import { FailureBackoff, StartupLimiter } from './core/preauth-limits.js';
-import { VirtualMachineRegistry } from './backends/virtual-machines.js';
-import { createSource, Discovery } from './discovery/discovery.js';
 import type { RelayConfig } from './config/config.js';
 import { EndpointManager } from './endpoints/endpoint-manager.js';
 import type { Logger } from './logger.js';
+import { openConsoles } from './relay-consoles.js';
 import { ConsoleService } from './sessions/console-service.js';
 import { SessionSupervisor } from './sessions/session-supervisor.js';
 import { loadOrCreateHostKey } from './ssh/host-key.js';
@@ -54,9 +53,7 @@ export interface RelayOptions {
 /** The relay's composition root: wires store, VMs, sessions, SSH and API, then listens. */
 export async function createRelay(config: RelayConfig, options: RelayOptions): Promise<Relay> {
   const { log } = options;
-  if (config.role === 'agent') {
-    throw new Error('role: agent cannot run in this version yet: the agent tunnel is still being built (docs/fleet.md says what works); run the hypervisor as a standalone relay for now');
-  }
+  if (config.role === 'agent') throw new Error('role: agent is a hypervisor agent, not a relay: start it with createAgent (lifeline-relay does)');
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   checkDataDirModes(config.dataDir, log);
   const unlock = lockDataDir(config.dataDir);
@@ -118,11 +115,13 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     const supervisor = new SessionSupervisor(store, log);
     const auditEvents = sessionAuditEvents(audit, log.child({ component: 'audit' }));
     // A discovered VM that goes away (or comes back with new channels) ends its sessions with the reason.
-    const virtualMachines = new VirtualMachineRegistry(config.virtualMachines, config.serial.replayBytes, log);
+    const relayConsoles = await openConsoles(config, { store, hostKey, supervisor, log });
+    const virtualMachines = relayConsoles.directory;
     virtualMachines.onGone((name, reason) => {
       supervisor.closeConnections((connection) => connection.grant.virtualMachine === name, { code: 'vm-gone', message: reason });
     });
-    virtualMachines.start();
+    closers.push(() => relayConsoles.close());
+    await relayConsoles.start();
     const metrics = new RelayMetrics(supervisor, virtualMachines, audit);
     const refusals = new RefusalRecorder({
       perSourcePerWindow: config.audit.refusalsPerMinute,
@@ -141,10 +140,6 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
         auditEvents.closed(session, reason);
       },
     };
-    closers.push(() => virtualMachines.close());
-    const discovery = new Discovery(await Promise.all(config.discover.map((source) => createSource(source, log.child({ component: 'discovery' })))), virtualMachines, log.child({ component: 'discovery' }));
-    await discovery.start();
-    closers.push(() => discovery.close());
 
     const vncTokens = new VncTokenService(config.vnc.tokenTtlMs);
     const consoles = new ConsoleService(store, config.consoles, (name) => virtualMachines.get(name) !== undefined, async (vm, change) => {
@@ -152,7 +147,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       if (change.reset || !change.record?.enabled) vncTokens.revoke(vm);
       await supervisor.revalidate(vm);
       // Once the old holder's sessions are closed (detached at once), the next holder must not see their output.
-      if (change.reset) virtualMachines.get(vm)?.serial?.clearReplay();
+      await relayConsoles.consoleChanged(vm, change.reset);
     });
     // One count of failed authentications per address, whichever port they come to (SSH keys, API tokens, VNC tokens).
     const failures = new FailureBackoff();
@@ -229,6 +224,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       refusals,
       connectionLimits,
       preauth: { startups: new StartupLimiter(config.api.maxStartups, config.api.perSourceMaxStartups), graceMs: config.api.loginGraceTimeMs, metrics: metrics.preauth('api') },
+      ...(relayConsoles.fleet && { fleet: relayConsoles.fleet }),
       relayInfo: () => ({
         id: relayId,
         version: RELAY_VERSION,

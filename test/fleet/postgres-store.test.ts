@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
 import { PostgresStore } from '../../relay/src/store/postgres-store.js';
+import { PG_MIGRATIONS } from '../../relay/src/store/postgres-rows.js';
 import { SqliteStore } from '../../relay/src/store/sqlite-store.js';
 import type { Store } from '../../relay/src/store/store.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -99,7 +100,7 @@ describe('PostgreSQL store in a fleet', () => {
     const url = pg.createDatabase('shared');
     const [a, b, c] = await Promise.all([PostgresStore.open(url), PostgresStore.open(url), PostgresStore.open(url)]);
     try {
-      assert.equal(await a.schemaVersion(), 1);
+      assert.equal(await a.schemaVersion(), PG_MIGRATIONS.length);
       await a.putConsole(consoleRecord);
       assert.deepEqual(await b.getConsoleByAccessId(consoleRecord.accessId), consoleRecord);
       const ids = await Promise.all([a.initMeta('relayId', 'a'), b.initMeta('relayId', 'b'), c.initMeta('relayId', 'c')]);

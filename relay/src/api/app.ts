@@ -8,6 +8,7 @@ import { authentication, authorization } from './plugins/auth.js';
 import errorsPlugin, { BODY_LIMIT_BYTES, clientErrorHandler, frameworkError } from './plugins/errors.js';
 import methodNotAllowedPlugin from './plugins/method-not-allowed.js';
 import preauthPlugin from './plugins/preauth.js';
+import agentRoutes from './routes/agents.js';
 import auditRoutes from './routes/audit.js';
 import consoleRoutes from './routes/consoles.js';
 import endpointRoutes from './routes/endpoints.js';
@@ -82,7 +83,7 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
   await app.register(methodNotAllowedPlugin);
   await app.register(authorization, options);
   await app.register(auditPlugin, options);
-  for (const routes of [relayRoutes, virtualMachineRoutes, consoleRoutes, vncTokenRoutes, endpointRoutes, sessionRoutes, metricsRoutes, tokenRoutes, auditRoutes]) {
+  for (const routes of [relayRoutes, virtualMachineRoutes, consoleRoutes, vncTokenRoutes, endpointRoutes, sessionRoutes, metricsRoutes, tokenRoutes, auditRoutes, agentRoutes]) {
     await app.register(routes, options);
   }
   schemaCompilers.set(app, compilers);

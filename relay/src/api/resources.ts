@@ -56,6 +56,7 @@ export function vmResource(vm: VmConsole, record: ConsoleRecord | undefined, now
     powerActions: vm.powerActions,
     serialBreak: vm.serialBreak,
     source: vm.source,
+    ...(vm.agent !== undefined && { agent: vm.agent }),
     ...(record && { console: consoleResource(record, now) }),
   };
 }

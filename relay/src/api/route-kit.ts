@@ -14,6 +14,7 @@ import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store, TokenRecord } from '../store/store.js';
 import type { VncTokenService } from '../vnc/vnc-tokens.js';
 import type { ConnectionLimits } from './connection-limits.js';
+import type { AgentResource } from './fleet-schemas.js';
 import * as S from './schemas.js';
 
 /** What the API's plugins and route modules are built on. */
@@ -41,8 +42,20 @@ export interface ApiDependencies {
    */
   preauth?: { startups: StartupLimiter; graceMs: number; metrics?: PreauthMetrics };
   now?: () => number;
+  /** A fleet gateway's agents (GET /v1/agents, join tokens); absent on a standalone relay. */
+  fleet?: FleetApi;
   /** TLS material for the API (and the scheme of VNC token URLs); plain HTTP when absent. */
   https?: SecureContextOptions & { cert: Buffer; key: Buffer };
+}
+
+/** What the API needs of a gateway's fleet. */
+export interface FleetApi {
+  listAgents(): Promise<AgentResource[]>;
+  /** A single-use join token for `agent`, valid until `expiresAt`. */
+  createJoinToken(agent: string, expiresAt: number): Promise<string>;
+  /** The fleet's SSH host key fingerprint (what agents pin). */
+  readonly caFingerprint: string;
+  deleteAgent(name: string): Promise<boolean>;
 }
 
 /** The options every plugin and route module is registered with. */

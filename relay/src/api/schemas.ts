@@ -71,6 +71,8 @@ export const VirtualMachineResource = Type.Object({
   source: Type.Union([Type.Literal('static'), Type.Literal('libvirt'), Type.Literal('proxmox')]),
   /** Whether the serial port takes an SSH break, i.e. SysRq (additive). */
   serialBreak: Type.Boolean(),
+  /** On a fleet gateway: the hypervisor agent the VM is on (additive). */
+  agent: Type.Optional(Type.String()),
   console: Type.Optional(ConsoleResource),
 });
 

@@ -41,6 +41,8 @@ function normalize(schema: TSchema | undefined, value: unknown, key: string): un
   if (typeof value === 'string') return value.trim();
   if (Array.isArray(value)) return value.map((item, index) => normalize(schema?.items as TSchema | undefined, item, `${key}[${index}]`));
   if (!isObject(value)) return value;
+  // TypeBox's Value.Default would turn a map given for a list into a list carrying its keys (a key "constructor" then breaks .map).
+  if (schema?.type === 'array') throw new ConfigError(key, `must be a list (- item per line in YAML), not a map`);
   const result: Json = {};
   for (const [name, item] of Object.entries(value)) {
     if (name === '__proto__') throw new ConfigError(showKey(key, name), `unknown key; expected one of ${knownKeys(schema)}`);

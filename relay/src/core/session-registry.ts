@@ -19,12 +19,17 @@ export class SessionRegistry<S extends ClaimableSession> {
     return `${kind}\u0000${vm}`;
   }
 
-  /** Makes `session` the VM's active session of its kind; returns the one it displaces. */
-  claim(session: S): S | undefined {
+  /**
+   * Makes `session` the VM's active session of its kind; returns the one it displaces. With
+   * `displace` false (a console that decides itself which session holds it: a remote one, by
+   * fencing number) the earlier session stays registered until its console ends it.
+   */
+  claim(session: S, displace = true): S | undefined {
     const slot = SessionRegistry.slot(session.virtualMachine, session.kind);
     const displaced = this.active.get(slot);
     this.active.set(slot, session);
     this.byId.set(session.id, session);
+    if (!displace) return undefined;
     if (displaced) this.byId.delete(displaced.id);
     return displaced === session ? undefined : displaced;
   }

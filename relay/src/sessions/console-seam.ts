@@ -67,6 +67,8 @@ export interface SerialStream {
   off(event: 'drain', listener: () => void): unknown;
   /** Sends a break now; false when it cannot. */
   sendBreak(): boolean;
+  /** Forgets the kept output: the console changed hands (deleted, re-keyed), and the next holder must not see it. */
+  clearReplay(): void;
 }
 
 /** Reads a VNC connection through the relay's pooled buffers: `handler` returns false to pause until `release`. */
@@ -90,6 +92,14 @@ export interface VmConsole {
   readonly powerState: PowerState;
   readonly powerActions: PowerAction[];
   readonly serialBreak: boolean;
+  /** The hypervisor agent it is on (a fleet gateway's VMs); undefined on a standalone relay. */
+  readonly agent?: string;
+  /**
+   * True when the console itself keeps one session per kind and ends the others with the reason
+   * (a remote console: the agent keeps the stream with the newest fencing number, whichever
+   * gateway it came through), so the relay does not displace by order of arrival.
+   */
+  readonly keepsOneSession?: boolean;
   /** Why its screen cannot be opened now, or undefined. */
   readonly vncUnavailable: string | undefined;
   readonly serial: SerialStream | undefined;

@@ -13,7 +13,9 @@ export type CloseCode =
   | 'vm-gone'
   | 'endpoint-changed'
   | 'closed-by-admin'
-  | 'shutdown';
+  | 'shutdown'
+  /** A fleet gateway cannot reach its database: no new session can be decided. */
+  | 'unavailable';
 
 export interface CloseReason {
   code: CloseCode;

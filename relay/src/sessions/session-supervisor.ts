@@ -46,11 +46,20 @@ export class SessionSupervisor {
     this.connections.delete(connection);
   }
 
-  /** Registers `session` as its VM's session of its kind, closing the one it displaces. */
-  claim(session: LiveSession, grant?: SessionGrant): void {
+  /** The VMs with admitted connections now. */
+  connectedVms(): string[] {
+    return [...new Set([...this.connections].map((connection) => connection.grant.virtualMachine))];
+  }
+
+  /**
+   * Registers `session` as its VM's session of its kind, closing the one it displaces. A console
+   * that keeps one session itself (`console.keepsOneSession`: a remote console, where the fleet's
+   * fencing number decides across gateways) closes the displaced one with the reason instead.
+   */
+  claim(session: LiveSession, grant?: SessionGrant, console?: { keepsOneSession?: boolean }): void {
     this.reported.add(session);
     this.events?.opened(session, grant);
-    const displaced = this.sessions.claim(session);
+    const displaced = this.sessions.claim(session, !console?.keepsOneSession);
     if (displaced) {
       this.log.info({ vm: session.virtualMachine, session: displaced.id, by: session.id }, 'session displaced');
       // Who took over, so the displaced user can tell a colleague from an intruder (the full id is in GET /v1/sessions and the trail).

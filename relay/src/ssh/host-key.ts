@@ -29,9 +29,9 @@ export function generateEd25519(): { private: string; public: string } {
  * `fromEnvironment` (LIFELINE_SSH_HOST_KEY: an OpenSSH private key) is used instead when given,
  * and nothing is written: for a relay whose host key must not touch the disk.
  */
-export function loadOrCreateHostKey(dataDir: string, fromEnvironment?: string): HostKey {
+export function loadOrCreateHostKey(dataDir: string, fromEnvironment?: string, kind = { file: 'ssh_host_ed25519_key', what: 'SSH host key', change: 'clients will then see a new host key' }): HostKey {
   if (fromEnvironment !== undefined) return describeHostKey(fromEnvironment, 'LIFELINE_SSH_HOST_KEY');
-  const file = join(dataDir, 'ssh_host_ed25519_key');
+  const file = join(dataDir, kind.file);
   let privateKey: string;
   try {
     privateKey = readFileSync(file, 'utf8');
@@ -45,7 +45,7 @@ export function loadOrCreateHostKey(dataDir: string, fromEnvironment?: string): 
   }
   chmodSync(file, 0o600);
   if (privateKey.trim() === '') {
-    throw new Error(`the SSH host key ${file} is empty (written when the disk failed?): restore it from a backup, or remove it to make a new one (clients will then see a new host key)`);
+    throw new Error(`the ${kind.what} ${file} is empty (written when the disk failed?): restore it from a backup, or remove it to make a new one (${kind.change})`);
   }
   return describeHostKey(privateKey, file);
 }

@@ -226,7 +226,7 @@ export class SshConsoleServer {
           this.options.supervisor.release(ended);
         });
         sessions.add(serial);
-        this.options.supervisor.claim(serial, grant);
+        this.options.supervisor.claim(serial, grant, vm);
         serial.start(grant);
         // OpenSSH's ~B: a serial break where the backend has one (telnet chardev), else refused and the session goes on.
         (session as unknown as EventEmitter).on('break', ((_lengthMs, reply) => reply(serial.sendBreak())) satisfies BreakListener);
@@ -265,7 +265,7 @@ export class SshConsoleServer {
             this.options.supervisor.release(ended);
           });
           sessions.add(session);
-          this.options.supervisor.claim(session, grant);
+          this.options.supervisor.claim(session, grant, vm);
           session.start();
         },
         (error: Error) => refuse(reject, 'direct-tcpip vnc:5900', `the VM's screen cannot be opened now (${error.message.slice(0, 120)}); is the VM running?`, OPEN_FAILURE.connectFailed),

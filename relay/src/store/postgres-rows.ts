@@ -32,6 +32,47 @@ export const PG_MIGRATIONS: readonly string[] = [
      created_at bigint NOT NULL,
      expires_at bigint,
      last_used_at bigint);`,
+  // The fleet: agents and how they join, the gateways alive, which agent holds which VM name, and
+  // the one session slot per VM and kind (its fence only grows, from one sequence).
+  `CREATE TABLE agents (
+     name text PRIMARY KEY,
+     key_fingerprint text NOT NULL,
+     version text NOT NULL DEFAULT '',
+     virtual_machines jsonb NOT NULL DEFAULT '[]',
+     conflicts jsonb NOT NULL DEFAULT '[]',
+     joined_at bigint NOT NULL,
+     last_seen_at bigint,
+     deleted_at bigint);
+   CREATE TABLE agent_join_tokens (
+     hash text PRIMARY KEY,
+     agent text NOT NULL,
+     created_at bigint NOT NULL,
+     expires_at bigint NOT NULL,
+     used_at bigint);
+   CREATE TABLE gateways (
+     id text PRIMARY KEY,
+     advertise text,
+     started_at bigint NOT NULL,
+     heartbeat_at bigint NOT NULL);
+   CREATE TABLE agent_tunnels (
+     agent text NOT NULL,
+     gateway text NOT NULL,
+     connected_at bigint NOT NULL,
+     PRIMARY KEY (agent, gateway));
+   CREATE TABLE vm_owners (
+     virtual_machine text PRIMARY KEY,
+     agent text NOT NULL);
+   CREATE SEQUENCE session_fence;
+   CREATE TABLE session_slots (
+     virtual_machine text NOT NULL,
+     kind text NOT NULL,
+     session text NOT NULL,
+     gateway text NOT NULL,
+     fence bigint NOT NULL,
+     remote_address text NOT NULL,
+     path text NOT NULL,
+     started_at bigint NOT NULL,
+     PRIMARY KEY (virtual_machine, kind));`,
 ];
 
 export type Row = Record<string, unknown>;

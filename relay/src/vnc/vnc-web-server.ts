@@ -275,7 +275,7 @@ export class VncWebServer {
       ws.ping();
     }, this.options.pingIntervalMs);
     pinger.unref();
-    supervisor.claim(session, grant);
+    supervisor.claim(session, grant, this.options.virtualMachines.get(grant.virtualMachine));
     session.start();
     return session;
   }

@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import postgres from 'postgres';
+import type ssh2 from 'ssh2';
+import { startFakeConsole, type FakeConsole } from '../bench/fake-console.js';
+import { startAgent, startFleet, type AgentProcess, type TestFleet } from '../helpers/fleet.js';
+import { generateKey, OpenSshSession, type KeyPair } from '../helpers/openssh.js';
+import { openSsh2Shell } from '../helpers/ssh2-shell.js';
+import { tempDir } from '../helpers/temp.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/*
+ * A fleet as an operator runs it: PostgreSQL, two gateway processes and two agent processes, each
+ * agent serving a console stand-in (a unix socket that echoes, as a serial chardev would). VM owners
+ * connect with OpenSSH to either gateway.
+ */
+describe('a fleet: two gateways, two agents', () => {
+  const dir = tempDir('fleet');
+  let fleet: TestFleet;
+  const consoles: FakeConsole[] = [];
+  const agents: Record<string, AgentProcess> = {};
+  const sessions: OpenSshSession[] = [];
+  let key: KeyPair;
+  let otherKey: KeyPair;
+  let accessId: string;
+
+  const open = async (gateway: number, marker: string): Promise<OpenSshSession> => {
+    const session = new OpenSshSession({ port: fleet.gateways[gateway]!.sshPort, user: accessId, key: key.privateKeyPath });
+    sessions.push(session);
+    // The stand-in echoes: typed text coming back means the session reaches the VM.
+    await waitUntil(
+      async () => {
+        session.send(marker);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        return session.output.includes(marker);
+      },
+      15_000,
+      `${marker} echoed through gateway ${gateway + 1}`,
+    );
+    return session;
+  };
+
+  before(async () => {
+    fleet = await startFleet(dir.path);
+    for (const name of ['vm-a1', 'vm-b1']) consoles.push(await startFakeConsole(join(dir.path, `${name}.sock`), 0));
+    agents.a = await fleet.addAgent('hv-a', { virtualMachines: [{ name: 'vm-a1', serial: join(dir.path, 'vm-a1.sock') }] });
+    agents.b = await fleet.addAgent('hv-b', { virtualMachines: [{ name: 'vm-b1', serial: join(dir.path, 'vm-b1.sock') }] });
+    await fleet.waitForAgent('hv-a');
+    await fleet.waitForAgent('hv-b');
+    key = generateKey(dir.path, 'owner');
+    otherKey = generateKey(dir.path, 'other');
+    const put = await fleet.gateways[1]!.api('PUT', '/v1/virtualMachines/vm-a1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    accessId = put.body.virtualMachineAccessId;
+  });
+  after(async () => {
+    for (const session of sessions) session.close();
+    for (const agent of Object.values(agents)) await agent.stop('SIGKILL');
+    await fleet?.dispose();
+    for (const console of consoles) console.close();
+    dir.dispose();
+  });
+
+  test('every gateway lists every agent\'s VMs with their agent, and the agents with their tunnels; an agent listens on no port', async () => {
+    for (const gateway of fleet.gateways) {
+      const vms = (await gateway.api('GET', '/v1/virtualMachines')).body.value;
+      assert.deepEqual(
+        vms.map((vm: { name: string; agent: string; powerState: string }) => [vm.name, vm.agent, vm.powerState]),
+        [['vm-a1', 'hv-a', 'Running'], ['vm-b1', 'hv-b', 'Running']],
+      );
+      const listed = (await gateway.api('GET', '/v1/agents')).body.value;
+      assert.deepEqual(listed.map((agent: { name: string; state: string; virtualMachines: string[] }) => [agent.name, agent.state, agent.virtualMachines]), [['hv-a', 'Connected', ['vm-a1']], ['hv-b', 'Connected', ['vm-b1']]]);
+      for (const agent of listed) assert.deepEqual([...agent.gateways].sort(), [...fleet.agentAddresses].sort(), 'each agent learned the other gateway and holds a tunnel to both');
+    }
+    const listening = execFileSync('ss', ['-Hltnp'], { encoding: 'utf8' });
+    for (const agent of Object.values(agents)) assert.doesNotMatch(listening, new RegExp(`pid=${agent.child.pid},`), 'an agent listens on nothing');
+    assert.match(listening, new RegExp(`pid=${fleet.gateways[0]!.child.pid},`), 'while a gateway does (the check can see listeners)');
+  });
+
+  test('a VM on agent A opened through gateway 1, then through gateway 2: the first is closed with the reason within 500 ms', async () => {
+    const first = await open(0, 'one-');
+    const second = new OpenSshSession({ port: fleet.gateways[1]!.sshPort, user: accessId, key: key.privateKeyPath });
+    sessions.push(second);
+    const started = Date.now();
+    await first.waitFor(/session closed: another session was opened for vm-a1 \(session [0-9a-f]{8} from 127\.0\.0\.1 via SSH\)/, 15_000);
+    const closedAfter = Date.now() - started;
+    await waitUntil(
+      async () => {
+        second.send('two-');
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        return second.output.includes('two-');
+      },
+      15_000,
+      'the second session to echo',
+    );
+    // The bound holds from the moment the second ssh started (its connect and key exchange included).
+    assert.ok(closedAfter < 1500, `displaced after ${closedAfter} ms`);
+    await first.exited;
+    second.close();
+  });
+
+  test('disable and re-key through gateway 2 close a session held on gateway 1 within 1 s, with the reason', async () => {
+    const gateway2 = fleet.gateways[1]!;
+    const latencies: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const session = await open(0, `dis-${round}-`);
+      const started = Date.now();
+      assert.equal((await gateway2.api('PATCH', '/v1/virtualMachines/vm-a1/console', { enabled: false })).status, 200);
+      await session.waitFor('session closed: the console for vm-a1 was disabled', 5_000);
+      latencies.push(Date.now() - started);
+      assert.equal((await gateway2.api('PATCH', '/v1/virtualMachines/vm-a1/console', { enabled: true })).status, 200);
+    }
+    const session = await open(0, 'rekey-');
+    const started = Date.now();
+    assert.equal((await gateway2.api('PATCH', '/v1/virtualMachines/vm-a1/console', { sshPublicKey: { keyData: otherKey.publicKey } })).status, 200);
+    await session.waitFor('session closed: the console key for vm-a1 was changed', 5_000);
+    latencies.push(Date.now() - started);
+    assert.equal((await gateway2.api('PATCH', '/v1/virtualMachines/vm-a1/console', { sshPublicKey: { keyData: key.publicKey } })).status, 200);
+    for (const latency of latencies) assert.ok(latency < 1000, `closed after ${latencies.join(', ')} ms`);
+  });
+
+  test('200 racing opens of one VM across both gateways leave exactly one session, in the database too', async () => {
+    const privateKey = readFileSync(key.privateKeyPath);
+    const clients: ssh2.Client[] = [];
+    try {
+      const opened = await Promise.allSettled(
+        Array.from({ length: 200 }, (_, index) =>
+          // From 50 loopback addresses, so the per-source pre-auth cap does not queue them.
+          openSsh2Shell({ port: fleet.gateways[index % 2]!.sshPort, user: accessId, privateKey, localAddress: `127.0.1.${(index % 50) + 1}` }).then((result) => {
+            clients.push(result.client);
+            return result.shell;
+          }),
+        ),
+      );
+      const shells = opened.filter((result): result is PromiseFulfilledResult<ssh2.ClientChannel> => result.status === 'fulfilled').map((result) => result.value);
+      // Most connections get a shell (the rest meet the gateways' MaxStartups): a real race, not a queue.
+      assert.ok(shells.length >= 50, `${shells.length} of 200 opens got a shell`);
+      process.stdout.write(`# ${shells.length} of 200 racing opens got a shell\n`);
+      const open = new Set(shells);
+      const said = new Map<ssh2.ClientChannel, string>();
+      for (const shell of shells) {
+        shell.once('close', () => open.delete(shell));
+        shell.on('data', (chunk: Buffer) => said.set(shell, (said.get(shell) ?? '') + chunk.toString()));
+      }
+      await waitUntil(() => open.size <= 1, 20_000, 'every displaced shell to close').catch((error: Error) => {
+        throw new Error(`${error.message}: ${open.size} of ${shells.length} still open; they were told ${JSON.stringify([...open].slice(0, 5).map((shell) => said.get(shell) ?? ''))}`);
+      });
+      // Settled: no late close is still on its way.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(open.size, 1, 'exactly one session holds the VM');
+      const sql = postgres(fleet.url, { max: 1, onnotice: () => {} });
+      try {
+        const slots = await sql`SELECT count(*)::int AS n FROM session_slots WHERE virtual_machine = 'vm-a1' AND kind = 'serial'`;
+        assert.equal(slots[0]!.n, 1);
+      } finally {
+        await sql.end();
+      }
+    } finally {
+      for (const client of clients) client.end();
+    }
+  });
+
+  test('an agent killed: its clients hear why within 1 s, its VMs read Unavailable, and they come back with the same access ids', async () => {
+    const put = await fleet.gateways[0]!.api('PUT', '/v1/virtualMachines/vm-b1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
+    const bAccessId = put.body.virtualMachineAccessId;
+    const session = new OpenSshSession({ port: fleet.gateways[0]!.sshPort, user: bAccessId, key: key.privateKeyPath });
+    sessions.push(session);
+    await waitUntil(
+      async () => {
+        session.send('b-');
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        return session.output.includes('b-');
+      },
+      15_000,
+      'the session on vm-b1 to echo',
+    );
+    const killed = Date.now();
+    await agents.b!.stop('SIGKILL');
+    await session.waitFor(/session closed: .*hv-b/, 5_000);
+    assert.ok(Date.now() - killed < 1000, `told after ${Date.now() - killed} ms`);
+    for (const gateway of fleet.gateways) {
+      const vm = (await gateway.api('GET', '/v1/virtualMachines/vm-b1')).body;
+      assert.equal(vm.powerState, 'Unavailable');
+      assert.equal(vm.console.virtualMachineAccessId, bAccessId, 'its console stays');
+    }
+    await waitUntil(async () => (await fleet.gateways[0]!.api('GET', '/v1/agents')).body.value.find((agent: { name: string }) => agent.name === 'hv-b').state === 'Disconnected', 5_000, 'hv-b to read Disconnected');
+    // Back, known by its key now (the join token was used up at its first start).
+    agents.b = await startAgent(join(dir.path, 'hv-b.json'));
+    await fleet.waitForAgent('hv-b');
+    const again = new OpenSshSession({ port: fleet.gateways[1]!.sshPort, user: bAccessId, key: key.privateKeyPath });
+    sessions.push(again);
+    await waitUntil(
+      async () => {
+        again.send('back-');
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        return again.output.includes('back-');
+      },
+      15_000,
+      'the same access id to work again',
+    );
+  });
+});
