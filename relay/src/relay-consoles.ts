@@ -1,6 +1,7 @@
 import { VirtualMachineRegistry } from './backends/virtual-machines.js';
 import type { RelayConfig } from './config/config.js';
 import { createSource, Discovery } from './discovery/discovery.js';
+import { FleetVncTokens } from './fleet/fleet-vnc-tokens.js';
 import { GatewayFleet } from './fleet/gateway-fleet.js';
 import type { Logger } from './logger.js';
 import type { ConsoleDirectory } from './sessions/console-seam.js';
@@ -8,12 +9,15 @@ import type { SessionSupervisor } from './sessions/session-supervisor.js';
 import type { HostKey } from './ssh/host-key.js';
 import { PostgresStore } from './store/postgres-store.js';
 import type { Store } from './store/store.js';
+import { VncTokenService, type VncTokens } from './vnc/vnc-tokens.js';
 
 /** Where a relay's VMs are: this host's sockets (standalone), or the fleet's agents (a gateway). */
 export interface RelayConsoles {
   directory: ConsoleDirectory;
   /** A gateway's fleet; undefined on a standalone relay. */
   fleet: GatewayFleet | undefined;
+  /** VNC tokens: in memory, or in the fleet's database (any gateway redeems them). */
+  vncTokens: VncTokens;
   /** Starts the channels (or listens for agents). */
   start(): Promise<void>;
   /** A console changed here: the fleet is told (a gateway); the VM's kept output goes when `reset`. */
@@ -36,6 +40,7 @@ export async function openConsoles(config: RelayConfig, deps: { store: Store; ho
     return {
       directory: fleet.directory,
       fleet,
+      vncTokens: new FleetVncTokens(deps.store.sql, config.vnc.tokenTtlMs),
       start: () => fleet.start(),
       // The agent forgets the kept output when it hears of the change.
       consoleChanged: (vm) => fleet.consoleChanged(vm),
@@ -47,6 +52,7 @@ export async function openConsoles(config: RelayConfig, deps: { store: Store; ho
   return {
     directory: registry,
     fleet: undefined,
+    vncTokens: new VncTokenService(config.vnc.tokenTtlMs),
     async start() {
       registry.start();
       const sources = await Promise.all(config.discover.map((source) => createSource(source, log.child({ component: 'discovery' }))));

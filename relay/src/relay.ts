@@ -22,7 +22,6 @@ import { loadOrCreateHostKey } from './ssh/host-key.js';
 import { SshConsoleServer } from './ssh/ssh-console-server.js';
 import { loadFleetHostKey } from './store/fleet-identity.js';
 import { openStore } from './store/open-store.js';
-import { VncTokenService } from './vnc/vnc-tokens.js';
 import { VncWebServer } from './vnc/vnc-web-server.js';
 import { loadTlsMaterial, TLS_SERVER_POLICY, type TlsMaterial } from './tls/tls-material.js';
 import type { Store } from './store/store.js';
@@ -141,10 +140,10 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       },
     };
 
-    const vncTokens = new VncTokenService(config.vnc.tokenTtlMs);
+    const { vncTokens } = relayConsoles;
     const consoles = new ConsoleService(store, config.consoles, (name) => virtualMachines.get(name) !== undefined, async (vm, change) => {
       // VNC tokens minted before a disable, delete or re-key are void, even if the console is enabled again within their minute.
-      if (change.reset || !change.record?.enabled) vncTokens.revoke(vm);
+      if (change.reset || !change.record?.enabled) await vncTokens.revoke(vm);
       await supervisor.revalidate(vm);
       // Once the old holder's sessions are closed (detached at once), the next holder must not see their output.
       await relayConsoles.consoleChanged(vm, change.reset);

@@ -12,7 +12,7 @@ import type { PreauthMetrics, RelayMetrics } from '../metrics/relay-metrics.js';
 import type { ConsoleService } from '../sessions/console-service.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store, TokenRecord } from '../store/store.js';
-import type { VncTokenService } from '../vnc/vnc-tokens.js';
+import type { VncTokens } from '../vnc/vnc-tokens.js';
 import type { ConnectionLimits } from './connection-limits.js';
 import type { AgentResource } from './fleet-schemas.js';
 import * as S from './schemas.js';
@@ -24,7 +24,7 @@ export interface ApiDependencies {
   endpoints: EndpointManager;
   virtualMachines: ConsoleDirectory;
   supervisor: SessionSupervisor;
-  vncTokens: VncTokenService;
+  vncTokens: VncTokens;
   relayInfo: () => Omit<S.RelayInfo, 'endpoints' | 'caller'>;
   log: Logger;
   audit: AuditLog;

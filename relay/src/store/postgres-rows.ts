@@ -72,7 +72,14 @@ export const PG_MIGRATIONS: readonly string[] = [
      remote_address text NOT NULL,
      path text NOT NULL,
      started_at bigint NOT NULL,
-     PRIMARY KEY (virtual_machine, kind));`,
+     PRIMARY KEY (virtual_machine, kind));
+   CREATE TABLE vnc_tokens (
+     hash text PRIMARY KEY,
+     virtual_machine text NOT NULL,
+     endpoint text NOT NULL,
+     grant_data jsonb NOT NULL,
+     expires_at bigint NOT NULL);
+   CREATE INDEX vnc_tokens_vm ON vnc_tokens (virtual_machine);`,
 ];
 
 export type Row = Record<string, unknown>;

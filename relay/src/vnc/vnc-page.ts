@@ -5,7 +5,7 @@ import { normalizeRemoteAddress } from '../core/cidr.js';
 import type { FailureBackoff } from '../core/preauth-limits.js';
 import { serveStaticFile } from '../http/static-files.js';
 import type { Logger } from '../logger.js';
-import type { VncTokenService } from './vnc-tokens.js';
+import type { VncTokens } from './vnc-tokens.js';
 
 const ASSETS = fileURLToPath(new URL('../../assets/vnc/', import.meta.url));
 const NOVNC = join(dirname(fileURLToPath(import.meta.resolve('@novnc/novnc'))), '..');
@@ -39,7 +39,7 @@ function plainError(response: ServerResponse, status: number, message: string): 
 }
 
 export interface VncPageContext {
-  tokens: VncTokenService;
+  tokens: VncTokens;
   failures: FailureBackoff;
   log: Logger;
   /** How long a token waits for its WebSocket, as the pages say it. */
@@ -90,16 +90,22 @@ export class VncPage {
       const token = url.searchParams.get('token');
       const send = (status: number, html: string): void => void response.writeHead(status, { 'Content-Type': MIME['.html'] }).end(request.method === 'HEAD' ? undefined : html);
       if (!token) return send(400, errorPage('No console token', 'This address needs a ?token=… from POST /v1/virtualMachines/{vm}/vncTokens.'));
-      if (!this.context.tokens.peek(token, endpoint)) {
+      const answer = (valid: boolean): void => {
+        if (valid) return serveStaticFile(request, response, ASSETS, '/index.html');
         // Slowed like a refused WebSocket: the page must not be a faster way to guess tokens.
         const delay = this.context.failures.fail(normalizeRemoteAddress(request.socket.remoteAddress));
         this.context.onTokenRefused?.();
         const expired = (): void => send(403, errorPage('Console link expired', `This console link is invalid, already used, or older than ${this.context.ttlText}. Ask for a new one.`));
         if (delay > 0) setTimeout(expired, delay).unref();
         else expired();
-        return;
-      }
-      return serveStaticFile(request, response, ASSETS, '/index.html');
+      };
+      const valid = this.context.tokens.peek(token, endpoint);
+      if (typeof valid === 'boolean') return answer(valid);
+      valid.then(answer, (error: Error) => {
+        this.context.log.warn({ err: error.message }, 'VNC page: the token store cannot be reached');
+        send(503, errorPage('Console not reachable now', 'The relay cannot check console links at the moment (its database is unreachable). Try again shortly.'));
+      });
+      return;
     }
     this.serveFile(request, response, url.pathname);
   }

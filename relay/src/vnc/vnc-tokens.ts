@@ -16,11 +16,31 @@ export type TokenRedemption =
   | { ok: false; reason: 'unknown' | 'expired' | 'wrong-endpoint' };
 
 /**
+ * Where VNC tokens are kept: this process's memory (a standalone relay), or the fleet's database
+ * (a gateway: a token minted on one gateway is redeemed on another). Answers may be promises.
+ */
+export interface VncTokens {
+  readonly ttlMs: number;
+  mint(grant: SessionGrant, endpoint: string): { token: string; expiresAt: number } | Promise<{ token: string; expiresAt: number }>;
+  /** Whether `token` would be accepted on `endpoint` now, without using it up. */
+  peek(token: string, endpoint: string): boolean | Promise<boolean>;
+  /** Uses up `token`: whatever the outcome, it cannot be presented again. */
+  redeem(token: string, endpoint: string): TokenRedemption | Promise<TokenRedemption>;
+  /** Voids every outstanding token for `virtualMachine`. */
+  revoke(virtualMachine: string): number | Promise<number>;
+}
+
+/** A new token's secret: 24 random bytes, URL-safe. */
+export function newVncToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/**
  * Single-use browser tokens for the WebSocket VNC path, as nova-novncproxy hands out:
  * minted for one VM and endpoint, unusable after 60 s (`vnc.tokenTtl`) or after first use. Only hashes are
  * kept, in memory: a restart voids outstanding tokens, which live a minute anyway.
  */
-export class VncTokenService {
+export class VncTokenService implements VncTokens {
   private readonly pending = new Map<string, PendingToken>();
 
   constructor(
@@ -30,7 +50,7 @@ export class VncTokenService {
 
   mint(grant: SessionGrant, endpoint: string): { token: string; expiresAt: number } {
     this.sweep();
-    const token = randomBytes(24).toString('base64url');
+    const token = newVncToken();
     const expiresAt = this.now() + this.ttlMs;
     this.pending.set(hash(token), { grant, endpoint, expiresAt });
     return { token, expiresAt };

@@ -15,7 +15,7 @@ import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { PreauthMetrics } from '../metrics/relay-metrics.js';
 import { ConnectionGate } from '../endpoints/connection-gate.js';
 import { VncSession, webSocketClient } from './vnc-session.js';
-import type { VncTokenService } from './vnc-tokens.js';
+import type { TokenRedemption, VncTokens } from './vnc-tokens.js';
 import { VncPage } from './vnc-page.js';
 import { originAllowed, refuseUpgrade } from './upgrade-refusals.js';
 
@@ -24,7 +24,7 @@ export const CLOSE_BY_RELAY = 4000;
 const MAX_CLIENT_MESSAGE = 4 * 1024 * 1024;
 
 export interface VncWebServerOptions {
-  tokens: VncTokenService;
+  tokens: VncTokens;
   virtualMachines: ConsoleDirectory;
   supervisor: SessionSupervisor;
   consoles: ConsoleLookup;
@@ -171,7 +171,13 @@ export class VncWebServer {
     }
     const token = url.searchParams.get('token');
     if (!token) return refuseUpgrade(socket, 401, 'missing token: mint one with POST /v1/virtualMachines/{vm}/vncTokens');
-    const redemption = this.options.tokens.redeem(token, endpoint);
+    let redemption: TokenRedemption;
+    try {
+      redemption = await this.options.tokens.redeem(token, endpoint);
+    } catch (error) {
+      log.warn({ err: (error as Error).message }, 'VNC WebSocket refused: the token store cannot be reached');
+      return refuseUpgrade(socket, 503, 'the relay cannot check console tokens now (its database is unreachable): no new session can start; try again shortly');
+    }
     if (!redemption.ok) {
       log.info({ reason: redemption.reason }, 'VNC WebSocket refused: token');
       this.options.onTokenRefused?.();

@@ -30,7 +30,7 @@ const vncTokenRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps,
       note(request, { endpoint: endpointName });
       const minter = callerOf(request);
       const grant = { virtualMachine: vm.name, accessId: record.accessId, keyFingerprint: record.keyFingerprint, mintedBy: { tokenId: minter.id, tokenName: minter.name } };
-      const { token, expiresAt } = deps.vncTokens.mint(grant, endpointName);
+      const { token, expiresAt } = await deps.vncTokens.mint(grant, endpointName);
       return reply.status(201).send({
         token,
         url: `${deps.https ? 'https' : 'http'}://${hostForUrl(endpoint.advertiseAddress)}:${endpoint.vncPort}/?token=${token}`,
