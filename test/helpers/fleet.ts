@@ -68,7 +68,7 @@ export interface TestFleet {
 }
 
 /** A fleet of its own: a PostgreSQL server, `gatewayCount` gateway processes on it, and agents as the test adds them. */
-export async function startFleet(dir: string, gatewayCount = 2): Promise<TestFleet> {
+export async function startFleet(dir: string, gatewayCount = 2, options: { databaseUrl?: (gateway: number, url: string, pg: TestPostgres) => Promise<string> } = {}): Promise<TestFleet> {
   const pg = await startPostgres();
   const agents: AgentProcess[] = [];
   const gateways: RelayProcess[] = [];
@@ -83,7 +83,8 @@ export async function startFleet(dir: string, gatewayCount = 2): Promise<TestFle
     for (let index = 0; index < gatewayCount; index++) {
       // A fixed agents port per gateway, so the address it advertises is the one agents can dial.
       const port = 20_000 + Math.floor(Math.random() * 20_000);
-      const { configPath, dataDir } = ephemeralConfig(dir, `gw${index + 1}`, { role: 'gateway', store: { postgres: { url } }, agents: { listen: `127.0.0.1:${port}` } });
+      const gatewayUrl = options.databaseUrl ? await options.databaseUrl(index, url, pg) : url;
+      const { configPath, dataDir } = ephemeralConfig(dir, `gw${index + 1}`, { role: 'gateway', store: { postgres: { url: gatewayUrl } }, agents: { listen: `127.0.0.1:${port}` } });
       gateways.push(await startRelay(configPath, dataDir, FLEET_ENV));
       agentAddresses.push(`127.0.0.1:${port}`);
     }

@@ -30,6 +30,8 @@ export interface SshOptions {
   host?: string;
   /** Source address to bind (`ssh -b`). */
   bindAddress?: string;
+  /** OpenSSH's LogLevel (default ERROR; INFO shows the server's banners, as a user's ssh does). */
+  logLevel?: string;
   extra?: string[];
 }
 
@@ -46,7 +48,7 @@ export class OpenSshSession {
       '-o', 'BatchMode=yes',
       '-o', 'StrictHostKeyChecking=no',
       '-o', 'UserKnownHostsFile=/dev/null',
-      '-o', 'LogLevel=ERROR',
+      '-o', `LogLevel=${options.logLevel ?? 'ERROR'}`,
       '-o', 'ConnectTimeout=10',
       ...(options.key ? ['-o', 'IdentitiesOnly=yes', '-i', options.key] : ['-o', 'PubkeyAuthentication=no']),
       ...(options.bindAddress ? ['-b', options.bindAddress] : []),

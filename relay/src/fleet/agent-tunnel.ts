@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { fingerprintOf } from '../core/ssh-public-key.js';
+import { socketOf } from '../ssh/ssh2-internals.js';
 import type { Logger } from '../logger.js';
 
 /*
@@ -98,7 +99,11 @@ export class AgentTunnelServer {
     let forwarded = false;
     /** A new agent that proved it holds this key, and may now give its join token. */
     let joining: { name: string; keyFingerprint: string } | undefined;
-    client.on('error', (error) => log.debug({ err: error.message }, 'agent tunnel: connection error'));
+    client.on('error', (error) => {
+      log.debug({ err: error.message }, 'agent tunnel: connection error');
+      // ssh2 ends a connection whose keepalives go unanswered politely, and a frozen agent never answers the end: drop it.
+      if ((error as { level?: string }).level === 'client-timeout') socketOf(client)?.destroy();
+    });
     client.on('close', () => this.clients.delete(client));
     client.on('authentication', (ctx) => {
       const failed = (error: Error): void => {

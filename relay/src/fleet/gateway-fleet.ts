@@ -16,6 +16,8 @@ import { RemoteConsoleDirectory } from './remote-directory.js';
 /** How often a gateway beats, reads the fleet's agents and re-checks its sessions against the database. */
 const RECONCILE_INTERVAL_MS = 2000;
 const CHANNEL = 'lifeline';
+/** A reconcile round that takes longer than this marks the database unreachable. */
+const RECONCILE_DEADLINE_MS = 3000;
 
 interface FleetEvent {
   type: 'console' | 'agent';
@@ -50,7 +52,8 @@ export class GatewayFleet implements FleetApi {
   private alive: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
-  private reachable = true;
+  private reachable_ = true;
+  private round: Promise<void> | undefined;
   private closed = false;
 
   constructor(private readonly options: GatewayFleetOptions) {
@@ -84,6 +87,11 @@ export class GatewayFleet implements FleetApi {
       keepaliveCountMax: TUNNEL_KEEPALIVE.countMax,
       log: log.child({ component: 'agent-tunnel' }),
     });
+  }
+
+  /** Whether the last reconcile reached the database. */
+  get reachable(): boolean {
+    return this.reachable_;
   }
 
   get caFingerprint(): string {
@@ -137,10 +145,20 @@ export class GatewayFleet implements FleetApi {
     }
   }
 
-  /** Beats, clears gateways gone silent, lists the fleet's agents, and re-checks sessions. */
-  private async reconcile(): Promise<void> {
-    if (this.closed) return;
+  /** Beats, clears gateways gone silent, lists the fleet's agents, and re-checks sessions; one round at a time. */
+  private reconcile(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.round ??= this.reconcileOnce().finally(() => (this.round = undefined));
+    return this.round;
+  }
+
+  private async reconcileOnce(): Promise<void> {
     const { log } = this.options;
+    // A database that stops answering (a cut without a reset) counts as unreachable after a few seconds, though the query waits on.
+    const slow = setTimeout(() => {
+      if (this.reachable_) log.error('the fleet database does not answer: live sessions go on, new ones are refused until it does');
+      this.reachable_ = false;
+    }, RECONCILE_DEADLINE_MS);
     try {
       const alive = await this.fleet.heartbeat(this.id, this.advertise, this.startedAt);
       if (JSON.stringify(alive) !== JSON.stringify(this.alive)) {
@@ -149,11 +167,13 @@ export class GatewayFleet implements FleetApi {
       }
       this.directory.setFleetAgents(await this.fleet.listAgents());
       for (const vm of this.options.connectedVms()) await this.options.revalidate(vm);
-      if (!this.reachable) log.info('the fleet database is reachable again');
-      this.reachable = true;
+      if (!this.reachable_) log.info('the fleet database is reachable again');
+      this.reachable_ = true;
     } catch (error) {
-      if (this.reachable) log.error({ err: (error as Error).message }, 'cannot reach the fleet database: live sessions go on, new ones are refused until it is back');
-      this.reachable = false;
+      if (this.reachable_) log.error({ err: (error as Error).message }, 'cannot reach the fleet database: live sessions go on, new ones are refused until it is back');
+      this.reachable_ = false;
+    } finally {
+      clearTimeout(slow);
     }
   }
 

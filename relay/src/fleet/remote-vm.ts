@@ -21,7 +21,7 @@ export interface AgentPeer {
 export type ClaimSlot = (virtualMachine: string, kind: 'serial' | 'vnc', session: string, owner: StreamOwner) => Promise<{ fence: number; expiration: number | undefined }>;
 export type ReleaseSlot = (virtualMachine: string, kind: 'serial' | 'vnc', session: string) => void;
 
-export const UNREACHABLE_MESSAGE = 'the control plane (the fleet database) is unreachable from this gateway: no new session can start now; sessions already open go on. Try again shortly';
+import { CONTROL_PLANE_UNREACHABLE as UNREACHABLE_MESSAGE } from '../ssh/ssh-console-server.js';
 
 /** Why a stream could not be opened, as the session's close reason. */
 function openFailure(error: unknown, vm: string, agent: string): CloseReason {

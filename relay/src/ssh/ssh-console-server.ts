@@ -4,6 +4,7 @@ import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } fr
 import type { ConsoleDirectory } from '../sessions/console-seam.js';
 import type { SessionGrant } from '../core/console-rules.js';
 import { fingerprintOf } from '../core/ssh-public-key.js';
+import { DomainError } from '../core/domain-error.js';
 import type { Logger } from '../logger.js';
 import type { SshMetrics } from '../metrics/relay-metrics.js';
 import { ConnectionGate } from '../endpoints/connection-gate.js';
@@ -14,7 +15,7 @@ import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
 import type { HostKey } from './host-key.js';
 import { streamClient, VncSession } from '../vnc/vnc-session.js';
-import { channelRefusals, OPEN_FAILURE, routeBreakRequests, socketOf, type BreakListener } from './ssh2-internals.js';
+import { channelRefusals, OPEN_FAILURE, routeBreakRequests, sendAuthBanner, socketOf, type BreakListener } from './ssh2-internals.js';
 import { SerialSession } from './serial-session.js';
 import type { RefusalRecorder } from '../audit/refusal-recorder.js';
 
@@ -24,6 +25,8 @@ export const VNC_PORT = 5900;
 const MAX_AUTH_ATTEMPTS = 6;
 
 const DISCONNECT_GRACE_MS = 500;
+/** What a client hears when the store cannot be reached to check its key (a fleet gateway cut off from its database). */
+export const CONTROL_PLANE_UNREACHABLE = 'the control plane (the fleet database) is unreachable from this gateway: no new session can start now; sessions already open go on. Try again shortly';
 
 export interface SshConsoleServerOptions {
   hostKey: HostKey;
@@ -168,6 +171,8 @@ export class SshConsoleServer {
         },
         (error: unknown) => {
           log.error({ err: (error as Error).message }, 'authentication check failed');
+          // The user is told it is not their key: OpenSSH prints the banner before "Permission denied".
+          if (error instanceof DomainError && error.kind === 'unavailable') sendAuthBanner(client, `[lifeline] ${CONTROL_PLANE_UNREACHABLE}`);
           refuse('check-failed');
         },
       );

@@ -4,7 +4,7 @@ import { Socket } from 'node:net';
 import { test } from 'node:test';
 import ssh2 from 'ssh2';
 import { generateEd25519 } from './host-key.js';
-import { channelRefusals, OPEN_FAILURE, routeBreakRequests, sendSshBreak, socketOf, SSH2_VERSION, type BreakListener } from './ssh2-internals.js';
+import { channelRefusals, OPEN_FAILURE, routeBreakRequests, sendSshBreak, sendAuthBanner, socketOf, SSH2_VERSION, type BreakListener } from './ssh2-internals.js';
 
 /*
  * The ssh2 internals the relay and the desktop use, against the installed ssh2: a real server and
@@ -18,11 +18,17 @@ test(`the installed ssh2 is the one these internals were written for (${SSH2_VER
 
 test('socketOf finds the TCP socket under a server connection; a break request reaches the session and its answer the client; a refused channel carries its reason', async () => {
   const hostKey = generateEd25519().private;
-  const seen: Array<{ socket: Socket | undefined; routed: boolean }> = [];
+  const seen: Array<{ socket: Socket | undefined; routed: boolean; banner: boolean }> = [];
+  const banners: string[] = [];
   const breaks: number[] = [];
   const server = new ssh2.Server({ hostKeys: [hostKey] }, (connection) => {
-    seen.push({ socket: socketOf(connection), routed: routeBreakRequests(connection) });
-    connection.on('authentication', (context) => context.accept());
+    seen.push({ socket: socketOf(connection), routed: routeBreakRequests(connection), banner: false });
+    // A banner sent during authentication (here, before accepting the password).
+    connection.on('authentication', (context) => {
+      if (context.method === 'none') return context.reject(['password']);
+      seen[0]!.banner = sendAuthBanner(connection, '[lifeline] a notice for this connection');
+      context.accept();
+    });
     const refuse = channelRefusals(connection);
     connection.on('tcpip', (_accept, reject) => refuse(reject, OPEN_FAILURE.administrativelyProhibited, 'only vnc:5900 is forwarded'));
     let sessions = 0;
@@ -46,12 +52,14 @@ test('socketOf finds the TCP socket under a server connection; a break request r
   const client = new ssh2.Client();
   try {
     await new Promise<void>((resolve, reject) => {
-      client.once('ready', () => resolve()).once('error', reject);
+      client.once('ready', () => resolve()).once('error', reject).on('banner', (message: string) => banners.push(message));
       client.connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port, username: 'u', password: 'p' });
     });
     assert.ok(seen[0]?.socket instanceof Socket, 'the connection\'s socket');
     assert.equal(seen[0]!.socket!.remotePort, (client as unknown as { _sock: Socket })._sock.localPort, 'it is this client\'s connection');
     assert.equal(seen[0]!.routed, true, 'break requests are routed');
+    assert.equal(seen[0]!.banner, true);
+    assert.deepEqual(banners, ['[lifeline] a notice for this connection\r\n'], 'the banner sent during authentication reached the client');
     const shell = (): Promise<ssh2.ClientChannel> => new Promise((resolve, reject) => client.shell((error, channel) => (error ? reject(error) : resolve(channel))));
     const answering = await shell();
     assert.equal(await sendSshBreak(client, answering, 300), true, 'the session sent the break');

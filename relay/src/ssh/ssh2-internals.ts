@@ -62,6 +62,7 @@ const { sendPacket, writeUInt32BE } = createRequire(import.meta.url)('ssh2/lib/p
 };
 
 const CHANNEL_REQUEST = 98;
+const USERAUTH_BANNER = 53;
 
 interface ClientInternals {
   _protocol?: { _packetRW: { write: { allocStart: number; alloc(size: number): Buffer; finalize(packet: Buffer): Buffer } } };
@@ -90,6 +91,28 @@ export function sendSshBreak(client: Client, channel: ClientChannel, lengthMs = 
     writeUInt32BE(packet, lengthMs, start + 15);
     sendPacket(protocol, write.finalize(packet));
   });
+}
+
+/**
+ * Sends an SSH_MSG_USERAUTH_BANNER now (RFC 4252 §5.4: any time before authentication succeeds):
+ * OpenSSH prints it, so a refusal can say why ("Permission denied" alone cannot). ssh2 sends only
+ * one banner, fixed per server, at the start. False when this ssh2 keeps its writer elsewhere.
+ */
+export function sendAuthBanner(connection: Connection, text: string): boolean {
+  const protocol = (connection as unknown as ClientInternals)._protocol;
+  if (!protocol?._packetRW?.write) return false;
+  const message = text.endsWith('\r\n') ? text : `${text}\r\n`;
+  const length = Buffer.byteLength(message);
+  const write = protocol._packetRW.write;
+  // byte USERAUTH_BANNER, string message, string language tag (empty)
+  const start = write.allocStart;
+  const packet = write.alloc(1 + 4 + length + 4);
+  packet[start] = USERAUTH_BANNER;
+  writeUInt32BE(packet, length, start + 1);
+  packet.write(message, start + 5, length, 'utf8');
+  writeUInt32BE(packet, 0, start + 5 + length);
+  sendPacket(protocol, write.finalize(packet));
+  return true;
 }
 
 /** SSH_MSG_CHANNEL_OPEN_FAILURE reason codes (RFC 4254 §5.1). */
