@@ -1,6 +1,12 @@
 import { parseArgs } from 'node:util';
-import { join } from 'node:path';
-import { AUDIT_HEAD_META, parseAuditHead, verifyAuditTrail } from './audit/audit-verify.js';
+import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { lockDataDir } from './data-lock.js';
+import { PostgresStore } from './store/postgres-store.js';
+import { importStore } from './store/store-import.js';
+import postgres from 'postgres';
+import { auditFiles } from './audit/audit-format.js';
+import { AUDIT_HEAD_META, parseAuditHead, verifyAuditTrail, verifyChain } from './audit/audit-verify.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { RelayConfig } from './config/config.js';
 import { ConfigError, loadConfigFile } from './config/load-config.js';
@@ -22,7 +28,13 @@ Usage:
   lifeline-relay info --config FILE [--json]
                                             what a client needs to trust this relay (offline): its id, API URL,
                                             TLS certificate and SSH host key fingerprints, the admin token's path
-  lifeline-relay audit verify --config FILE check the audit trail's hash chain; names the first bad line
+  lifeline-relay audit verify --config FILE check the audit trail's hash chain (a gateway's: the fleet's, in
+                                            its database); names the first bad line
+  lifeline-relay audit export --config FILE [--out FILE]
+                                            write the trail as JSONL (one event per line), to stdout or FILE
+  lifeline-relay store import --config GATEWAY_FILE --from lifeline.db
+                                            bring a stopped standalone relay's consoles (access ids kept),
+                                            endpoints and API tokens into the fleet's database
   lifeline-relay lab down [--dir DIR]       stop the lab VMs started in DIR
   lifeline-relay --version | --help
 
@@ -138,29 +150,84 @@ function info(args: string[]): void {
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
 }
 
-function audit(args: string[]): void {
+/** The trail's lines, oldest first: the relay's files, or a gateway's fleet table (read-only: nothing is migrated or written). */
+async function trailLines(config: RelayConfig): Promise<string[]> {
+  if (config.role !== 'gateway' || !config.gateway) return auditFiles(config.dataDir).flatMap((file) => readFileSync(file, 'utf8').split('\n').filter(Boolean));
+  const sql = postgres(config.gateway.postgresUrl, { max: 1, connect_timeout: 10, onnotice: () => {} });
+  try {
+    const [table] = await sql`SELECT to_regclass('audit_events') AS name`;
+    if (!table?.name) return [];
+    return (await sql`SELECT line FROM audit_events ORDER BY seq`).map((row) => row.line as string);
+  } catch (error) {
+    fail(`cannot read the fleet's audit trail from its database: ${(error as Error).message}`, 1);
+  } finally {
+    await sql.end({ timeout: 2 });
+  }
+}
+
+async function audit(args: string[]): Promise<void> {
   const [action, ...rest] = args;
-  if (action !== 'verify') fail(`unknown audit action "${action ?? ''}"; use "audit verify --config FILE"`);
-  const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } }, strict: true });
-  const config = readConfig('audit verify', values.config);
+  if (action !== 'verify' && action !== 'export') fail(`unknown audit action "${action ?? ''}"; use "audit verify --config FILE" or "audit export --config FILE [--out FILE]"`);
+  const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, out: { type: 'string', short: 'o' } }, strict: true });
+  const config = readConfig(`audit ${action}`, values.config);
+  const fleet = config.role === 'gateway';
+  if (action === 'export') {
+    // Today's JSONL format, whichever trail it comes from: one event per line, chained by prev/hash.
+    const text = (await trailLines(config)).map((line) => `${line}\n`).join('');
+    if (values.out) writeFileSync(values.out, text, { mode: 0o600 });
+    else process.stdout.write(text);
+    return;
+  }
   // What the relay last wrote, as its store recorded it: a trail that no longer reaches it was cut at the tail or replaced.
-  const recorded = parseAuditHead(SqliteStore.readMeta(join(config.dataDir, 'lifeline.db'), AUDIT_HEAD_META));
-  const result = verifyAuditTrail(config.dataDir, recorded);
+  const recorded = fleet ? undefined : parseAuditHead(SqliteStore.readMeta(join(config.dataDir, 'lifeline.db'), AUDIT_HEAD_META));
+  const result = fleet ? verifyChain([{ file: 'the fleet database (audit_events)', lines: await trailLines(config) }], 'the fleet database (audit_events)') : verifyAuditTrail(config.dataDir, recorded);
   if (!result.ok) {
     process.stdout.write(`FAILED: ${result.file}${result.line > 0 ? ` line ${result.line}` : ''}: ${result.problem}\n(${result.events} events verified before the failure)\n`);
     process.exit(1);
   }
   if (result.events === 0) {
-    process.stdout.write(`ok: no audit events yet in ${config.dataDir}\n`);
+    process.stdout.write(`ok: no audit events yet in ${fleet ? 'the fleet database' : config.dataDir}\n`);
     return;
   }
   const pruned = result.pruned;
   process.stdout.write(
-    `ok: ${result.events} events in ${result.files} file${result.files === 1 ? '' : 's'}, seq ${result.firstSeq} to ${result.lastSeq}\n` +
+    `ok: ${result.events} events in ${fleet ? 'the fleet database' : `${result.files} file${result.files === 1 ? '' : 's'}`}, seq ${result.firstSeq} to ${result.lastSeq}\n` +
       `head ${result.head}\n` +
       (pruned ? `note: events 1–${pruned.toSeq} are no longer kept: ${pruned.file} (seq ${pruned.fromSeq}–${pruned.toSeq}) was pruned by ${pruned.reason === 'maxAge' ? 'audit.maxAge' : 'audit.keepFiles'}, as its audit.pruned event records\n` : '') +
-      (recorded ? '' : 'note: the relay\'s store holds no recorded head, so a cut at the tail cannot be told from here\n'),
+      (recorded || fleet ? '' : 'note: the relay\'s store holds no recorded head, so a cut at the tail cannot be told from here\n'),
   );
+}
+
+/** `store import`: a standalone relay's consoles, endpoints and tokens into the fleet's database. */
+async function store(args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  if (action !== 'import') fail(`unknown store action "${action ?? ''}"; use "store import --config gateway.yaml --from path/to/lifeline.db"`);
+  const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, from: { type: 'string' } }, strict: true });
+  const config = readConfig('store import', values.config);
+  if (config.role !== 'gateway' || !config.gateway) fail('store import brings a standalone relay into a fleet: --config must be a gateway\'s config (role: gateway)');
+  if (!values.from) fail('store import needs --from path/to/lifeline.db (the standalone relay\'s store, in its dataDir)');
+  if (!existsSync(values.from)) fail(`--from ${values.from}: no such file (a standalone relay keeps it at <dataDir>/lifeline.db)`);
+  // The standalone relay must be stopped: what it writes after the copy would be lost.
+  let unlock: () => void;
+  try {
+    unlock = lockDataDir(dirname(values.from));
+  } catch (error) {
+    fail(`${(error as Error).message.replace(/; stop it first.*/, '')}: stop it before importing its store`, 1);
+  }
+  try {
+    const from = new SqliteStore(values.from);
+    const to = await PostgresStore.open(config.gateway.postgresUrl).catch((error: Error) => fail(`cannot open the fleet's database: ${error.message}`, 1));
+    try {
+      const report = await importStore(from, to);
+      process.stdout.write(`imported ${report.consoles} console${report.consoles === 1 ? '' : 's'} (access ids kept), ${report.endpoints} endpoint${report.endpoints === 1 ? '' : 's'}, ${report.tokens} API token${report.tokens === 1 ? '' : 's'} from ${values.from}\n`);
+      for (const skip of report.skipped) process.stdout.write(`skipped ${skip.what} ${skip.name}: ${skip.why}\n`);
+    } finally {
+      await from.close();
+      await to.close();
+    }
+  } finally {
+    unlock();
+  }
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -172,6 +239,8 @@ async function main(argv: string[]): Promise<void> {
       return info(rest);
     case 'audit':
       return audit(rest);
+    case 'store':
+      return store(rest);
     case 'lab':
       return lab(rest);
     case '--version':

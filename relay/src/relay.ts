@@ -6,8 +6,6 @@ import { lockDataDir } from './data-lock.js';
 import { checkDataDirModes } from './store/data-dir-modes.js';
 import { buildApi } from './api/app.js';
 import { ConnectionLimits } from './api/connection-limits.js';
-import { AuditLog } from './audit/audit-log.js';
-import { AUDIT_HEAD_META, parseAuditHead } from './audit/audit-verify.js';
 import { sessionAuditEvents } from './audit/session-events.js';
 import { RefusalRecorder } from './audit/refusal-recorder.js';
 import { RelayMetrics } from './metrics/relay-metrics.js';
@@ -15,6 +13,7 @@ import { FailureBackoff, StartupLimiter } from './core/preauth-limits.js';
 import type { RelayConfig } from './config/config.js';
 import { EndpointManager } from './endpoints/endpoint-manager.js';
 import type { Logger } from './logger.js';
+import { openAuditTrail } from './relay-audit.js';
 import { openConsoles } from './relay-consoles.js';
 import { ConsoleService } from './sessions/console-service.js';
 import { SessionSupervisor } from './sessions/session-supervisor.js';
@@ -75,32 +74,8 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
         ? await loadFleetHostKey(store, { hostKey: options.hostKeyFromEnvironment, secret: options.fleetSecret })
         : loadOrCreateHostKey(config.dataDir, options.hostKeyFromEnvironment);
     const tls = await loadTlsMaterial(config);
-    // The store keeps the trail's head after every append, so a trail cut at its tail, emptied or deleted shows.
-    const recordedHead = parseAuditHead(await store.getMeta(AUDIT_HEAD_META));
-    const audit = new AuditLog(config.dataDir, {
-      ...config.audit,
-      onAppend: (seq, hash) => void store.setMeta(AUDIT_HEAD_META, `${seq} ${hash}`).catch((error: Error) => log.error({ err: error.message }, 'cannot record the audit head in the store')),
-      onPrune: (range) => log.warn({ ...range }, 'pruned an audit trail file (an audit.pruned event records its range)'),
-    });
-    closers.push(() => audit.close());
-    if (recordedHead && (audit.lastSeq < recordedHead.seq || (audit.lastSeq === recordedHead.seq && audit.headHash !== recordedHead.hash))) {
-      log.error({ expectedSeq: recordedHead.seq, foundSeq: audit.lastSeq }, 'the audit trail does not reach the head the store recorded: it was cut or replaced while the relay was stopped; an audit.gap event records it');
-      audit.append({ type: 'audit.gap', expectedSeq: recordedHead.seq, expectedHash: recordedHead.hash, foundSeq: audit.lastSeq, foundHash: audit.headHash });
-    }
-    if (config.audit.maxAgeMs !== undefined) {
-      const pruner = setInterval(() => {
-        try {
-          audit.prune();
-        } catch (error) {
-          log.error({ err: (error as Error).message }, 'cannot prune the audit trail');
-        }
-      }, 3_600_000).unref();
-      closers.push(() => clearInterval(pruner));
-    }
-    if (audit.recoveredBytes > 0) {
-      log.warn({ bytes: audit.recoveredBytes }, 'the audit trail ended in a torn line (a crash while writing it, before any answer); the line was cut');
-      audit.append({ type: 'audit.recovered', droppedBytes: audit.recoveredBytes });
-    }
+    const { audit, close: closeAudit } = await openAuditTrail(config, store, log);
+    closers.push(closeAudit);
     let started = false;
     closers.push(() => {
       if (!started) return;

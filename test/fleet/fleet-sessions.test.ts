@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
 import type ssh2 from 'ssh2';
+import { hashToken } from '../../relay/src/core/token-hash.js';
+import { parseSshPublicKey } from '../../relay/src/ssh/key-policy.js';
+import { SqliteStore } from '../../relay/src/store/sqlite-store.js';
 import { startFakeConsole, type FakeConsole } from '../bench/fake-console.js';
 import { startAgent, startFleet, type AgentProcess, type TestFleet } from '../helpers/fleet.js';
 import { generateKey, OpenSshSession, type KeyPair } from '../helpers/openssh.js';
+import { RELAY_BIN } from '../helpers/relay-process.js';
 import { openSsh2Shell } from '../helpers/ssh2-shell.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -161,6 +166,45 @@ describe('a fleet: two gateways, two agents', () => {
     } finally {
       for (const client of clients) client.end();
     }
+  });
+
+  test('store import brings a standalone relay\'s console and token in: the old access id works through a gateway, and a second import changes nothing', async () => {
+    const storeFile = join(dir.path, 'standalone-data', 'lifeline.db');
+    mkdirSync(join(dir.path, 'standalone-data'));
+    const standalone = new SqliteStore(storeFile);
+    const parsed = parseSshPublicKey(key.publicKey);
+    assert.ok(parsed.ok);
+    const now = Date.now();
+    const oldAccessId = randomUUID();
+    await standalone.putConsole({ virtualMachine: 'vm-b1', enabled: true, keyData: parsed.key.canonical, keyFingerprint: parsed.key.fingerprint, expiration: now + 3_600_000, accessId: oldAccessId, createdAt: now, updatedAt: now });
+    const secret = 'llt_importedTokenFromTheStandaloneRelay0123456789abcdef';
+    await standalone.createToken({ id: randomUUID(), hash: hashToken(secret), name: 'ops-reader', prefix: secret.slice(0, 10), scopes: ['consoles:read'], createdAt: now });
+    await standalone.close();
+    const run = (): { status: number | null; stdout: string; stderr: string } =>
+      spawnSync(process.execPath, [RELAY_BIN, 'store', 'import', '--config', fleet.gateways[0]!.configPath, '--from', storeFile], { encoding: 'utf8', timeout: 30_000 });
+    const first = run();
+    assert.equal(first.status, 0, first.stdout + first.stderr);
+    assert.match(first.stdout, /^imported 1 console \(access ids kept\), 0 endpoints, 1 API token from /);
+    const session = new OpenSshSession({ port: fleet.gateways[1]!.sshPort, user: oldAccessId, key: key.privateKeyPath });
+    sessions.push(session);
+    await waitUntil(
+      async () => {
+        session.send('imported-');
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        return session.output.includes('imported-');
+      },
+      15_000,
+      'the imported access id to reach vm-b1',
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; ssh said ${JSON.stringify(session.output.slice(-500))}`);
+    });
+    session.close();
+    const listed = await fetch(`${fleet.gateways[1]!.apiUrl}/v1/virtualMachines`, { headers: { authorization: `Bearer ${secret}` } });
+    assert.equal(listed.status, 200, 'the imported token works on the fleet');
+    const second = run();
+    assert.equal(second.status, 0);
+    assert.match(second.stdout, /^imported 0 consoles .* 0 API tokens/);
+    assert.match(second.stdout, /skipped console vm-b1: the fleet already has a console for vm-b1 \(the same one: imported before\)/);
   });
 
   test('an agent killed: its clients hear why within 1 s, its VMs read Unavailable, and they come back with the same access ids', async () => {

@@ -78,6 +78,30 @@ describe('gateways on one PostgreSQL database', () => {
     assert.ok(!names.includes('during-outage'), 'the refused write wrote nothing');
   });
 
+  test('one audit trail for the fleet: writes through both gateways at once make one hash chain that audit verify checks and export writes as JSONL', async () => {
+    const [one, two] = gateways as [RelayProcess, RelayProcess];
+    const made = await Promise.all(Array.from({ length: 40 }, (_, index) => (index % 2 ? one : two).api('POST', '/v1/tokens', { name: `audit-${index}`, scopes: ['vnc'] })));
+    assert.deepEqual([...new Set(made.map((response) => response.status))], [201]);
+    // An event written through one gateway is read through the other.
+    const listed = await two.api('GET', '/v1/auditEvents?limit=1000');
+    assert.equal(listed.status, 200);
+    const creates = listed.body.value.filter((event: { action?: string }) => event.action === 'token.create');
+    assert.ok(creates.length >= 40, `${creates.length} token.create events`);
+    const verified = spawnSync(process.execPath, [RELAY_BIN, 'audit', 'verify', '--config', one.configPath], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(verified.status, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, /^ok: \d+ events in the fleet database, seq 1 to \d+/);
+    const exported = spawnSync(process.execPath, [RELAY_BIN, 'audit', 'export', '--config', two.configPath], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(exported.status, 0, exported.stderr);
+    const lines = exported.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    assert.deepEqual(lines.map((event) => event.seq), lines.map((_, index) => index + 1), 'one sequence, no gaps');
+    for (let index = 1; index < lines.length; index++) assert.equal(lines[index].prev, lines[index - 1].hash);
+    // A row changed in the database is found.
+    spawnSync('/usr/lib/postgresql/15/bin/psql', [url, '-At', '-c', "UPDATE audit_events SET line = replace(line, 'audit-7', 'audit-X') WHERE line LIKE '%audit-7\"%'"], { encoding: 'utf8' });
+    const tampered = spawnSync(process.execPath, [RELAY_BIN, 'audit', 'verify', '--config', one.configPath], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(tampered.status, 1);
+    assert.match(tampered.stdout, /FAILED: the fleet database \(audit_events\) line \d+: its hash does not match its content/);
+  });
+
   test('a gateway without the fleet secret, or with another one, does not start and says what to set', () => {
     const run = (env: Record<string, string>): string => {
       const { configPath } = ephemeralConfig(dir.path, `gw-${Math.random().toString(36).slice(2, 6)}`, { role: 'gateway', store: { postgres: { url } } });

@@ -1,6 +1,6 @@
 import type { SecureContextOptions } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
-import type { AuditLog } from '../audit/audit-log.js';
+import type { AuditTrail } from '../audit/audit-format.js';
 import type { RefusalRecorder } from '../audit/refusal-recorder.js';
 import type { ConsoleDirectory, VmConsole } from '../sessions/console-seam.js';
 import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
@@ -27,7 +27,7 @@ export interface ApiDependencies {
   vncTokens: VncTokens;
   relayInfo: () => Omit<S.RelayInfo, 'endpoints' | 'caller'>;
   log: Logger;
-  audit: AuditLog;
+  audit: AuditTrail;
   /** Request counts and latencies go here, and `GET /metrics` renders it. */
   metrics?: RelayMetrics;
   /** Delays the 401s of an address that keeps sending bad tokens. */

@@ -21,6 +21,27 @@ export interface AuditEvent extends Record<string, unknown> {
   hash: string;
 }
 
+/**
+ * Where audit events go: the relay's files (audit-log.ts), or a fleet's table in PostgreSQL
+ * (fleet/fleet-audit.ts). `append` throws (files) or rejects (database) when the event cannot be
+ * written; awaiting it means the event is durable.
+ */
+export interface AuditTrail {
+  /** False while writes fail: API changes are refused until the trail can be written again. */
+  readonly healthy: boolean;
+  readonly prunedFiles: number;
+  readonly prunedEvents: number;
+  append(input: AuditEventInput): unknown;
+  read(filter: { since?: number; afterSeq?: number; match?: (event: AuditEvent) => boolean; limit: number }): Promise<{ events: AuditEvent[]; more: boolean }>;
+}
+
+/** The trail line of an event: its JSON with the hash of everything before it appended as the last field. */
+export function chainLine(event: Omit<AuditEvent, 'hash'>): { line: string; hash: string } {
+  const body = JSON.stringify(event);
+  const hash = sha256(body);
+  return { line: `${body.slice(0, -1)},"hash":"${hash}"}`, hash };
+}
+
 export function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }

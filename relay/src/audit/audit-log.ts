@@ -1,10 +1,10 @@
 import { syncFolder } from '../store/durable-file.js';
 import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { AUDIT_FILE, auditFiles, GENESIS, sha256, splitLine, type AuditEvent, type AuditEventInput } from './audit-format.js';
+import { AUDIT_FILE, auditFiles, chainLine, GENESIS, splitLine, type AuditEvent, type AuditEventInput, type AuditTrail } from './audit-format.js';
 import { readAuditEvents, type AuditReadFilter } from './audit-read.js';
 
-export type { AuditEvent, AuditEventInput } from './audit-format.js';
+export type { AuditEvent, AuditEventInput, AuditTrail } from './audit-format.js';
 
 /*
  * The audit trail: `<dataDir>/audit.jsonl`, one JSON object a line, each chained to the one
@@ -94,7 +94,7 @@ export interface AuditLogOptions {
   onPrune?: (range: PrunedRange) => void;
 }
 
-export class AuditLog {
+export class AuditLog implements AuditTrail {
   private fd: number;
   private size: number;
   private seq = 0;
@@ -147,9 +147,9 @@ export class AuditLog {
   append(input: AuditEventInput): AuditEvent {
     const seq = this.seq + 1;
     const event = { seq, time: new Date((this.options.now ?? Date.now)()).toISOString(), prev: this.head, ...input };
-    const body = JSON.stringify(event);
-    const hash = sha256(body);
-    const line = `${body.slice(0, -1)},"hash":"${hash}"}\n`;
+    const chained = chainLine(event);
+    const { hash } = chained;
+    const line = `${chained.line}\n`;
     try {
       const bytes = Buffer.from(line, 'utf8');
       let written = 0;

@@ -42,15 +42,26 @@ function withCommas(n: number): string {
  */
 export function verifyAuditTrail(dir: string, recorded?: RecordedHead): VerifyResult {
   const files = auditFiles(dir);
+  const segments = files.map((file) => {
+    const lines = readFileSync(file, 'utf8').split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    return { file, lines };
+  });
+  return verifyChain(segments, files.at(-1) ?? join(dir, AUDIT_FILE), recorded);
+}
+
+/**
+ * The same checks on any sequence of trail lines: the files of a relay's trail, or the rows of a
+ * fleet's trail in PostgreSQL (one segment). `tail` names where a missing end would be.
+ */
+export function verifyChain(segments: Array<{ file: string; lines: string[] }>, tail: string, recorded?: RecordedHead): VerifyResult {
   let previous: { seq: number; hash: string } | undefined;
   let first: { seq: number; prev: string; file: string } | undefined;
   let events = 0;
   const pruned: PrunedRange[] = [];
   let gap: { file: string; line: number; event: AuditEvent } | undefined;
   let hashAtRecorded: string | undefined;
-  for (const file of files) {
-    const lines = readFileSync(file, 'utf8').split('\n');
-    if (lines[lines.length - 1] === '') lines.pop();
+  for (const { file, lines } of segments) {
     for (const [index, line] of lines.entries()) {
       const at = { file, line: index + 1, events };
       const parts = splitLine(line);
@@ -92,7 +103,7 @@ export function verifyAuditTrail(dir: string, recorded?: RecordedHead): VerifyRe
     return { ok: false, file: gap.file, line: gap.line, events, problem: `when the relay started, it found ${what} (audit.gap event ${gap.event.seq}): the trail was cut or replaced while it was stopped` };
   }
   if (recorded && recorded.seq > 0) {
-    const where = { file: files.at(-1) ?? join(dir, AUDIT_FILE), line: 0, events };
+    const where = { file: tail, line: 0, events };
     if (!previous) return { ok: false, ...where, problem: `the trail is empty or missing, but the relay's store recorded ${withCommas(recorded.seq)} events (the last with hash ${recorded.hash})` };
     if (previous.seq < recorded.seq) {
       return { ok: false, ...where, problem: `events ${withCommas(previous.seq + 1)}–${withCommas(recorded.seq)} are missing at the end: the trail stops at ${withCommas(previous.seq)}, but the relay's store recorded ${withCommas(recorded.seq)} as written` };
@@ -101,5 +112,5 @@ export function verifyAuditTrail(dir: string, recorded?: RecordedHead): VerifyRe
       return { ok: false, ...where, problem: `event ${withCommas(recorded.seq)} is not the one the relay's store recorded (hash ${recorded.hash}): the trail was rewritten from there on` };
     }
   }
-  return { ok: true, files: files.length, events, firstSeq: first?.seq, lastSeq: previous?.seq, head: previous?.hash ?? GENESIS, anchored: !anchor, ...(anchor && { pruned: anchor }) };
+  return { ok: true, files: segments.length, events, firstSeq: first?.seq, lastSeq: previous?.seq, head: previous?.hash ?? GENESIS, anchored: !anchor, ...(anchor && { pruned: anchor }) };
 }

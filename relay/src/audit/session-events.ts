@@ -2,10 +2,10 @@ import type { SessionGrant } from '../core/console-rules.js';
 import type { Logger } from '../logger.js';
 import type { CloseReason, LiveSession } from '../sessions/live-session.js';
 import type { SessionEvents } from '../sessions/session-supervisor.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditTrail } from './audit-format.js';
 
 /** Session opened/closed events for the audit trail: who (the key), which VM, how, why it ended, how much. Never console content. */
-export function sessionAuditEvents(audit: AuditLog, log: Logger): SessionEvents {
+export function sessionAuditEvents(audit: AuditTrail, log: Logger): SessionEvents {
   const write = (event: { type: string } & Record<string, unknown>): void => {
     try {
       audit.append(event);

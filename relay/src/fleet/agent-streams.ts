@@ -63,9 +63,13 @@ export class AgentStreams {
       gateway.send({ type: 'stream-ended', session: request.session, reason: { code: 'displaced', message: `another session was opened for ${request.virtualMachine}${newer.owner ? ` (${newer.owner})` : ''}` } });
       return reject();
     }
+    // The view the slot's transaction read is at least as fresh as any this agent was told (a console imported or changed outside the API).
+    const offered = request.console;
     const known = this.consoles.get(request.virtualMachine);
-    if (request.grant && known !== undefined) {
-      const why = this.refusal(request.virtualMachine, request.grant, known);
+    if (offered && (!known || offered.updatedAt >= known.updatedAt)) this.consoles.set(request.virtualMachine, offered);
+    const current = offered ?? known;
+    if (request.grant && current !== undefined) {
+      const why = this.refusal(request.virtualMachine, request.grant, current);
       if (why) {
         gateway.send({ type: 'stream-ended', session: request.session, reason: { code: why, message: revocationMessage(why, request.virtualMachine) } });
         return reject();
@@ -174,6 +178,8 @@ export class AgentStreams {
   /** A gateway's word on a VM's Console resource: streams it no longer admits end; a new holder gets no old output. */
   console(virtualMachine: string, view: ConsoleView | null): void {
     const previous = this.consoles.get(virtualMachine);
+    // Gateways may tell of one change in either order: an older view than the one held is stale.
+    if (view && previous && view.updatedAt < previous.updatedAt) return;
     this.consoles.set(virtualMachine, view);
     if (previous && (!view || previous.accessId !== view.accessId || previous.keyFingerprint !== view.keyFingerprint)) this.directory.get(virtualMachine)?.serial?.clearReplay();
     for (const served of [...this.served]) {

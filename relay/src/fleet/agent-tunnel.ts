@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { fingerprintOf } from '../core/ssh-public-key.js';
+import type { ConsoleView } from './fleet-protocol.js';
 import { socketOf } from '../ssh/ssh2-internals.js';
 import type { Logger } from '../logger.js';
 
@@ -31,6 +32,8 @@ export interface StreamRequest {
   grant?: { accessId: string; keyFingerprint: string };
   /** The console's expiration when the stream opened (epoch ms): the agent ends it then unless told of a later one. */
   expiration?: number;
+  /** The Console resource as the slot's transaction read it: fresher than any the agent was told before. */
+  console?: ConsoleView;
   /** Who opened it (`session 1a2b3c4d from 10.0.0.5 via SSH`), for the reason line of the session it displaces. */
   owner?: string;
 }

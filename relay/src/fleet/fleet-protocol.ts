@@ -42,10 +42,12 @@ export interface ConsoleView {
   enabled: boolean;
   keyFingerprint: string;
   expiration: number;
+  /** When it was last written (epoch ms): of two views of one console, the later one holds. */
+  updatedAt: number;
 }
 
 export function consoleView(record: ConsoleRecord | undefined): ConsoleView | null {
-  return record ? { accessId: record.accessId, enabled: record.enabled, keyFingerprint: record.keyFingerprint, expiration: record.expiration } : null;
+  return record ? { accessId: record.accessId, enabled: record.enabled, keyFingerprint: record.keyFingerprint, expiration: record.expiration, updatedAt: record.updatedAt } : null;
 }
 
 export interface HelloMessage {

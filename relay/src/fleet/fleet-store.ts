@@ -4,7 +4,7 @@ import { revocationMessage, revocationReason, type SessionGrant } from '../core/
 import { DomainError } from '../core/domain-error.js';
 import { hashToken } from '../core/token-hash.js';
 import { toConsole, unavailableError } from '../store/postgres-rows.js';
-import type { VmDescriptor } from './fleet-protocol.js';
+import { consoleView, type ConsoleView, type VmDescriptor } from './fleet-protocol.js';
 
 /** A gateway whose heartbeat is older than this is gone: its session slots and tunnels are cleared. */
 export const GATEWAY_STALE_MS = 10_000;
@@ -186,7 +186,7 @@ export class FleetStore {
    * the console under its row lock: the fence returned is greater than every one before it, so the
    * agent can keep only the newest. Refused (a DomainError whose code is the revocation reason) when the console no longer admits the grant.
    */
-  claimSlot(virtualMachine: string, kind: 'serial' | 'vnc', owner: SlotOwner, now = Date.now()): Promise<{ fence: number; expiration: number | undefined }> {
+  claimSlot(virtualMachine: string, kind: 'serial' | 'vnc', owner: SlotOwner, now = Date.now()): Promise<{ fence: number; console: ConsoleView | null }> {
     return this.run(() =>
       this.sql.begin(async (tx) => {
         const [row] = await tx`SELECT * FROM consoles WHERE virtual_machine = ${virtualMachine} FOR UPDATE`;
@@ -200,7 +200,7 @@ export class FleetStore {
           ON CONFLICT (virtual_machine, kind) DO UPDATE SET session = excluded.session, gateway = excluded.gateway, fence = excluded.fence,
             remote_address = excluded.remote_address, path = excluded.path, started_at = excluded.started_at
           RETURNING fence`;
-        return { fence: Number(slot!.fence), expiration: row ? Number(row.expiration) : undefined };
+        return { fence: Number(slot!.fence), console: consoleView(row && toConsole(row)) };
       }),
     );
   }

@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js';
 import { PowerActionError, type ConsoleType, type PowerAction, type PowerState, type SerialSink, type SerialStream, type StreamOwner, type VmConsole, type VncStream } from '../sessions/console-seam.js';
 import type { CloseCode, CloseReason } from '../sessions/live-session.js';
 import type { StreamRequest } from './agent-tunnel.js';
-import type { VmDescriptor } from './fleet-protocol.js';
+import type { ConsoleView, VmDescriptor } from './fleet-protocol.js';
 
 /** What a remote VM needs of the agent it lives on, while that agent's tunnel to this gateway is up. */
 export interface AgentPeer {
@@ -18,7 +18,7 @@ export interface AgentPeer {
 }
 
 /** Takes the VM's session slot in the fleet's database: the fencing number and the console's expiration. */
-export type ClaimSlot = (virtualMachine: string, kind: 'serial' | 'vnc', session: string, owner: StreamOwner) => Promise<{ fence: number; expiration: number | undefined }>;
+export type ClaimSlot = (virtualMachine: string, kind: 'serial' | 'vnc', session: string, owner: StreamOwner) => Promise<{ fence: number; console: ConsoleView | null }>;
 export type ReleaseSlot = (virtualMachine: string, kind: 'serial' | 'vnc', session: string) => void;
 
 import { CONTROL_PLANE_UNREACHABLE as UNREACHABLE_MESSAGE } from '../ssh/ssh-console-server.js';
@@ -81,11 +81,12 @@ export class RemoteVm implements VmConsole {
     let reason: CloseReason | undefined;
     let channel: Duplex;
     try {
-      const { fence, expiration } = await this.slots.claim(this.name, 'vnc', session, given);
-      channel = await peer.openStream(streamRequest('vnc', this.name, session, fence, given, expiration), (why) => (reason = why));
+      const { fence, console } = await this.slots.claim(this.name, 'vnc', session, given);
+      channel = await peer.openStream(streamRequest('vnc', this.name, session, fence, given, console), (why) => (reason = why));
     } catch (error) {
       this.slots.release(this.name, 'vnc', session);
-      throw new Error(openFailure(error, this.name, this.agent).message, { cause: error });
+      // The agent's own reason (displaced, revoked) when it gave one before refusing.
+      throw new Error((reason ?? openFailure(error, this.name, this.agent)).message, { cause: error });
     }
     channel.once('close', () => this.slots.release(this.name, 'vnc', session));
     return {
@@ -107,14 +108,14 @@ export class RemoteVm implements VmConsole {
   }
 }
 
-function streamRequest(kind: 'serial' | 'vnc', vm: string, session: string, fence: number, owner: StreamOwner, expiration: number | undefined): StreamRequest {
+function streamRequest(kind: 'serial' | 'vnc', vm: string, session: string, fence: number, owner: StreamOwner, console: ConsoleView | null): StreamRequest {
   return {
     kind,
     virtualMachine: vm,
     fence,
     session,
     ...(owner.grant && { grant: { accessId: owner.grant.accessId, keyFingerprint: owner.grant.keyFingerprint } }),
-    ...(expiration !== undefined && { expiration }),
+    ...(console && { expiration: console.expiration, console }),
     owner: describeOwner(session, owner),
   };
 }
@@ -157,9 +158,9 @@ export class RemoteSerial extends EventEmitter implements SerialStream {
     const open = async (): Promise<void> => {
       const peer = vm.peer;
       if (!peer) throw new Error(`its hypervisor agent ${vm.agent} is not connected to this gateway`);
-      const { fence, expiration } = await this.slots.claim(vm.name, 'serial', session, given);
+      const { fence, console } = await this.slots.claim(vm.name, 'serial', session, given);
       if (detached) return this.slots.release(vm.name, 'serial', session);
-      const channel = await peer.openStream(streamRequest('serial', vm.name, session, fence, given, expiration), (why) => (reason = why));
+      const channel = await peer.openStream(streamRequest('serial', vm.name, session, fence, given, console), (why) => (reason = why));
       if (detached) {
         channel.destroy();
         return;
@@ -186,7 +187,8 @@ export class RemoteSerial extends EventEmitter implements SerialStream {
     };
     open().catch((error: unknown) => {
       this.slots.release(vm.name, 'serial', session);
-      end(openFailure(error, vm.name, vm.agent));
+      // The agent's own reason (displaced, revoked) when it gave one before refusing.
+      end(reason ?? openFailure(error, vm.name, vm.agent));
     });
     return () => {
       if (detached) return;

@@ -79,7 +79,13 @@ export const PG_MIGRATIONS: readonly string[] = [
      endpoint text NOT NULL,
      grant_data jsonb NOT NULL,
      expires_at bigint NOT NULL);
-   CREATE INDEX vnc_tokens_vm ON vnc_tokens (virtual_machine);`,
+   CREATE INDEX vnc_tokens_vm ON vnc_tokens (virtual_machine);
+   CREATE TABLE audit_events (
+     seq bigint PRIMARY KEY,
+     hash text NOT NULL,
+     line text NOT NULL,
+     type text NOT NULL,
+     time_ms bigint NOT NULL);`,
 ];
 
 export type Row = Record<string, unknown>;

@@ -54,7 +54,7 @@ const auditPlugin: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps }) 
         const kind = JSON.stringify([event.action, token.id, request.ip, event.request, status, code]);
         if (!deps.refusals.record(event, kind, [`token:${token.id}`, `address:${request.ip}`])) request.auditQuiet = true;
       } else {
-        deps.audit.append(event);
+        await deps.audit.append(event);
       }
     } catch (error) {
       request.log.error({ err: (error as Error).message }, 'cannot write the audit trail');
