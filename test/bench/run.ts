@@ -20,6 +20,7 @@ import { fmt, median, quantile, ratio, spread } from './stats.js';
 import { rssKiB, treeCpuSeconds, treeRssKiB } from '../helpers/proc.js';
 import { idleFlood } from '../helpers/flood.js';
 import { startSshd } from './sshd-peer.js';
+import { fleetSection } from './fleet-bench.js';
 import { freePort } from '../helpers/ports.js';
 
 const quick = process.argv.includes('--quick');
@@ -455,6 +456,19 @@ async function main(): Promise<void> {
     await floodRelay.stop();
     floodSshd.stop();
   });
+
+  await section('8. Fleet: one VM through gateway → agent against a standalone relay', () =>
+    fleetSection({
+      P,
+      dir: tmp.path,
+      key,
+      standalone: { relay, accessId, mintUrl: async () => ((await relay.api('POST', '/v1/virtualMachines/bench/vncTokens')).body.url as string).replace(/^http/, 'ws') },
+      standaloneWith: (vms) => relayWith(vms, `standalone-${Date.now()}`),
+      report,
+      targets,
+      cleanups,
+    }),
+  );
 
   const cpu = cpus()[0]?.model ?? 'unknown';
   const header = [
