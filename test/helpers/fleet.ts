@@ -17,8 +17,8 @@ export interface AgentProcess {
 }
 
 /** Runs `lifeline-relay serve` with an agent config and waits for its "agent ready" line. */
-export async function startAgent(configPath: string, env: Record<string, string> = {}): Promise<AgentProcess> {
-  const child = spawn(process.execPath, [RELAY_BIN, 'serve', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startAgent(configPath: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<AgentProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, RELAY_BIN, 'serve', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -68,7 +68,7 @@ export interface TestFleet {
 }
 
 /** A fleet of its own: a PostgreSQL server, `gatewayCount` gateway processes on it, and agents as the test adds them. */
-export async function startFleet(dir: string, gatewayCount = 2, options: { databaseUrl?: (gateway: number, url: string, pg: TestPostgres) => Promise<string> } = {}): Promise<TestFleet> {
+export async function startFleet(dir: string, gatewayCount = 2, options: { databaseUrl?: (gateway: number, url: string, pg: TestPostgres) => Promise<string>; /** For every gateway and agent process (`--cpu-prof`). */ nodeArgs?: string[] } = {}): Promise<TestFleet> {
   const pg = await startPostgres();
   const agents: AgentProcess[] = [];
   const gateways: RelayProcess[] = [];
@@ -85,7 +85,7 @@ export async function startFleet(dir: string, gatewayCount = 2, options: { datab
       const port = 20_000 + Math.floor(Math.random() * 20_000);
       const gatewayUrl = options.databaseUrl ? await options.databaseUrl(index, url, pg) : url;
       const { configPath, dataDir } = ephemeralConfig(dir, `gw${index + 1}`, { role: 'gateway', store: { postgres: { url: gatewayUrl } }, agents: { listen: `127.0.0.1:${port}` } });
-      gateways.push(await startRelay(configPath, dataDir, FLEET_ENV));
+      gateways.push(await startRelay(configPath, dataDir, FLEET_ENV, options.nodeArgs));
       agentAddresses.push(`127.0.0.1:${port}`);
     }
   } catch (error) {
@@ -102,7 +102,7 @@ export async function startFleet(dir: string, gatewayCount = 2, options: { datab
       if (joined.status !== 201) throw new Error(`join token: ${joined.status} ${JSON.stringify(joined.body)}`);
       const configPath = join(dir, `${name}.json`);
       writeFileSync(configPath, JSON.stringify({ role: 'agent', dataDir: join(dir, `${name}-data`), agent: { name, caFingerprint: joined.body.caFingerprint }, gateways: [agentAddresses[0]], joinToken: joined.body.token, ...settings }));
-      const agent = await startAgent(configPath);
+      const agent = await startAgent(configPath, {}, options.nodeArgs);
       agents.push(agent);
       return agent;
     },

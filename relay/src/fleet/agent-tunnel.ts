@@ -112,6 +112,8 @@ export class AgentTunnelServer {
   private onClient(client: ssh2.Connection): void {
     const { log } = this.options;
     this.clients.add(client);
+    // Window adjustments and keystrokes are small packets: Nagle would hold them back behind unacknowledged data.
+    socketOf(client)?.setNoDelay(true);
     let name = '';
     let keyFingerprint = '';
     let forwarded = false;
@@ -258,6 +260,7 @@ export function dialGateway(options: AgentTunnelClientOptions): Promise<{ send(m
       options.onStream(request, accept, rejectStream);
     });
     client.once('ready', () => {
+      client.setNoDelay(true);
       client.forwardIn(BIND.address, BIND.port, (error) => {
         if (error) return reject(error);
         client.exec(CONTROL_COMMAND, (execError, channel) => {
