@@ -1,4 +1,5 @@
 import { VirtualMachineRegistry } from './backends/virtual-machines.js';
+import type { AuditTrail } from './audit/audit-format.js';
 import type { RelayConfig } from './config/config.js';
 import { createSource, Discovery } from './discovery/discovery.js';
 import { FleetVncTokens } from './fleet/fleet-vnc-tokens.js';
@@ -25,7 +26,7 @@ export interface RelayConsoles {
   close(): Promise<void>;
 }
 
-export async function openConsoles(config: RelayConfig, deps: { store: Store; hostKey: HostKey; supervisor: SessionSupervisor; log: Logger }): Promise<RelayConsoles> {
+export async function openConsoles(config: RelayConfig, deps: { store: Store; hostKey: HostKey; supervisor: SessionSupervisor; log: Logger; audit: AuditTrail }): Promise<RelayConsoles> {
   const { log, supervisor } = deps;
   if (config.role === 'gateway' && config.gateway) {
     if (!(deps.store instanceof PostgresStore)) throw new Error('a gateway runs on the fleet database (store.postgres.url)');
@@ -36,6 +37,13 @@ export async function openConsoles(config: RelayConfig, deps: { store: Store; ho
       log,
       revalidate: (vm) => supervisor.revalidate(vm),
       connectedVms: () => supervisor.connectedVms(),
+      audit: (event) => {
+        try {
+          void Promise.resolve(deps.audit.append(event)).catch(() => {});
+        } catch (error) {
+          log.error({ err: (error as Error).message }, 'cannot write the audit trail');
+        }
+      },
     });
     return {
       directory: fleet.directory,

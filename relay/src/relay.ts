@@ -89,7 +89,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     const supervisor = new SessionSupervisor(store, log);
     const auditEvents = sessionAuditEvents(audit, log.child({ component: 'audit' }));
     // A discovered VM that goes away (or comes back with new channels) ends its sessions with the reason.
-    const relayConsoles = await openConsoles(config, { store, hostKey, supervisor, log });
+    const relayConsoles = await openConsoles(config, { store, hostKey, supervisor, log, audit });
     const virtualMachines = relayConsoles.directory;
     virtualMachines.onGone((name, reason) => {
       supervisor.closeConnections((connection) => connection.grant.virtualMachine === name, { code: 'vm-gone', message: reason });

@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { DaemonSet } from 'kubernetes-models/apps/v1';
+import { Cluster } from '@kubernetes-models/cloudnative-pg/postgresql.cnpg.io/v1/Cluster';
+import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { loadConfigFile } from '../../relay/src/config/load-config.js';
 import { checkAdvertised, parseConfig } from '../../relay/src/config/parse-config.js';
 import { REPO_ROOT } from '../helpers/relay-process.js';
+import { tempDir } from '../helpers/temp.js';
 
 const DEPLOY = join(REPO_ROOT, 'deploy');
 const UNIT = join(DEPLOY, 'systemd', 'lifeline-relay.service');
@@ -101,4 +105,66 @@ describe('headless deployment: systemd unit, container image recipe, Kubernetes 
     assert.equal(config.api.port, 8440);
     assert.deepEqual(config.discover, [{ kind: 'libvirt', uri: 'qemu:///system' }]);
   });
+
+  test('the fleet\'s systemd units (gateway, agent) pass systemd-analyze verify with a low exposure', () => {
+    for (const name of ['lifeline-gateway', 'lifeline-agent']) {
+      const unit = join(DEPLOY, 'systemd', `${name}.service`);
+      const verify = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+      assert.equal(`${verify.stdout}${verify.stderr}`.trim(), '', `${name}: no warning`);
+      assert.equal(verify.status, 0);
+      const security = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', unit], { encoding: 'utf8' });
+      const exposure = Number(new RegExp(`Overall exposure level for ${name}\\.service: ([\\d.]+)`).exec(security.stdout)?.[1]);
+      assert.ok(exposure <= 2.0, `${name}: exposure ${exposure}`);
+      const text = readFileSync(unit, 'utf8');
+      assert.ok(text.includes(`ExecStart=/usr/bin/env node ${ENTRY} serve --config /etc/lifeline/${name.replace('lifeline-', '')}.yaml`));
+    }
+  });
+
+  test('the fleet manifests validate against the Kubernetes and CloudNativePG schemas, fit together, and carry configs the relay accepts', () => {
+    const read = (file: string): Array<Record<string, any>> => parseAllDocuments(readFileSync(join(DEPLOY, 'kubernetes', file), 'utf8')).map((d) => d.toJS() as Record<string, any>);
+    const documents = read('lifeline-fleet.yaml');
+    const models: Record<string, new (value: any) => { validate(): void }> = { Namespace, ConfigMap, Deployment, PodDisruptionBudget, DaemonSet, Service };
+    assert.deepEqual(documents.map((d) => d.kind), ['Namespace', 'ConfigMap', 'ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'Service', 'DaemonSet'], 'no Secret in the manifest');
+    for (const document of documents) new models[document.kind]!(document).validate();
+    const [cluster] = read('lifeline-postgres.yaml');
+    new Cluster(cluster as any).validate();
+    assert.throws(() => new Cluster({ ...cluster, spec: { ...cluster!.spec, instances: 'three' } } as any).validate(), /instances must be integer/);
+
+    const [, gatewayConfig, agentConfig, deployment, pdb, service, agentsService, daemonSet] = documents as any[];
+    const gatewayLabels = deployment.spec.template.metadata.labels;
+    assert.equal(deployment.spec.replicas, 2);
+    assert.deepEqual(pdb.spec.selector.matchLabels, gatewayLabels);
+    assert.equal(pdb.spec.minAvailable, 1);
+    assert.deepEqual(service.spec.selector, gatewayLabels);
+    assert.deepEqual(service.spec.ports.map((p: any) => p.port), [2222, 6080, 8440]);
+    assert.equal(agentsService.spec.clusterIP, 'None');
+    assert.deepEqual(agentsService.spec.selector, gatewayLabels);
+    assert.deepEqual(agentsService.spec.ports.map((p: any) => [p.port, p.targetPort]), [[3024, 'agents']]);
+    const gateway = deployment.spec.template.spec.containers[0];
+    assert.deepEqual(gateway.readinessProbe.httpGet, { path: '/healthz', port: 'api', scheme: 'HTTPS' });
+    const fromSecret = (container: any, name: string): any => container.env.find((e: any) => e.name === name)?.valueFrom?.secretKeyRef;
+    for (const name of ['LIFELINE_POSTGRES_URL', 'LIFELINE_ADMIN_TOKEN', 'LIFELINE_FLEET_SECRET']) assert.equal(fromSecret(gateway, name)?.name, 'lifeline-fleet', `${name} from the Secret`);
+    const agent = daemonSet.spec.template.spec.containers[0];
+    assert.equal(agent.ports, undefined, 'the agent has no ports');
+    assert.ok(!documents.some((d) => d.kind === 'Service' && d.spec.selector?.['app.kubernetes.io/name'] === 'lifeline-agent'), 'and no Service');
+
+    // The configs they carry, with the environment the pods give them.
+    const tmp = tempDir('deploy');
+    try {
+      const gatewayFile = join(tmp.path, 'gateway.yaml');
+      writeFileSync(gatewayFile, gatewayConfig.data['gateway.yaml']);
+      const parsedGateway = loadConfigFile(gatewayFile, { LIFELINE_POSTGRES_URL: 'postgres://lifeline@db:5432/lifeline', LIFELINE_ADVERTISE_ADDRESS: '10.244.1.7' });
+      assert.equal(parsedGateway.role, 'gateway');
+      assert.deepEqual(parsedGateway.gateway?.agentsAdvertise, { host: '10.244.1.7', port: 3024 }, 'each gateway pod advertises its own IP to agents');
+      const agentFile = join(tmp.path, 'agent.yaml');
+      writeFileSync(agentFile, agentConfig.data['agent.yaml']);
+      const parsedAgent = loadConfigFile(agentFile, { LIFELINE_AGENT_NAME: 'hv-7' });
+      assert.equal(parsedAgent.agent?.name, 'hv-7');
+      assert.equal(parsedAgent.agent?.joinTokenFile, '/etc/lifeline-join/{agent}');
+      assert.throws(() => loadConfigFile(agentFile, {}), /agent\.name: is needed with role: agent.*LIFELINE_AGENT_NAME/);
+    } finally {
+      tmp.dispose();
+    }
+  });
 });
+

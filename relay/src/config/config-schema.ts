@@ -121,13 +121,14 @@ const Fleet = {
   ),
   agent: strict(
     {
-      name: text({ pattern: VM_NAME.source, errorMessage: "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit" }),
+      name: Type.Optional(text({ pattern: VM_NAME.source, errorMessage: "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", description: 'LIFELINE_AGENT_NAME overrides it (a Kubernetes node name)' })),
       caFingerprint: Type.Optional(text({ pattern: '^SHA256:[A-Za-z0-9+/]{43}$', errorMessage: 'must be the SHA256:… fingerprint POST /v1/agentJoinTokens answered with' })),
     },
     "An agent's name in the fleet, and the fleet's SSH host key fingerprint it pins",
   ),
   gateways: Type.Optional(Type.Array(HOST_PORT, { errorMessage: 'must be a list', description: 'Gateways an agent dials (it learns the others from them)' })),
   joinToken: Type.Optional(text({ description: "An agent's single-use join token (LIFELINE_JOIN_TOKEN overrides), needed on its first start only" })),
+  joinTokenFile: Type.Optional(text({ description: "A file holding the agent's join token; {agent} in the path is the agent's name (one Secret with a key per node, mounted as files); a missing file is no token" })),
 };
 
 export const ConfigDocument = Type.Object(

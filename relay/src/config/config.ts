@@ -56,6 +56,8 @@ export interface AgentConfig {
   gateways: HostPort[];
   /** `joinToken`, or LIFELINE_JOIN_TOKEN: needed until the agent has joined. */
   joinToken?: string;
+  /** `joinTokenFile`: where to read the join token when it is not given ({agent}: the agent's name). */
+  joinTokenFile?: string;
   /** The fleet's SSH host key fingerprint; without it the first gateway's key is trusted and pinned. */
   caFingerprint?: string;
 }

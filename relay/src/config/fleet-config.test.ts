@@ -52,7 +52,13 @@ test('an agent: a name, at least one gateway, the join token from the file or LI
     gateways: [{ host: 'gw-1.example.com', port: 3024 }, { host: '::1', port: 3025 }, { host: '127.0.0.1', port: 3024 }],
     joinToken: 'lljoin_b',
   });
-  refused(() => parse({ role: 'agent', gateways: ['gw:3024'] }), 'agent.name', /needed with role: agent/);
+  // The name may come from the environment (a Kubernetes node name); without either it is refused.
+  refused(() => checkFleet(parse({ role: 'agent', gateways: ['gw:3024'] }), {}), 'agent.name', /needed with role: agent.*LIFELINE_AGENT_NAME/);
+  const named = parse({ role: 'agent', gateways: ['gw:3024'], joinTokenFile: '/etc/lifeline-join/{agent}' });
+  checkFleet(named, { LIFELINE_AGENT_NAME: 'node-7' });
+  assert.equal(named.agent?.name, 'node-7');
+  assert.equal(named.agent?.joinTokenFile, '/etc/lifeline-join/{agent}');
+  refused(() => checkFleet(parse({ role: 'agent', gateways: ['gw:3024'] }), { LIFELINE_AGENT_NAME: 'node 7' }), 'LIFELINE_AGENT_NAME', /letters, digits/);
   refused(() => parse({ role: 'agent', agent: { name: 'hv-1' } }), 'gateways', /at least one gateway/);
   refused(() => parse({ role: 'agent', agent: { name: 'hv-1' }, gateways: ['gw'] }), 'gateways[0]', /<host>:<port>/);
   refused(() => parse({ role: 'agent', agent: { name: 'hv 1' }, gateways: ['gw:1'] }), 'agent.name', /letters, digits/);

@@ -1,4 +1,4 @@
-import type { AgentConfig, GatewayConfig, RelayConfig, RelayRole } from './config.js';
+import { VM_NAME, type AgentConfig, type GatewayConfig, type RelayConfig, type RelayRole } from './config.js';
 import { parseHostPort, parseListen } from './listen-address.js';
 import { ConfigError } from './config-error.js';
 import type { ConfigDocument } from './config-schema.js';
@@ -9,9 +9,9 @@ import type { ConfigDocument } from './config-schema.js';
  * role takes it rather than a setting silently ignored.
  */
 
-type FleetDocument = Pick<ConfigDocument, 'role' | 'store' | 'agents' | 'agent' | 'gateways' | 'joinToken'>;
+type FleetDocument = Pick<ConfigDocument, 'role' | 'store' | 'agents' | 'agent' | 'gateways' | 'joinToken' | 'joinTokenFile'>;
 
-const ONLY: Record<string, RelayRole> = { store: 'gateway', agents: 'gateway', agent: 'agent', gateways: 'agent', joinToken: 'agent' };
+const ONLY: Record<string, RelayRole> = { store: 'gateway', agents: 'gateway', agent: 'agent', gateways: 'agent', joinToken: 'agent', joinTokenFile: 'agent' };
 
 /** The fleet part of a RelayConfig, before the environment (LIFELINE_POSTGRES_URL, LIFELINE_JOIN_TOKEN) is applied. */
 export function fleetOf(document: FleetDocument): Pick<RelayConfig, 'role' | 'gateway' | 'agent'> {
@@ -32,14 +32,15 @@ export function fleetOf(document: FleetDocument): Pick<RelayConfig, 'role' | 'ga
     return { role, gateway };
   }
   if (role === 'agent') {
-    if (document.agent === undefined) throw new ConfigError('agent.name', 'is needed with role: agent: the name of this hypervisor in the fleet, such as hv-1 (unique in the fleet)');
     const gateways = (document.gateways ?? []).map((text, index) => parseHostPort(`gateways[${index}]`, text));
     if (gateways.length === 0) throw new ConfigError('gateways', 'needs at least one gateway an agent can dial, such as [gateway-1.example.com:3024] (it learns the others from it)');
     const agent: AgentConfig = {
-      name: document.agent.name,
+      // Checked once the environment is applied (LIFELINE_AGENT_NAME).
+      name: document.agent?.name ?? '',
       gateways,
       ...(document.joinToken !== undefined && { joinToken: document.joinToken }),
-      ...(document.agent.caFingerprint !== undefined && { caFingerprint: document.agent.caFingerprint }),
+      ...(document.joinTokenFile !== undefined && { joinTokenFile: document.joinTokenFile }),
+      ...(document.agent?.caFingerprint !== undefined && { caFingerprint: document.agent.caFingerprint }),
     };
     return { role, agent };
   }
@@ -61,8 +62,21 @@ export function checkFleet(config: RelayConfig, env: NodeJS.ProcessEnv): void {
     if (config.virtualMachines.length > 0 || config.discover.length > 0) {
       throw new ConfigError(config.virtualMachines.length > 0 ? 'virtualMachines' : 'discover', 'a gateway holds no VM sockets: list the VMs in the config of the agent on their hypervisor');
     }
-    const { host } = config.gateway.agentsListen;
-    if (!config.gateway.agentsAdvertise && host !== '0.0.0.0' && host !== '::') config.gateway.agentsAdvertise = { ...config.gateway.agentsListen };
+    const { host, port } = config.gateway.agentsListen;
+    if (!config.gateway.agentsAdvertise) {
+      // A wildcard listener is advertised at the address clients are sent to (LIFELINE_ADVERTISE_ADDRESS: a pod's IP), if there is one.
+      const advertised = config.endpoints.default.advertiseAddress;
+      if (host !== '0.0.0.0' && host !== '::') config.gateway.agentsAdvertise = { ...config.gateway.agentsListen };
+      else if (advertised) config.gateway.agentsAdvertise = { host: advertised, port };
+    }
   }
-  if (config.role === 'agent' && config.agent && joinToken) config.agent.joinToken = joinToken;
+  if (config.role === 'agent' && config.agent) {
+    if (joinToken) config.agent.joinToken = joinToken;
+    const name = env.LIFELINE_AGENT_NAME?.trim();
+    if (name) {
+      if (!VM_NAME.test(name)) throw new ConfigError('LIFELINE_AGENT_NAME', `must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit, got "${name.slice(0, 64)}"`);
+      config.agent.name = name;
+    }
+    if (!config.agent.name) throw new ConfigError('agent.name', 'is needed with role: agent: the name of this hypervisor in the fleet, such as hv-1 (unique in the fleet); or set LIFELINE_AGENT_NAME');
+  }
 }

@@ -123,7 +123,7 @@ function tlsOf(tls: ConfigDocument['api']['tls'], baseDir: string): TlsConfig {
 
 /** Validates a parsed config document; `source` is the file it came from (relative paths resolve against its folder). */
 export function parseConfig(document: unknown, source: string, baseDir: string): RelayConfig {
-  const { api, ssh, vnc, endpoints, consoles, serial, log, audit, role, store, agents, agent, gateways, joinToken, ...root } = checkDocument(document);
+  const { api, ssh, vnc, endpoints, consoles, serial, log, audit, role, store, agents, agent, gateways, joinToken, joinTokenFile, ...root } = checkDocument(document);
   const { ipAddress, advertiseAddress } = endpoints.default;
   if (isIP(ipAddress) !== 4) throw new ConfigError('endpoints.default.ipAddress', `must be an IPv4 address such as 127.0.0.1, got ${describeValue(ipAddress)}`);
   if (advertiseAddress !== undefined && !isAdvertisable(advertiseAddress)) {
@@ -134,7 +134,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
   if (defaultTtlMs > maxTtlMs) throw new ConfigError('consoles.defaultTtl', 'must not be longer than consoles.maxTtl');
   return {
     source,
-    ...fleetOf({ role, store, agents, agent, gateways, joinToken }),
+    ...fleetOf({ role, store, agents, agent, gateways, joinToken, joinTokenFile }),
     dataDir: resolve(baseDir, root.dataDir),
     api: {
       ...parseListen('api.listen', api.listen, '127.0.0.1:8440'),

@@ -113,7 +113,7 @@ export async function createAgent(config: RelayConfig, options: AgentOptions): P
         target,
         name: settings.name,
         privateKey: key.privateKey,
-        joinToken: options.joinToken ?? settings.joinToken,
+        joinToken: options.joinToken ?? settings.joinToken ?? readJoinTokenFile(settings.joinTokenFile, settings.name),
         trust,
         streams,
         log: log.child({ gateway: address }),
@@ -166,6 +166,16 @@ export async function createAgent(config: RelayConfig, options: AgentOptions): P
   } catch (error) {
     await closeAll();
     throw error;
+  }
+}
+
+/** The join token from `joinTokenFile` ({agent} replaced); undefined when there is none (the agent has joined, or the file is not there). */
+function readJoinTokenFile(template: string | undefined, name: string): string | undefined {
+  if (!template) return undefined;
+  try {
+    return readFileSync(template.replaceAll('{agent}', name), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
   }
 }
 

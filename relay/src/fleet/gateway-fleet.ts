@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { AuditEventInput } from '../audit/audit-format.js';
 import type { GatewayConfig } from '../config/config.js';
 import type { Logger } from '../logger.js';
 import type { FleetApi } from '../api/route-kit.js';
@@ -34,6 +35,8 @@ export interface GatewayFleetOptions {
   revalidate(virtualMachine: string): Promise<void>;
   /** The VMs this gateway has connections to (re-checked at every reconcile, in case a notification was missed). */
   connectedVms(): string[];
+  /** Agents joining, refused, connecting and leaving, for the fleet's audit trail. */
+  audit(event: AuditEventInput): void;
 }
 
 /**
@@ -80,9 +83,14 @@ export class GatewayFleet implements FleetApi {
         const joined = await this.fleet.redeemJoinToken(name, fingerprint, token);
         if (joined) log.info({ agent: name, key: fingerprint }, 'agent joined the fleet');
         else log.warn({ agent: name }, 'agent join refused: the token is used, expired, for another name, or the name has another key');
+        options.audit({ type: joined ? 'agent.joined' : 'agent.join.refused', agent: name.slice(0, 64), keyFingerprint: fingerprint, gateway: this.id });
         return joined;
       },
-      onAgent: (link) => this.directory.addLink(link),
+      onAgent: (link) => {
+        options.audit({ type: 'agent.connected', agent: link.name, keyFingerprint: link.keyFingerprint, gateway: this.id });
+        link.onClose(() => options.audit({ type: 'agent.disconnected', agent: link.name, gateway: this.id }));
+        this.directory.addLink(link);
+      },
       keepaliveIntervalMs: TUNNEL_KEEPALIVE.intervalMs,
       keepaliveCountMax: TUNNEL_KEEPALIVE.countMax,
       log: log.child({ component: 'agent-tunnel' }),
