@@ -10,9 +10,9 @@ export const TUNNEL_KEEPALIVE = { intervalMs: 5000, countMax: 2 };
 const RETRY = { initialMs: 1000, maxMs: 30_000 };
 /**
  * After an established tunnel is lost (the gateway restarted or was killed), the first redial waits
- * a random time in [0.5 s, 12 s], so a fleet's agents do not all come back in the same second.
+ * a random time in [0.5 s, 15 s], so a fleet's agents do not all come back in the same second.
  */
-const RECONNECT_SPREAD = { minMs: 500, maxMs: 12_000 };
+const RECONNECT_SPREAD = { minMs: 500, maxMs: 15_000 };
 const LOG_EVERY_MS = 60_000;
 
 export function retryDelay(attempt: number, random: () => number = Math.random): number {
