@@ -19,7 +19,7 @@ import { ConsoleService } from './sessions/console-service.js';
 import { SessionSupervisor } from './sessions/session-supervisor.js';
 import { loadOrCreateHostKey } from './ssh/host-key.js';
 import { SshConsoleServer } from './ssh/ssh-console-server.js';
-import { loadFleetHostKey } from './store/fleet-identity.js';
+import { loadFleetHostKey, loadFleetTls } from './store/fleet-identity.js';
 import { openStore } from './store/open-store.js';
 import { VncWebServer } from './vnc/vnc-web-server.js';
 import { loadTlsMaterial, TLS_SERVER_POLICY, type TlsMaterial } from './tls/tls-material.js';
@@ -73,7 +73,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       config.role === 'gateway'
         ? await loadFleetHostKey(store, { hostKey: options.hostKeyFromEnvironment, secret: options.fleetSecret })
         : loadOrCreateHostKey(config.dataDir, options.hostKeyFromEnvironment);
-    const tls = await loadTlsMaterial(config);
+    const tls = config.role === 'gateway' ? await loadFleetTls(config, store, options.fleetSecret) : await loadTlsMaterial(config);
     const { audit, close: closeAudit } = await openAuditTrail(config, store, log);
     closers.push(closeAudit);
     let started = false;

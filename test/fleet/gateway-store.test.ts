@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { ephemeralConfig, RELAY_BIN, startRelay, type RelayProcess } from '../helpers/relay-process.js';
@@ -100,6 +101,39 @@ describe('gateways on one PostgreSQL database', () => {
     const tampered = spawnSync(process.execPath, [RELAY_BIN, 'audit', 'verify', '--config', one.configPath], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(tampered.status, 1);
     assert.match(tampered.stdout, /FAILED: the fleet database \(audit_events\) line \d+: its hash does not match its content/);
+  });
+
+  test('one TLS certificate for the fleet: two gateways with TLS on serve the same one, kept in the database with its key sealed', async () => {
+    const started: RelayProcess[] = [];
+    try {
+      for (const name of ['tls1', 'tls2']) {
+        const { configPath, dataDir } = ephemeralConfig(dir.path, name, { role: 'gateway', store: { postgres: { url } }, agents: { listen: '127.0.0.1:0' }, api: { listen: '127.0.0.1:0', tls: 'on' } });
+        started.push(await startRelay(configPath, dataDir, FLEET_ENV));
+      }
+      const served = await Promise.all(
+        started.map(
+          (gateway) =>
+            new Promise<string>((resolve, reject) => {
+              const port = Number(new URL(gateway.apiUrl).port);
+              const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+                resolve(socket.getPeerX509Certificate()!.fingerprint256);
+                socket.end();
+              });
+              socket.once('error', reject);
+            }),
+        ),
+      );
+      assert.equal(served[0], served[1], 'both gateways present one certificate');
+      const ready = started.map((gateway) => JSON.parse(gateway.output().split('\n').find((line) => line.includes('"relay ready"'))!));
+      assert.equal(ready[0].tlsFingerprint, served[0]);
+      assert.equal(ready[0].tlsCertificate, 'fleet');
+      const kept = spawnSync('/usr/lib/postgresql/15/bin/psql', [url, '-At', '-c', "SELECT value FROM meta WHERE key = 'fleet.tls'"], { encoding: 'utf8' }).stdout;
+      assert.match(kept, /BEGIN CERTIFICATE/);
+      assert.match(JSON.parse(kept).key, /^sealed-v1:/);
+      assert.doesNotMatch(kept, /PRIVATE KEY/);
+    } finally {
+      await Promise.all(started.map((gateway) => gateway.stop()));
+    }
   });
 
   test('a gateway without the fleet secret, or with another one, does not start and says what to set', () => {

@@ -8,7 +8,7 @@ export interface RelayReadyMessage {
   /** The control API's URL: http(s)://host:port. */
   api: string;
   tlsFingerprint?: string;
-  tlsCertificate?: 'self-signed' | 'configured';
+  tlsCertificate?: 'self-signed' | 'configured' | 'fleet';
   endpoints: Array<{ name: string; ipAddress: string; advertiseAddress: string; sshPort: number }>;
   virtualMachines: string[];
 }

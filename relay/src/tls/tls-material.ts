@@ -16,8 +16,8 @@ export interface TlsMaterial {
   key: Buffer;
   /** SHA-256 of the DER certificate, `AB:CD:…`. */
   fingerprint: string;
-  /** `self-signed` (made and kept in the data folder) or `configured` (api.tls.cert/key). */
-  origin: 'self-signed' | 'configured';
+  /** `self-signed` (made and kept in the data folder), `configured` (api.tls.cert/key), or `fleet` (one self-signed certificate for every gateway, kept in the fleet's database). */
+  origin: 'self-signed' | 'configured' | 'fleet';
   certPath: string;
   validTo: string;
   subjectAltNames: string;
@@ -61,7 +61,7 @@ export function tlsWanted(config: RelayConfig): boolean {
 }
 
 /** The names the self-signed certificate covers: loopback, this host, the configured addresses and the machine's own. */
-function alternativeNames(config: RelayConfig): string[] {
+export function alternativeNames(config: RelayConfig): string[] {
   const names = ['localhost', '127.0.0.1', '::1', hostname()];
   for (const host of [config.api.host, config.endpoints.default.ipAddress]) {
     if (host !== '0.0.0.0' && host !== '::') names.push(host);
@@ -78,7 +78,7 @@ function certificateFacts(cert: Buffer): { fingerprint: string; validTo: string;
   return { fingerprint: parsed.fingerprint256, validTo: new Date(parsed.validTo).toISOString(), subjectAltNames: parsed.subjectAltName ?? '' };
 }
 
-function describe(cert: Buffer, key: Buffer, origin: TlsMaterial['origin'], certPath: string): TlsMaterial {
+export function describeTls(cert: Buffer, key: Buffer, origin: TlsMaterial['origin'], certPath: string): TlsMaterial {
   return { cert, key, origin, certPath, ...certificateFacts(cert) };
 }
 
@@ -93,7 +93,7 @@ export async function loadTlsMaterial(config: RelayConfig): Promise<TlsMaterial 
     const cert = readFileSync(certPath);
     const key = readFileSync(keyPath);
     checkKeyPair(cert, key, 'api.tls');
-    return describe(cert, key, 'configured', certPath);
+    return describeTls(cert, key, 'configured', certPath);
   }
   const paths = selfSignedPaths(config.dataDir);
   try {
@@ -101,7 +101,7 @@ export async function loadTlsMaterial(config: RelayConfig): Promise<TlsMaterial 
     const key = readFileSync(paths.key);
     checkKeyPair(cert, key, `${paths.cert} and ${paths.key}`);
     chmodSync(paths.key, 0o600);
-    return describe(cert, key, 'self-signed', paths.cert);
+    return describeTls(cert, key, 'self-signed', paths.cert);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
@@ -109,7 +109,7 @@ export async function loadTlsMaterial(config: RelayConfig): Promise<TlsMaterial 
   // Key first, each on the disk whole before the next, so a crash never leaves a certificate without its key.
   writeFileDurable(paths.key, made.key, 0o600);
   writeFileDurable(paths.cert, made.cert, 0o644);
-  return describe(Buffer.from(made.cert), Buffer.from(made.key), 'self-signed', paths.cert);
+  return describeTls(Buffer.from(made.cert), Buffer.from(made.key), 'self-signed', paths.cert);
 }
 
 /** The fingerprint of a kept certificate without making one (for `lifeline-relay info`). */
