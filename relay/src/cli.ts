@@ -13,6 +13,7 @@ import { ConfigError, loadConfigFile } from './config/load-config.js';
 import { formatReport, relayReport } from './info.js';
 import { labDown, labUp, LabError } from './lab/lab.js';
 import { createAgent } from './fleet/agent.js';
+import { agentReport, formatInfo, gatewayReport } from './fleet/fleet-info.js';
 import { createLogger, type Logger } from './logger.js';
 import { onShutdown } from './process/shutdown.js';
 import type { RelayReadyMessage } from './process/ready-message.js';
@@ -143,9 +144,14 @@ async function lab(args: string[]): Promise<void> {
   }
 }
 
-function info(args: string[]): void {
+async function info(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } }, strict: true });
   const config = readConfig('info', values.config);
+  if (config.role === 'gateway' || config.role === 'agent') {
+    const fleetReport = config.role === 'agent' ? agentReport(config) : await gatewayReport(config, process.env).catch((error: Error) => fail(`cannot read the fleet's database: ${error.message}`, 1));
+    process.stdout.write(values.json ? `${JSON.stringify(fleetReport, null, 2)}\n` : formatInfo(fleetReport));
+    return;
+  }
   const report = relayReport(config);
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
 }

@@ -10,7 +10,7 @@ import { hashToken } from '../../relay/src/core/token-hash.js';
 import { parseSshPublicKey } from '../../relay/src/ssh/key-policy.js';
 import { SqliteStore } from '../../relay/src/store/sqlite-store.js';
 import { startFakeConsole, type FakeConsole } from '../bench/fake-console.js';
-import { startAgent, startFleet, type AgentProcess, type TestFleet } from '../helpers/fleet.js';
+import { FLEET_ENV, startAgent, startFleet, type AgentProcess, type TestFleet } from '../helpers/fleet.js';
 import { generateKey, OpenSshSession, type KeyPair } from '../helpers/openssh.js';
 import { RELAY_BIN } from '../helpers/relay-process.js';
 import { openSsh2Shell } from '../helpers/ssh2-shell.js';
@@ -83,6 +83,27 @@ describe('a fleet: two gateways, two agents', () => {
     const listening = execFileSync('ss', ['-Hltnp'], { encoding: 'utf8' });
     for (const agent of Object.values(agents)) assert.doesNotMatch(listening, new RegExp(`pid=${agent.child.pid},`), 'an agent listens on nothing');
     assert.match(listening, new RegExp(`pid=${fleet.gateways[0]!.child.pid},`), 'while a gateway does (the check can see listeners)');
+  });
+
+  test('lifeline-relay info reads a gateway\'s identity from the database and an agent\'s from its data folder', async () => {
+    const relay = (await fleet.gateways[1]!.api('GET', '/v1/relay')).body;
+    const run = (configPath: string): Record<string, any> => {
+      const result = spawnSync(process.execPath, [RELAY_BIN, 'info', '--config', configPath, '--json'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...FLEET_ENV } });
+      assert.equal(result.status, 0, result.stderr);
+      return JSON.parse(result.stdout);
+    };
+    const gateway = run(fleet.gateways[0]!.configPath);
+    assert.equal(gateway.role, 'gateway');
+    assert.equal(gateway.relayId, relay.id);
+    assert.equal(gateway.sshHostKey, relay.sshHostKeys[0].fingerprint);
+    assert.equal(gateway.agents, 2);
+    assert.deepEqual([...gateway.gatewaysAlive].sort(), [...fleet.agentAddresses].sort());
+    const agent = run(join(dir.path, 'hv-a.json'));
+    const listed = (await fleet.gateways[0]!.api('GET', '/v1/agents')).body.value.find((entry: { name: string }) => entry.name === 'hv-a');
+    assert.equal(agent.name, 'hv-a');
+    assert.equal(agent.agentKey, listed.keyFingerprint);
+    assert.equal(agent.fleetHostKey, relay.sshHostKeys[0].fingerprint);
+    assert.equal(agent.fleetHostKeySource, 'agent.caFingerprint');
   });
 
   test('a VM on agent A opened through gateway 1, then through gateway 2: the first is closed with the reason within 500 ms', async () => {
