@@ -49,6 +49,8 @@ export interface VmView {
   serialBreak: boolean;
   /** The power actions the VM's backend offers (none from a relay that predates them). */
   powerActions: PowerAction[];
+  /** On a fleet gateway: the hypervisor agent the VM is on. */
+  agent?: string;
   /** What the relay's API token allows for this VM: `consoles` (consoles:write: open, renew, re-key, disable, delete) and `power`. */
   allowed: { consoles: boolean; power: boolean };
   console: {

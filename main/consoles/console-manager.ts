@@ -20,7 +20,7 @@ export class KeyConflictError extends Error {
 /** Renew when less than this share of the console's lifetime is left (and at least this long before expiry). */
 export const RENEW_AT_REMAINING_SHARE = 0.25;
 
-type RelayVm = { name: string; powerState: string; consoleTypes: ConsoleKind[]; powerActions?: PowerAction[]; serialBreak?: boolean; console?: ConsoleResource };
+type RelayVm = { name: string; powerState: string; consoleTypes: ConsoleKind[]; powerActions?: PowerAction[]; serialBreak?: boolean; agent?: string; console?: ConsoleResource };
 
 /**
  * The VMs of every relay and their Console resources: listed as the window shows them, made
@@ -48,6 +48,7 @@ export class ConsoleManager {
       consoleTypes: vm.consoleTypes,
       powerActions: vm.powerActions ?? [],
       serialBreak: vm.serialBreak === true,
+      ...(vm.agent !== undefined && { agent: vm.agent }),
       allowed: { consoles: this.relays.allows(relayId, 'consoles:write'), power: this.relays.allows(relayId, 'power') },
       console: { state, expiresAt: c?.expiration, keyFingerprint: c?.keyFingerprint, ownKey: Boolean(c && own && own.fingerprint === c.keyFingerprint) },
     };

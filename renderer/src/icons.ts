@@ -1,6 +1,6 @@
 import {
   CircleHelp, Clipboard, ClipboardPaste, Copy, createElement, Eraser, Expand, Eye, Fullscreen, KeyRound, Keyboard, LifeBuoy, Monitor, Moon, Network, Pencil, Plus,
-  RefreshCw, Save, Search, Server, SquareTerminal, Sun, TimerReset, Trash2, TriangleAlert, X, ZoomIn, ZoomOut, Camera, ChevronUp, ChevronDown, Power, Ban, Zap, Lock, ShieldCheck, type IconNode,
+  RefreshCw, Save, Search, Server, SquareTerminal, Sun, TimerReset, Trash2, TriangleAlert, X, ZoomIn, ZoomOut, Camera, ChevronUp, ChevronDown, Power, Ban, Zap, Lock, ShieldCheck, HardDrive, type IconNode,
 } from 'lucide';
 
 /** The icons the UI uses, from lucide (bundled; no CDN, no font). */
@@ -41,6 +41,7 @@ const ICONS = {
   zap: Zap,
   lock: Lock,
   shield: ShieldCheck,
+  agent: HardDrive,
 } satisfies Record<string, IconNode>;
 
 export type IconName = keyof typeof ICONS;

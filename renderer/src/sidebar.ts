@@ -123,7 +123,7 @@ export class Sidebar {
 
   private renderVms(): void {
     const query = this.search.value.trim().toLowerCase();
-    const shown = this.vms.filter((vm) => !query || vm.name.toLowerCase().includes(query) || vm.relayName.toLowerCase().includes(query) || vm.powerState.toLowerCase().includes(query));
+    const shown = this.vms.filter((vm) => !query || [vm.name, vm.relayName, vm.powerState, vm.agent ?? ''].some((text) => text.toLowerCase().includes(query)));
     this.vmCount.textContent = this.vms.length > 0 ? (shown.length === this.vms.length ? String(this.vms.length) : `${shown.length} of ${this.vms.length}`) : '';
     if (this.relays.length === 0) {
       this.emptyState.textContent = ['unavailable', 'failed'].includes(this.embedded.state) ? this.embedded.message : 'No relay yet: add one, or wait for the embedded relay to start.';
@@ -148,6 +148,8 @@ export class Sidebar {
         element('span', { class: `dot ${powerTone(vm.powerState)}`, 'aria-hidden': 'true' }),
         element('strong', { class: 'vm-name' }, vm.name),
         ...(showRelay ? [element('small', { class: 'relay' }, vm.relayName)] : []),
+        // A fleet gateway's VM says which hypervisor it is on (a VM reads Unavailable while its agent is away).
+        ...(vm.agent ? [element('small', { class: 'agent', title: `on the hypervisor agent ${vm.agent}` }, icon('agent'), vm.agent)] : []),
       ),
       element('div', { class: 'badges' },
         element('span', { class: `power badge ${powerTone(vm.powerState)}` }, vm.powerState),

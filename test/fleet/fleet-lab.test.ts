@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { runInSerialTab, vmRow } from '../helpers/app-page.js';
 import { launchChromium } from '../helpers/browser.js';
-import { startFleet, type TestFleet } from '../helpers/fleet.js';
+import { startBrowserMode } from '../helpers/browser-mode.js';
+import { FLEET_ADMIN_TOKEN, startFleet, type TestFleet } from '../helpers/fleet.js';
 import { startLab, type Lab } from '../helpers/lab.js';
 import { generateKey, OpenSshSession, spawnLocalForward, type KeyPair } from '../helpers/openssh.js';
-import { testConfig } from '../helpers/relay-process.js';
+import { ephemeralConfig, testConfig } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { freeVncPort, gvnccapture, pngSize } from '../helpers/vnc-client.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -91,4 +93,44 @@ describe('a fleet serving a QEMU VM', () => {
     assert.ok(size.width >= 640 && size.height >= 400 && size.bytes > 1000, JSON.stringify(size));
     forward.kill('SIGKILL');
   });
+
+  test('the desktop (browser mode) adds a gateway like any relay, shows each VM with its agent, and opens its serial console', async () => {
+    // The desktop makes the console with its own key (the one made above would ask before being replaced).
+    assert.equal((await fleet.gateways[0]!.api('DELETE', '/v1/virtualMachines/lab-1/console')).status, 204);
+    const embedded = ephemeralConfig(dir.path, 'desktop-embedded', {});
+    const web = await startBrowserMode(['--relay-config', embedded.configPath, '--data-dir', join(dir.path, 'app')]);
+    cleanups.push(() => web.stop());
+    const { browser, close } = await launchChromium();
+    cleanups.push(close);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
+    await page.goto(web.url);
+    await page.getByRole('button', { name: 'Add a relay' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Add relay' });
+    await dialog.getByLabel('Relay name').fill('Fleet');
+    await dialog.getByLabel('Relay URL').fill(fleet.gateways[0]!.apiUrl);
+    await dialog.getByLabel('Relay API token').fill(FLEET_ADMIN_TOKEN);
+    await dialog.getByRole('button', { name: 'Add relay' }).click();
+    await dialog.waitFor({ state: 'detached', timeout: 15_000 });
+    const row = vmRow(page, 'lab-1');
+    await row.waitFor({ timeout: 30_000 });
+    const agent = row.locator('.agent');
+    assert.equal((await agent.textContent())?.trim(), 'hv-lab');
+    assert.equal(await agent.getAttribute('title'), 'on the hypervisor agent hv-lab');
+    try {
+      await runInSerialTab(page, 'lab-1', 'uname -n', /uname -n\s*lab-1/);
+    } catch (error) {
+      if (process.env.LIFELINE_SCREENSHOTS) await page.screenshot({ path: join(process.env.LIFELINE_SCREENSHOTS, 'fleet-failed.png') });
+      throw error;
+    }
+    if (process.env.LIFELINE_SCREENSHOTS) {
+      for (const scheme of ['light', 'dark'] as const) {
+        await page.emulateMedia({ colorScheme: scheme });
+        await page.waitForTimeout(400);
+        await page.screenshot({ path: join(process.env.LIFELINE_SCREENSHOTS, `fleet-${scheme}.png`) });
+      }
+    }
+    await close();
+  });
 });
+
