@@ -68,7 +68,7 @@ export interface TestFleet {
 }
 
 /** A fleet of its own: a PostgreSQL server, `gatewayCount` gateway processes on it, and agents as the test adds them. */
-export async function startFleet(dir: string, gatewayCount = 2, options: { databaseUrl?: (gateway: number, url: string, pg: TestPostgres) => Promise<string>; /** For every gateway and agent process (`--cpu-prof`). */ nodeArgs?: string[] } = {}): Promise<TestFleet> {
+export async function startFleet(dir: string, gatewayCount = 2, options: { databaseUrl?: (gateway: number, url: string, pg: TestPostgres) => Promise<string>; /** For every gateway and agent process (`--cpu-prof`). */ nodeArgs?: string[]; /** More gateway config keys (whole sections). */ gatewaySettings?: Record<string, unknown> } = {}): Promise<TestFleet> {
   const pg = await startPostgres();
   const agents: AgentProcess[] = [];
   const gateways: RelayProcess[] = [];
@@ -84,7 +84,7 @@ export async function startFleet(dir: string, gatewayCount = 2, options: { datab
       // A fixed agents port per gateway, so the address it advertises is the one agents can dial.
       const port = 20_000 + Math.floor(Math.random() * 20_000);
       const gatewayUrl = options.databaseUrl ? await options.databaseUrl(index, url, pg) : url;
-      const { configPath, dataDir } = ephemeralConfig(dir, `gw${index + 1}`, { role: 'gateway', store: { postgres: { url: gatewayUrl } }, agents: { listen: `127.0.0.1:${port}` } });
+      const { configPath, dataDir } = ephemeralConfig(dir, `gw${index + 1}`, { role: 'gateway', store: { postgres: { url: gatewayUrl } }, agents: { listen: `127.0.0.1:${port}` }, ...options.gatewaySettings });
       gateways.push(await startRelay(configPath, dataDir, FLEET_ENV, options.nodeArgs));
       agentAddresses.push(`127.0.0.1:${port}`);
     }
