@@ -37,6 +37,8 @@ export async function openConsoles(config: RelayConfig, deps: { store: Store; ho
       log,
       revalidate: (vm) => supervisor.revalidate(vm),
       connectedVms: () => supervisor.connectedVms(),
+      sessions: () => supervisor.sessions.list().map(({ id, bytesIn, bytesOut }) => ({ id, bytesIn, bytesOut })),
+      closeSession: (id) => supervisor.closeSession(id, { code: 'closed-by-admin', message: 'closed by an administrator' }),
       audit: (event) => {
         try {
           void Promise.resolve(deps.audit.append(event)).catch(() => {});

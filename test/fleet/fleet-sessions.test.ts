@@ -130,6 +130,27 @@ describe('a fleet: two gateways, two agents', () => {
     second.close();
   });
 
+  test('GET /v1/sessions on any gateway lists the fleet\'s sessions with the gateway holding each; DELETE through another gateway closes it', async () => {
+    const held = await open(0, 'listed-');
+    const find = async (gateway: number): Promise<Record<string, any> | undefined> =>
+      ((await fleet.gateways[gateway]!.api('GET', '/v1/sessions')).body.value as Array<Record<string, any>>).find((session) => session.virtualMachine === 'vm-a1' && session.kind === 'serial');
+    const here = await find(0);
+    assert.equal(here?.gateway, fleet.agentAddresses[0]);
+    // Gateway 2 sees it too, with the byte counts gateway 1 writes at each reconcile (every 2 s).
+    const there = await waitUntil(async () => {
+      const found = await find(1);
+      return found && found.bytesIn > 0 ? found : undefined;
+    }, 10_000, 'gateway 2 to list the session with its byte counts');
+    assert.equal(there.id, here!.id, 'one id for the session on every gateway');
+    assert.equal(there.gateway, fleet.agentAddresses[0]);
+    assert.equal(there.endpoint, 'default');
+    assert.equal((await fleet.gateways[1]!.api('DELETE', `/v1/sessions/${there.id}`)).status, 204);
+    const asked = Date.now();
+    await held.waitFor('session closed: closed by an administrator', 5_000);
+    assert.ok(Date.now() - asked < 1000, `closed ${Date.now() - asked} ms after the DELETE answered`);
+    assert.equal((await fleet.gateways[1]!.api('DELETE', '/v1/sessions/00000000-0000-0000-0000-000000000000')).status, 404);
+  });
+
   test('disable, re-key and expiry through gateway 2 close a session held on gateway 1 within 1 s, with the reason (20 times each)', async () => {
     const rounds = await revocationRounds({ open: (marker) => open(0, marker), via: fleet.gateways[1]!, vm: 'vm-a1', keys: { own: key.publicKey, other: otherKey.publicKey }, rounds: 20 });
     process.stdout.write(`# held on gateway 1, changed through gateway 2: ${describeRounds(rounds)}\n`);

@@ -56,6 +56,12 @@ export interface FleetApi {
   /** The fleet's SSH host key fingerprint (what agents pin). */
   readonly caFingerprint: string;
   deleteAgent(name: string): Promise<boolean>;
+  /** This gateway, as session lists name it (its agents address, else its id). */
+  readonly gatewayName: string;
+  /** The sessions the other gateways hold. */
+  remoteSessions(): Promise<S.SessionResource[]>;
+  /** Asks the gateway holding session `id` to close it, if `allowed` (its VM); the session, or undefined when no gateway holds one the caller may close. */
+  closeRemoteSession(id: string, allowed: (virtualMachine: string) => boolean): Promise<S.SessionResource | undefined>;
 }
 
 /** The options every plugin and route module is registered with. */

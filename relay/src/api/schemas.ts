@@ -162,6 +162,8 @@ export const SessionResource = Type.Object({
   startedAt: Type.String(),
   bytesIn: Type.Integer(),
   bytesOut: Type.Integer(),
+  /** On a fleet gateway: the gateway holding the session (additive); byte counts of another gateway's session are at most a few seconds old. */
+  gateway: Type.Optional(Type.String()),
 });
 
 export const SessionList = Type.Object({ value: Type.Array(SessionResource) });

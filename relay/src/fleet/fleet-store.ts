@@ -30,6 +30,21 @@ export interface SlotOwner {
   grant: SessionGrant | undefined;
   remoteAddress: string;
   path: string;
+  endpoint: string;
+}
+
+/** A session another gateway holds, as the fleet's session list shows it. */
+export interface SlotRecord {
+  session: string;
+  virtualMachine: string;
+  kind: 'serial' | 'vnc';
+  path: 'ssh' | 'websocket';
+  endpoint: string;
+  remoteAddress: string;
+  startedAt: number;
+  bytesIn: number;
+  bytesOut: number;
+  gateway: string;
 }
 
 /**
@@ -195,10 +210,11 @@ export class FleetStore {
           if (why) throw new DomainError('conflict', why, revocationMessage(why, virtualMachine));
         }
         const [slot] = await tx`
-          INSERT INTO session_slots (virtual_machine, kind, session, gateway, fence, remote_address, path, started_at)
-          VALUES (${virtualMachine}, ${kind}, ${owner.session}, ${owner.gateway}, nextval('session_fence'), ${owner.remoteAddress}, ${owner.path}, ${now})
+          INSERT INTO session_slots (virtual_machine, kind, session, gateway, fence, remote_address, path, endpoint, started_at)
+          VALUES (${virtualMachine}, ${kind}, ${owner.session}, ${owner.gateway}, nextval('session_fence'), ${owner.remoteAddress}, ${owner.path}, ${owner.endpoint}, ${now})
           ON CONFLICT (virtual_machine, kind) DO UPDATE SET session = excluded.session, gateway = excluded.gateway, fence = excluded.fence,
-            remote_address = excluded.remote_address, path = excluded.path, started_at = excluded.started_at
+            remote_address = excluded.remote_address, path = excluded.path, endpoint = excluded.endpoint, started_at = excluded.started_at,
+            bytes_in = 0, bytes_out = 0
           RETURNING fence`;
         return { fence: Number(slot!.fence), console: consoleView(row && toConsole(row)) };
       }),
@@ -209,6 +225,39 @@ export class FleetStore {
   releaseSlot(virtualMachine: string, kind: 'serial' | 'vnc', session: string): Promise<void> {
     return this.run(async () => {
       await this.sql`DELETE FROM session_slots WHERE virtual_machine = ${virtualMachine} AND kind = ${kind} AND session = ${session}`;
+    });
+  }
+
+  /** The byte counts of this gateway's sessions, for the other gateways' session lists (written every reconcile). */
+  reportSlots(gateway: string, sessions: Array<{ id: string; bytesIn: number; bytesOut: number }>): Promise<void> {
+    if (sessions.length === 0) return Promise.resolve();
+    return this.run(async () => {
+      await this.sql`
+        UPDATE session_slots s SET bytes_in = r.bytes_in, bytes_out = r.bytes_out
+        FROM (SELECT unnest(${sessions.map((s) => s.id)}::text[]) AS session, unnest(${sessions.map((s) => s.bytesIn)}::bigint[]) AS bytes_in,
+                     unnest(${sessions.map((s) => s.bytesOut)}::bigint[]) AS bytes_out) r
+        WHERE s.session = r.session AND s.gateway = ${gateway}`;
+    });
+  }
+
+  /** Sessions held by gateways other than `gateway` (byte counts as their holder last wrote them). */
+  otherSlots(gateway: string): Promise<SlotRecord[]> {
+    return this.run(async () => {
+      const rows = await this.sql`
+        SELECT s.*, coalesce(g.advertise, s.gateway) AS holder FROM session_slots s JOIN gateways g ON g.id = s.gateway
+        WHERE s.gateway <> ${gateway} ORDER BY s.started_at`;
+      return rows.map((row) => ({
+        session: row.session as string,
+        virtualMachine: row.virtual_machine as string,
+        kind: row.kind as SlotRecord['kind'],
+        path: row.path as SlotRecord['path'],
+        endpoint: row.endpoint as string,
+        remoteAddress: row.remote_address as string,
+        startedAt: Number(row.started_at),
+        bytesIn: Number(row.bytes_in),
+        bytesOut: Number(row.bytes_out),
+        gateway: row.holder as string,
+      }));
     });
   }
 

@@ -4,13 +4,14 @@ import type { GatewayConfig } from '../config/config.js';
 import type { Logger } from '../logger.js';
 import type { FleetApi } from '../api/route-kit.js';
 import type { AgentResource } from '../api/fleet-schemas.js';
+import type { SessionResource } from '../api/schemas.js';
 import { iso } from '../api/resources.js';
 import type { HostKey } from '../ssh/host-key.js';
 import type { PostgresStore } from '../store/postgres-store.js';
 import { AgentTunnelServer } from './agent-tunnel.js';
 import { hostPortText } from './agent.js';
 import { consoleView } from './fleet-protocol.js';
-import { FleetStore } from './fleet-store.js';
+import { FleetStore, type SlotRecord } from './fleet-store.js';
 import { TUNNEL_KEEPALIVE } from './gateway-dialer.js';
 import { RemoteConsoleDirectory } from './remote-directory.js';
 
@@ -21,7 +22,7 @@ const CHANNEL = 'lifeline';
 const RECONCILE_DEADLINE_MS = 3000;
 
 interface FleetEvent {
-  type: 'console' | 'agent';
+  type: 'console' | 'agent' | 'close-session';
   name: string;
   from: string;
 }
@@ -37,6 +38,10 @@ export interface GatewayFleetOptions {
   connectedVms(): string[];
   /** Agents joining, refused, connecting and leaving, for the fleet's audit trail. */
   audit(event: AuditEventInput): void;
+  /** This gateway's sessions now (their byte counts go to the database for the others' lists). */
+  sessions(): Array<{ id: string; bytesIn: number; bytesOut: number }>;
+  /** Closes one of this gateway's sessions, asked through another gateway; false when it has none of that id. */
+  closeSession(id: string): boolean;
 }
 
 /**
@@ -64,7 +69,7 @@ export class GatewayFleet implements FleetApi {
     this.fleet = new FleetStore(options.store.sql);
     this.directory = new RemoteConsoleDirectory({
       gatewayId: this.id,
-      claim: (vm, kind, session, owner) => this.fleet.claimSlot(vm, kind, { session, gateway: this.id, grant: owner.grant, remoteAddress: owner.remoteAddress, path: owner.path }),
+      claim: (vm, kind, session, owner) => this.fleet.claimSlot(vm, kind, { session, gateway: this.id, grant: owner.grant, remoteAddress: owner.remoteAddress, path: owner.path, endpoint: owner.endpoint ?? '' }),
       release: (vm, kind, session) => void this.fleet.releaseSlot(vm, kind, session).catch((error: Error) => log.debug({ err: error.message }, 'cannot release a session slot (cleared with this gateway\'s row if it is gone)')),
       agentSeen: (name, version, vms) => this.fleet.agentSeen(name, this.id, version, vms),
       agentLeft: (name) => void this.fleet.agentLeft(name, this.id).catch((error: Error) => log.debug({ err: error.message }, 'cannot record the agent leaving')),
@@ -135,6 +140,7 @@ export class GatewayFleet implements FleetApi {
     if (event.from === this.id) return;
     if (event.type === 'console') void this.consoleChanged(event.name, false);
     else if (event.type === 'agent') void this.reconcile();
+    else if (event.type === 'close-session' && this.options.closeSession(event.name)) this.options.log.info({ session: event.name }, 'session closed, as asked through another gateway');
   }
 
   /**
@@ -174,6 +180,7 @@ export class GatewayFleet implements FleetApi {
         this.directory.tellGateways(alive);
       }
       this.directory.setFleetAgents(await this.fleet.listAgents());
+      await this.fleet.reportSlots(this.id, this.options.sessions());
       for (const vm of this.options.connectedVms()) await this.options.revalidate(vm);
       if (!this.reachable_) log.info('the fleet database is reachable again');
       this.reachable_ = true;
@@ -200,6 +207,22 @@ export class GatewayFleet implements FleetApi {
     }));
   }
 
+  get gatewayName(): string {
+    return this.advertise ?? this.id;
+  }
+
+  /** Sessions the other gateways hold. */
+  async remoteSessions(): Promise<SessionResource[]> {
+    return (await this.fleet.otherSlots(this.id)).map(slotResource);
+  }
+
+  /** Asks the gateway holding session `id` to close it; undefined when no gateway holds one of that id. */
+  async closeRemoteSession(id: string, allowed: (virtualMachine: string) => boolean): Promise<SessionResource | undefined> {
+    const slot = (await this.fleet.otherSlots(this.id)).find((candidate) => candidate.session === id && allowed(candidate.virtualMachine));
+    if (slot) await this.options.store.sql.notify(CHANNEL, JSON.stringify({ type: 'close-session', name: id, from: this.id } satisfies FleetEvent));
+    return slot && slotResource(slot);
+  }
+
   createJoinToken(agent: string, expiresAt: number): Promise<string> {
     return this.fleet.createJoinToken(agent, expiresAt);
   }
@@ -221,4 +244,9 @@ export class GatewayFleet implements FleetApi {
     await this.unlisten?.().catch(() => {});
     await this.fleet.gatewayStopped(this.id).catch(() => {});
   }
+}
+
+function slotResource(slot: SlotRecord): SessionResource {
+  const { session, startedAt, ...rest } = slot;
+  return { id: session, startedAt: iso(startedAt), ...rest };
 }

@@ -76,8 +76,8 @@ export class RemoteVm implements VmConsole {
   async openVnc(owner?: StreamOwner): Promise<VncStream> {
     const peer = this.peer;
     if (!peer) throw new Error(this.vncUnavailable);
-    const session = randomUUID();
     const given: StreamOwner = owner ?? { grant: undefined, remoteAddress: 'unknown', path: 'ssh' };
+    const session = given.session ?? randomUUID();
     let reason: CloseReason | undefined;
     let channel: Duplex;
     try {
@@ -144,8 +144,8 @@ export class RemoteSerial extends EventEmitter implements SerialStream {
 
   attach(sink: SerialSink, owner?: StreamOwner): () => void {
     const vm = this.vm;
-    const session = randomUUID();
     const given: StreamOwner = owner ?? { grant: undefined, remoteAddress: 'unknown', path: 'ssh' };
+    const session = given.session ?? randomUUID();
     const attachment: { channel: Duplex | undefined; queued: Buffer[] } = { channel: undefined, queued: [] };
     this.current = attachment;
     let detached = false;

@@ -51,6 +51,9 @@ export interface StreamOwner {
   grant: SessionGrant | undefined;
   remoteAddress: string;
   path: 'ssh' | 'websocket';
+  /** The session's id (what GET /v1/sessions shows) and endpoint, for a fleet's session list. */
+  session?: string;
+  endpoint?: string;
 }
 
 /** A VM's serial console, shared by its sessions: output (after a replay of recent output) to the attached sink, input, and break. */

@@ -48,7 +48,7 @@ export class SerialSession implements LiveSession {
       cancelDrain: (listener) => window.cancelDrain(listener),
       end: (reason) => void this.close(reason),
     };
-    this.detach = this.attachment.attach(counted, { grant, remoteAddress: this.remoteAddress, path: 'ssh' });
+    this.detach = this.attachment.attach(counted, { grant, remoteAddress: this.remoteAddress, path: 'ssh', session: this.id, endpoint: this.endpoint });
     channel.on('data', (chunk: Buffer) => {
       // A closed session's keystrokes never reach the VM, even while its channel is still closing.
       if (this.ended) return;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } from 'ssh2';
@@ -246,7 +247,8 @@ export class SshConsoleServer {
       if (info.destIP !== VNC_HOST || info.destPort !== VNC_PORT) return refuse(reject, `direct-tcpip ${dest}`, `only vnc:5900 can be forwarded (the VM's screen: ssh -L 5901:vnc:5900), not ${dest}`);
       if (!vm?.consoleTypes.includes('vnc') || !admitted) return refuse(reject, `direct-tcpip ${dest}`, `${grant?.virtualMachine ?? 'this VM'} has no VNC console`);
       if (!mayOpen(reject, `direct-tcpip ${dest}`)) return;
-      vm.openVnc({ grant, remoteAddress, path: 'ssh' }).then(
+      const sessionId = randomUUID();
+      vm.openVnc({ grant, remoteAddress, path: 'ssh', session: sessionId, endpoint }).then(
         (vnc) => {
           // Revoked or gone while the VM's screen was opening: never admitted.
           if (clientClosed || revoked) {
@@ -268,7 +270,7 @@ export class SshConsoleServer {
           const session = new VncSession(vm.name, 'ssh', endpoint, remoteAddress, streamClient(channel, closeChannel, vmLog), vnc, vmLog, (ended) => {
             sessions.delete(ended);
             this.options.supervisor.release(ended);
-          });
+          }, sessionId);
           sessions.add(session);
           this.options.supervisor.claim(session, grant, vm);
           session.start();

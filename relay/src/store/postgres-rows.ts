@@ -71,7 +71,10 @@ export const PG_MIGRATIONS: readonly string[] = [
      fence bigint NOT NULL,
      remote_address text NOT NULL,
      path text NOT NULL,
+     endpoint text NOT NULL DEFAULT '',
      started_at bigint NOT NULL,
+     bytes_in bigint NOT NULL DEFAULT 0,
+     bytes_out bigint NOT NULL DEFAULT 0,
      PRIMARY KEY (virtual_machine, kind));
    CREATE TABLE vnc_tokens (
      hash text PRIMARY KEY,

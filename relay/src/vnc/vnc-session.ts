@@ -68,7 +68,6 @@ export function webSocketClient(ws: WebSocket, close: (reason: string) => Promis
  * makes no garbage per read.
  */
 export class VncSession implements LiveSession {
-  readonly id = randomUUID();
   readonly kind = 'vnc' as const;
   readonly startedAt = Date.now();
   bytesIn = 0;
@@ -86,6 +85,8 @@ export class VncSession implements LiveSession {
     private readonly connection: VncStream,
     log: Logger,
     private readonly onEnd: (session: VncSession) => void,
+    /** Given when the VM's screen was opened for it before it existed (a fleet's slot is taken under this id). */
+    readonly id: string = randomUUID(),
   ) {
     this.log = log.child({ session: this.id, kind: 'vnc', path });
   }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -218,13 +219,14 @@ export class VncWebServer {
     supervisor.admit(admitted, current.expiration);
     // From here, every way out but a started session forgets the connection and drops the VM's screen.
     let vnc: VncStream | undefined;
+    const sessionId = randomUUID();
     const abandon = (): void => {
       vnc?.socket.destroy();
       supervisor.forget(admitted);
     };
     try {
       try {
-        vnc = await vm.openVnc({ grant, remoteAddress, path: 'websocket' });
+        vnc = await vm.openVnc({ grant, remoteAddress, path: 'websocket', session: sessionId, endpoint });
       } catch (error) {
         abandon();
         return refuseUpgrade(socket, 503, (error as Error).message);
@@ -243,13 +245,13 @@ export class VncWebServer {
     return {
       start: (ws) => {
         this.gate.passed(request.socket);
-        session = this.startSession(ws, opened, admitted, log);
+        session = this.startSession(ws, opened, admitted, log, sessionId);
       },
       abandon,
     };
   }
 
-  private startSession(ws: WebSocket, vnc: VncStream, admitted: AdmittedConnection, log: Logger): VncSession {
+  private startSession(ws: WebSocket, vnc: VncStream, admitted: AdmittedConnection, log: Logger, id: string): VncSession {
     const { supervisor } = this.options;
     const { grant, endpoint, remoteAddress } = admitted;
     const closeClient = (reason: string): Promise<void> =>
@@ -271,7 +273,7 @@ export class VncWebServer {
       clearInterval(pinger);
       supervisor.forget(admitted);
       supervisor.release(ended);
-    });
+    }, id);
     // Pings keep idle sessions alive through proxies and find dead peers.
     let alive = true;
     ws.on('pong', () => (alive = true));

@@ -9,11 +9,22 @@ import * as S from '../schemas.js';
 const sessionRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps }) => {
   app.get('/v1/sessions', { ...access({ scope: 'sessions' }), schema: { response: { 200: S.SessionList, ...ERRORS } } }, async (request) => {
     const token = callerOf(request);
-    return { value: deps.supervisor.sessions.list().filter((session) => vmAllowed(token, session.virtualMachine)).map(sessionResource) };
+    const here = deps.supervisor.sessions.list().map((session) => ({ ...sessionResource(session), ...(deps.fleet && { gateway: deps.fleet.gatewayName }) }));
+    // A fleet gateway lists the fleet's sessions: its own and those the other gateways hold.
+    const elsewhere = deps.fleet ? await deps.fleet.remoteSessions() : [];
+    return { value: [...here, ...elsewhere].filter((session) => vmAllowed(token, session.virtualMachine)) };
   });
 
   app.delete<{ Params: { id: string } }>('/v1/sessions/:id', { ...access({ scope: 'sessions', audit: 'session.close' }), schema: { params: S.SessionParams, response: ERRORS } }, async (request, reply) => {
     const session = deps.supervisor.sessions.get(request.params.id);
+    if (!session && deps.fleet) {
+      // Held by another gateway: it is asked to close it (it tells its client the same reason).
+      const remote = await deps.fleet.closeRemoteSession(request.params.id, (vm) => vmAllowed(callerOf(request), vm));
+      if (remote) {
+        note(request, { session: remote.id, virtualMachine: remote.virtualMachine, gateway: remote.gateway });
+        return reply.status(204).send();
+      }
+    }
     // Another VM's session is as unknown to a limited token as one that does not exist.
     if (!session || !vmAllowed(callerOf(request), session.virtualMachine)) {
       throw new RelayError(404, 'SessionNotFound', `no live session with id "${request.params.id.slice(0, 64)}"; list them with GET /v1/sessions`);
