@@ -16,10 +16,8 @@ export interface FleetBenchContext {
   P: { setupRuns: number; rtts: number; rounds: number; warmRtts: number; floodMB: number; floodRuns: number; wsMB: number };
   dir: string;
   key: KeyPair;
-  /** The standalone relay of the run and its VMs' access ids (its `bench` VM has serial and VNC). */
-  standalone: { relay: RelayProcess; accessId: string; mintUrl(): Promise<string> };
   /** A standalone relay of its own for these VMs (stopped by the run's cleanups). */
-  standaloneWith(vms: Array<{ name: string; serial: string }>): Promise<RelayProcess>;
+  standaloneWith(vms: Array<{ name: string; serial: string; vnc?: string }>): Promise<RelayProcess>;
   report: string[];
   targets: Array<{ target: string; measured: string; met: boolean }>;
   cleanups: Array<() => unknown>;
@@ -73,13 +71,16 @@ async function revocations(sessionPort: number, user: string, key: string, chang
  * setup, keystroke p99, serial and WebSocket VNC throughput, sessions per second, revocation latency.
  */
 export async function fleetSection(ctx: FleetBenchContext): Promise<void> {
-  const { P, dir, key, standalone, report, targets, cleanups, standaloneWith } = ctx;
+  const { P, dir, key, report, targets, cleanups, standaloneWith } = ctx;
   const floodBytes = P.floodMB * MB;
   const serial = await startFakeConsole(join(dir, 'fleet-serial.sock'), floodBytes);
   const vnc = await startFakeConsole(join(dir, 'fleet-vnc.sock'), P.wsMB * MB, true);
+  // The standalone side gets a relay of its own, fresh like the fleet's processes, with the same consoles.
+  const standaloneSerial = await startFakeConsole(join(dir, 'standalone-serial.sock'), floodBytes);
+  const standaloneVnc = await startFakeConsole(join(dir, 'standalone-vnc.sock'), P.wsMB * MB, true);
   const echoes = await Promise.all(Array.from({ length: 8 }, (_, index) => startFakeConsole(join(dir, `fleet-echo-${index}.sock`), 0)));
   const standaloneEchoes = await Promise.all(Array.from({ length: 8 }, (_, index) => startFakeConsole(join(dir, `standalone-echo-${index}.sock`), 0)));
-  for (const console of [serial, vnc, ...echoes, ...standaloneEchoes]) cleanups.push(() => console.close());
+  for (const console of [serial, vnc, standaloneSerial, standaloneVnc, ...echoes, ...standaloneEchoes]) cleanups.push(() => console.close());
   mkdirSync(join(dir, 'fleet'));
   const fleet = await startFleet(join(dir, 'fleet'), 2);
   cleanups.push(() => fleet.dispose());
@@ -91,8 +92,13 @@ export async function fleetSection(ctx: FleetBenchContext): Promise<void> {
   const put = async (relay: RelayProcess, vm: string): Promise<string> => (await relay.api('PUT', `/v1/virtualMachines/${vm}/console`, { enabled: true, sshPublicKey: { keyData: key.publicKey } })).body.virtualMachineAccessId as string;
   const accessId = await put(gw1, 'fbench');
   const echoIds = await Promise.all(echoes.map((_, index) => put(gw1, `echo-${index}`)));
-  const many = await standaloneWith(standaloneEchoes.map((echo, index) => ({ name: `sa-echo-${index}`, serial: echo.path })));
+  const many = await standaloneWith([{ name: 'sbench', serial: standaloneSerial.path, vnc: standaloneVnc.path }, ...standaloneEchoes.map((echo, index) => ({ name: `sa-echo-${index}`, serial: echo.path }))]);
   const standaloneIds = await Promise.all(standaloneEchoes.map((_, index) => put(many, `sa-echo-${index}`)));
+  const standalone = {
+    relay: many,
+    accessId: await put(many, 'sbench'),
+    mintUrl: async (): Promise<string> => ((await many.api('POST', '/v1/virtualMachines/sbench/vncTokens')).body.url as string).replace(/^http/, 'ws'),
+  };
   const fleetCpu = (): number => treeCpuSeconds(gw1.child.pid!) + treeCpuSeconds(agent.child.pid!);
 
   // Setup.
@@ -169,7 +175,7 @@ export async function fleetSection(ctx: FleetBenchContext): Promise<void> {
   const setupRatio = median(setup.fleet) / median(setup.standalone);
   const addedP99 = median(p99[1]) - median(p99[0]);
   report.push(
-    'Two gateways and one agent (separate processes) on a PostgreSQL 15 of their own, on loopback, the console stand-ins on the agent; the standalone relay of this run beside it (and one more with the same 8 echo VMs for the session rate and revocation rows). Interleaved where both are measured; medians. "Server CPU" of the fleet is gateway 1 plus the agent.\n',
+    'Two gateways and one agent (separate processes) on a PostgreSQL 15 of their own, on loopback, the console stand-ins on the agent; beside them a standalone relay started for this section with the same consoles (a flood serial console, a VNC stand-in and 8 echo consoles). Interleaved; medians. "Server CPU" of the fleet is gateway 1 plus the agent.\n',
     '| measure | standalone relay | gateway → agent | ratio |',
     '|---|---|---|---|',
     `| session setup, OpenSSH to first byte (ms, ${P.setupRuns} runs) | ${fmt(median(setup.standalone))} (${spread(setup.standalone)}) | ${fmt(median(setup.fleet))} (${spread(setup.fleet)}) | ${ratio(median(setup.fleet), median(setup.standalone))} |`,

@@ -462,7 +462,6 @@ async function main(): Promise<void> {
       P,
       dir: tmp.path,
       key,
-      standalone: { relay, accessId, mintUrl: async () => ((await relay.api('POST', '/v1/virtualMachines/bench/vncTokens')).body.url as string).replace(/^http/, 'ws') },
       standaloneWith: (vms) => relayWith(vms, `standalone-${Date.now()}`),
       report,
       targets,

@@ -26,21 +26,10 @@ describe('a fleet when parts of it fail', () => {
   let otherKey: KeyPair;
   let accessId: string;
 
-  const echoes = async (session: OpenSshSession, marker: string, timeoutMs = 15_000): Promise<void> => {
-    await waitUntil(
-      async () => {
-        session.send(marker);
-        await new Promise((resolve) => setTimeout(resolve, 150));
-        return session.output.includes(marker);
-      },
-      timeoutMs,
-      `${marker} echoed`,
-    );
-  };
   const open = async (gateway: number, marker: string): Promise<OpenSshSession> => {
     const session = new OpenSshSession({ port: fleet.gateways[gateway]!.sshPort, user: accessId, key: key.privateKeyPath });
     sessions.push(session);
-    await echoes(session, marker);
+    await session.echo(marker);
     return session;
   };
   /** `open`, with a new ssh when one is refused (the gateway's pool may meet a connection the last cut broke). */
@@ -49,7 +38,7 @@ describe('a fleet when parts of it fail', () => {
       const session = new OpenSshSession({ port: fleet.gateways[gateway]!.sshPort, user: accessId, key: key.privateKeyPath });
       sessions.push(session);
       try {
-        await echoes(session, marker, 5_000);
+        await session.echo(marker, 5_000);
         return session;
       } catch (error) {
         session.close();
@@ -93,7 +82,7 @@ describe('a fleet when parts of it fail', () => {
     try {
       await waitUntil(async () => (await ready(0)) === 503, 10_000, 'gateway 1 to report not ready');
       assert.equal(await ready(1), 200, 'the other gateway is ready');
-      await echoes(held, 'still-');
+      await held.echo('still-');
       const refused = await sshOnce({ port: fleet.gateways[0]!.sshPort, user: accessId, key: key.privateKeyPath, logLevel: 'INFO' });
       assert.notEqual(refused.code, 0);
       assert.match(refused.output, /\[lifeline\] the control plane \(the fleet database\) is unreachable from this gateway/);
@@ -147,7 +136,7 @@ describe('a fleet when parts of it fail', () => {
       while (Date.now() - stoppedAt < 15_000) {
         const line = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}|`;
         sent += line;
-        await echoes(live, line, 5_000);
+        await live.echo(line, 5_000);
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
       assert.ok(live.output.includes(sent.slice(-200)), 'the tail of what was typed came back intact');
@@ -157,7 +146,7 @@ describe('a fleet when parts of it fail', () => {
     }
     await waitUntil(async () => (await ready(0)) === 200 && (await ready(1)) === 200, 10_000, 'both gateways to be ready again');
     assert.ok(Date.now() - stoppedAt < 5000, `ready ${Date.now() - stoppedAt} ms after the database was back`);
-    await echoes(live, 'after-');
+    await live.echo('after-');
     live.close();
   });
 

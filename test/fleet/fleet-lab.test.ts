@@ -41,7 +41,7 @@ describe('a fleet serving a QEMU VM', () => {
     dir.dispose();
   });
 
-  test('the serial console through a gateway: the guest\'s prompt, a command and its output, and QMP power actions listed', async () => {
+  test('the serial console through a gateway: the guest\'s prompt, a command and its output, a serial break (~B), and QMP power actions', async () => {
     const vm = (await fleet.gateways[1]!.api('GET', '/v1/virtualMachines/lab-1')).body;
     assert.equal(vm.agent, 'hv-lab');
     assert.equal(vm.powerState, 'Running');
@@ -51,6 +51,12 @@ describe('a fleet serving a QEMU VM', () => {
     session.send('\r');
     await session.waitFor(/lab-1:[^\n]*# /, 30_000);
     await session.run('echo fleet-$((6*7))', 'fleet-42');
+    // OpenSSH's ~B: the break crosses the tunnel to the agent, which sends it on the telnet chardev (h: SysRq help).
+    const from = session.output.length;
+    session.send('\r~B');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    session.send('h');
+    await session.waitFor(/sysrq: HELP/, 15_000, from);
     const nmi = await fleet.gateways[0]!.api('POST', '/v1/virtualMachines/lab-1/powerActions', { action: 'nmi' });
     assert.equal(nmi.status, 202, JSON.stringify(nmi.body));
     session.close();

@@ -37,15 +37,7 @@ describe('a fleet: two gateways, two agents', () => {
     const session = new OpenSshSession({ port: fleet.gateways[gateway]!.sshPort, user: accessId, key: key.privateKeyPath });
     sessions.push(session);
     // The stand-in echoes: typed text coming back means the session reaches the VM.
-    await waitUntil(
-      async () => {
-        session.send(marker);
-        await new Promise((resolve) => setTimeout(resolve, 150));
-        return session.output.includes(marker);
-      },
-      15_000,
-      `${marker} echoed through gateway ${gateway + 1}`,
-    );
+    await session.echo(marker);
     return session;
   };
 
@@ -110,24 +102,24 @@ describe('a fleet: two gateways, two agents', () => {
 
   test('a VM on agent A opened through gateway 1, then through gateway 2: the first is closed with the reason within 500 ms', async () => {
     const first = await open(0, 'one-');
-    const second = new OpenSshSession({ port: fleet.gateways[1]!.sshPort, user: accessId, key: key.privateKeyPath });
-    sessions.push(second);
-    const started = Date.now();
-    await first.waitFor(/session closed: another session was opened for vm-a1 \(session [0-9a-f]{8} from 127\.0\.0\.1 via SSH\)/, 15_000);
-    const closedAfter = Date.now() - started;
-    await waitUntil(
-      async () => {
-        second.send('two-');
-        await new Promise((resolve) => setTimeout(resolve, 150));
-        return second.output.includes('two-');
-      },
-      15_000,
-      'the second session to echo',
-    );
-    // The bound holds from the moment the second ssh started (its connect and key exchange included).
-    assert.ok(closedAfter < 1500, `displaced after ${closedAfter} ms`);
-    await first.exited;
-    second.close();
+    const displaced = first.waitFor(/session closed: another session was opened for vm-a1 \(session [0-9a-f]{8} from 127\.0\.0\.1 via SSH\)/, 15_000).then(() => Date.now());
+    // The second through ssh2's client, which says when its shell is open: the bound runs from there.
+    const second = await openSsh2Shell({ port: fleet.gateways[1]!.sshPort, user: accessId, privateKey: readFileSync(key.privateKeyPath) });
+    const opened = Date.now();
+    try {
+      const closedAfter = (await displaced) - opened;
+      process.stdout.write(`# the first session read its reason ${closedAfter} ms after the second's shell opened\n`);
+      assert.ok(closedAfter < 500, `displaced after ${closedAfter} ms`);
+      let echoed = '';
+      second.shell.on('data', (chunk: Buffer) => (echoed += chunk.toString()));
+      await waitUntil(() => {
+        second.shell.write('two-');
+        return echoed.includes('two-');
+      }, 15_000, 'the second session to echo');
+      await first.exited;
+    } finally {
+      second.client.end();
+    }
   });
 
   test('GET /v1/sessions on any gateway lists the fleet\'s sessions with the gateway holding each; DELETE through another gateway closes it', async () => {
@@ -198,6 +190,38 @@ describe('a fleet: two gateways, two agents', () => {
     }
   });
 
+  test('a second agent announcing a VM name another agent holds has it refused, logged on both sides and shown; DELETE /v1/agents removes an agent and refuses it', async () => {
+    const impostor = await fleet.addAgent('hv-c', { virtualMachines: [{ name: 'vm-a1', serial: join(dir.path, 'vm-c0.sock') }, { name: 'vm-c1', serial: join(dir.path, 'vm-c1.sock') }] });
+    try {
+      await fleet.waitForAgent('hv-c');
+      await conflictAndDeletion(impostor);
+    } finally {
+      await impostor.stop('SIGKILL');
+    }
+  });
+
+  /** hv-c announced vm-a1 (hv-a's) and vm-c1: refused and shown; then deleted. */
+  const conflictAndDeletion = async (impostor: AgentProcess): Promise<void> => {
+    for (const gateway of fleet.gateways) {
+      const listed = (await gateway.api('GET', '/v1/agents')).body.value.find((agent: { name: string }) => agent.name === 'hv-c');
+      assert.deepEqual(listed.conflicts, [{ name: 'vm-a1', heldBy: 'hv-a' }]);
+      assert.deepEqual(listed.virtualMachines, ['vm-c1']);
+      assert.equal((await gateway.api('GET', '/v1/virtualMachines/vm-a1')).body.agent, 'hv-a', 'the name stays with the agent that had it');
+    }
+    await waitUntil(() => impostor.output().includes('the fleet refused VM vm-a1: agent hv-a already has a VM of that name'), 10_000, 'the agent to log the refusal');
+    assert.match(fleet.gateways[0]!.output() + fleet.gateways[1]!.output(), /agent announced a VM name another agent holds: refused/);
+
+    assert.equal((await fleet.gateways[1]!.api('DELETE', '/v1/agents/hv-c')).status, 204);
+    assert.equal((await fleet.gateways[1]!.api('DELETE', '/v1/agents/hv-c')).status, 404);
+    for (const gateway of fleet.gateways) {
+      await waitUntil(async () => (await gateway.api('GET', '/v1/virtualMachines/vm-c1')).status === 404, 5_000, 'vm-c1 to leave every gateway');
+      assert.ok(!(await gateway.api('GET', '/v1/agents')).body.value.some((agent: { name: string }) => agent.name === 'hv-c'));
+    }
+    // Its tunnels are closed, and it is refused from now on: its key is no longer the agent's, and its join token was used up.
+    await waitUntil(() => /tunnel to the gateway lost/.test(impostor.output()), 10_000, 'the deleted agent\'s tunnel to close');
+    await waitUntil(() => /refused the join token for agent hv-c: .*a deleted agent needs a new token/.test(impostor.output()), 20_000, 'the deleted agent to be refused');
+  };
+
   test('store import brings a standalone relay\'s console and token in: the old access id works through a gateway, and a second import changes nothing', async () => {
     const storeFile = join(dir.path, 'standalone-data', 'lifeline.db');
     mkdirSync(join(dir.path, 'standalone-data'));
@@ -217,17 +241,7 @@ describe('a fleet: two gateways, two agents', () => {
     assert.match(first.stdout, /^imported 1 console \(access ids kept\), 0 endpoints, 1 API token from /);
     const session = new OpenSshSession({ port: fleet.gateways[1]!.sshPort, user: oldAccessId, key: key.privateKeyPath });
     sessions.push(session);
-    await waitUntil(
-      async () => {
-        session.send('imported-');
-        await new Promise((resolve) => setTimeout(resolve, 150));
-        return session.output.includes('imported-');
-      },
-      15_000,
-      'the imported access id to reach vm-b1',
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}; ssh said ${JSON.stringify(session.output.slice(-500))}`);
-    });
+    await session.echo('imported-');
     session.close();
     const listed = await fetch(`${fleet.gateways[1]!.apiUrl}/v1/virtualMachines`, { headers: { authorization: `Bearer ${secret}` } });
     assert.equal(listed.status, 200, 'the imported token works on the fleet');
@@ -242,15 +256,7 @@ describe('a fleet: two gateways, two agents', () => {
     const bAccessId = put.body.virtualMachineAccessId;
     const session = new OpenSshSession({ port: fleet.gateways[0]!.sshPort, user: bAccessId, key: key.privateKeyPath });
     sessions.push(session);
-    await waitUntil(
-      async () => {
-        session.send('b-');
-        await new Promise((resolve) => setTimeout(resolve, 150));
-        return session.output.includes('b-');
-      },
-      15_000,
-      'the session on vm-b1 to echo',
-    );
+    await session.echo('b-');
     const killed = Date.now();
     await agents.b!.stop('SIGKILL');
     await session.waitFor(/session closed: .*hv-b/, 5_000);
@@ -266,14 +272,6 @@ describe('a fleet: two gateways, two agents', () => {
     await fleet.waitForAgent('hv-b');
     const again = new OpenSshSession({ port: fleet.gateways[1]!.sshPort, user: bAccessId, key: key.privateKeyPath });
     sessions.push(again);
-    await waitUntil(
-      async () => {
-        again.send('back-');
-        await new Promise((resolve) => setTimeout(resolve, 150));
-        return again.output.includes('back-');
-      },
-      15_000,
-      'the same access id to work again',
-    );
+    await again.echo('back-');
   });
 });

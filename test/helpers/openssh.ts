@@ -88,6 +88,26 @@ export class OpenSshSession {
     }
   }
 
+  /**
+   * Types `marker` until it comes back (a console stand-in that echoes): the session reaches the VM.
+   * Retyped every 150 ms, since what is typed before the session is attached is not delivered.
+   */
+  async echo(marker: string, timeoutMs = 15_000): Promise<void> {
+    try {
+      await waitUntil(
+        async () => {
+          this.send(marker);
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          return this.text.includes(marker);
+        },
+        timeoutMs,
+        `${marker} echoed`,
+      );
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; ssh said ${JSON.stringify(this.text.slice(-500))}`, { cause: error });
+    }
+  }
+
   /** Runs a shell command on the serial console and waits for `expect` in the output after it. */
   async run(command: string, expect: RegExp | string, timeoutMs = 15_000): Promise<void> {
     const from = this.text.length;

@@ -48,10 +48,6 @@ export class AgentStreams {
     return `${kind}\u0000${vm}`;
   }
 
-  get size(): number {
-    return this.served.size;
-  }
-
   /** A stream a gateway opened; `accept` gives its channel. */
   serve(request: StreamRequest, accept: () => Duplex, reject: () => void, gateway: StreamGateway): void {
     const vm = this.directory.get(request.virtualMachine);

@@ -244,7 +244,7 @@ export function dialGateway(options: AgentTunnelClientOptions): Promise<{ send(m
       else if ((error as { level?: string }).level === 'client-authentication') {
         lastError = new Error(
           triedToken
-            ? `the gateway at ${options.host}:${options.port} refused the join token for agent ${options.name}: it is used, expired, for another agent name, or the name is taken by another key; make a new one with POST /v1/agentJoinTokens`
+            ? `the gateway at ${options.host}:${options.port} refused the join token for agent ${options.name}: it is used, expired or for another agent name, or the name is taken by another key (a deleted agent needs a new token); make a new one with POST /v1/agentJoinTokens`
             : `the gateway at ${options.host}:${options.port} does not know agent ${options.name} with this key (or the agent was deleted): join it with a token (POST /v1/agentJoinTokens, then joinToken: or LIFELINE_JOIN_TOKEN)`,
         );
       } else lastError = error;

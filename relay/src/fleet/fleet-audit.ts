@@ -126,17 +126,6 @@ export class FleetAuditTrail implements AuditTrail {
     }
   }
 
-  /** Every line of the trail, oldest first, in pages (for verify and export). */
-  async *lines(): AsyncGenerator<string> {
-    let after = 0;
-    for (;;) {
-      const rows = await this.sql`SELECT seq, line FROM audit_events WHERE seq > ${after} ORDER BY seq LIMIT 5000`;
-      for (const row of rows) yield row.line as string;
-      if (rows.length < 5000) return;
-      after = Number(rows.at(-1)!.seq);
-    }
-  }
-
   /** Writes what is queued (for up to `graceMs`), then stops. */
   async close(graceMs = 3000): Promise<void> {
     this.closed = true;

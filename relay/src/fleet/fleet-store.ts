@@ -260,8 +260,4 @@ export class FleetStore {
       }));
     });
   }
-
-  countSlots(): Promise<number> {
-    return this.run(async () => Number((await this.sql`SELECT count(*) AS n FROM session_slots`)[0]!.n));
-  }
 }
