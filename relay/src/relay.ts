@@ -167,7 +167,10 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       onSshConnection: (socket, endpoint) => ssh.handle(socket, endpoint),
       onVncConnection: (socket, endpoint) => vncWeb.handle(socket, endpoint),
       log: log.child({ component: 'endpoints' }),
+      shared: relayConsoles.fleet !== undefined,
+      onChanged: (name) => relayConsoles.fleet?.endpointChanged(name),
     });
+    if (relayConsoles.fleet) relayConsoles.fleet.onEndpoint = (name) => void endpoints.sync(name).catch((error: Error) => log.warn({ err: error.message }, 'cannot follow the fleet\'s endpoints'));
     closers.push(() => endpoints.close());
     await endpoints.start();
 

@@ -143,6 +143,23 @@ describe('a fleet: two gateways, two agents', () => {
     assert.equal((await fleet.gateways[1]!.api('DELETE', '/v1/sessions/00000000-0000-0000-0000-000000000000')).status, 404);
   });
 
+  test('a private endpoint made through gateway 2 is served by gateway 1 too, and deleting it there closes gateway 1\'s sessions on it', async () => {
+    const made = await fleet.gateways[1]!.api('PUT', '/v1/privateEndpoints/ops', { ipAddress: '127.0.0.77', allowedSourcePrefixes: ['127.0.0.0/8'] });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const onGateway1 = await waitUntil(async () => {
+      const found = (await fleet.gateways[0]!.api('GET', '/v1/privateEndpoints/ops')).body;
+      return found?.provisioningState === 'Succeeded' ? found : undefined;
+    }, 5_000, 'gateway 1 to listen on the endpoint');
+    assert.equal(onGateway1.ipAddress, '127.0.0.77');
+    const session = new OpenSshSession({ port: onGateway1.sshPort, host: '127.0.0.77', user: accessId, key: key.privateKeyPath });
+    sessions.push(session);
+    await session.echo('via-ops-');
+    assert.equal((await fleet.gateways[1]!.api('DELETE', '/v1/privateEndpoints/ops')).status, 204);
+    await session.waitFor('session closed: the private endpoint "ops" was deleted', 5_000);
+    assert.equal((await fleet.gateways[0]!.api('GET', '/v1/privateEndpoints/ops')).status, 404);
+    for (const gateway of fleet.gateways) assert.equal((await fetch(`${gateway.apiUrl}/healthz`)).status, 200);
+  });
+
   test('disable, re-key and expiry through gateway 2 close a session held on gateway 1 within 1 s, with the reason (20 times each)', async () => {
     const rounds = await revocationRounds({ open: (marker) => open(0, marker), via: fleet.gateways[1]!, vm: 'vm-a1', keys: { own: key.publicKey, other: otherKey.publicKey }, rounds: 20 });
     process.stdout.write(`# held on gateway 1, changed through gateway 2: ${describeRounds(rounds)}\n`);

@@ -5,6 +5,7 @@ import { endpointAddress, type EndpointInput } from './endpoint-address.js';
 import type { Logger } from '../logger.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
+import { bindProblem, closeServer, listen, type Bound } from './endpoint-listeners.js';
 
 export const DEFAULT_ENDPOINT = 'default';
 
@@ -46,53 +47,14 @@ export interface EndpointManagerOptions {
   onSshConnection: (socket: Socket, endpoint: string) => void;
   onVncConnection: (socket: Socket, endpoint: string) => void;
   log: Logger;
-}
-
-function listen(server: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error): void => reject(error);
-    server.once('error', onError);
-    server.listen({ host, port, exclusive: true }, () => {
-      server.removeListener('error', onError);
-      resolve((server.address() as { port: number }).port);
-    });
-  });
-}
-
-interface Bound {
-  listener: Server;
-  vncListener: Server;
-  sshPort: number;
-  vncPort: number;
-  sockets: Set<Socket>;
-}
-
-/** Time for reason lines to reach clients before their sockets are torn down. */
-const LINGER_MS = 500;
-
-/** Stops accepting at once; connections still open after a short linger (unauthenticated ones, say) are destroyed. */
-function closeServer(servers: { listener?: Server | undefined; vncListener?: Server | undefined; sockets: Set<Socket> } | undefined): void {
-  if (!servers?.listener) return;
-  servers.listener.close();
-  servers.vncListener?.close();
-  const { sockets } = servers;
-  if (sockets.size === 0) return;
-  setTimeout(() => {
-    for (const socket of sockets) socket.destroy();
-  }, LINGER_MS).unref();
-}
-
-function bindProblem(error: NodeJS.ErrnoException, host: string, port: number): string {
-  switch (error.code) {
-    case 'EADDRINUSE':
-      return `port ${port} on ${host} is already in use by another program`;
-    case 'EADDRNOTAVAIL':
-      return `${host} is not an address of this host`;
-    case 'EACCES':
-      return `not allowed to listen on ${host}:${port} (ports below 1024 need privileges)`;
-    default:
-      return `cannot listen on ${host}:${port}: ${error.code ?? error.message}`;
-  }
+  /**
+   * A fleet gateway: endpoints are the fleet's (in the shared store) and every gateway listens on
+   * them where it can; one whose address is not on this host is Failed here without making the
+   * gateway unhealthy.
+   */
+  shared?: boolean;
+  /** After an endpoint was created, changed or deleted through this relay (a gateway tells the others). */
+  onChanged?: (name: string) => void;
 }
 
 /**
@@ -233,6 +195,14 @@ export class EndpointManager {
       closeServer(bound);
       throw error;
     }
+    const entry = this.install(name, ipAddress, prefixes, existing, bound, now);
+    this.options.log.info({ endpoint: name, ipAddress, sshPort: entry.sshPort, vncPort: entry.vncPort }, existing ? 'private endpoint updated' : 'private endpoint created');
+    this.options.onChanged?.(name);
+    return { view: this.view(entry), created: !existing };
+  }
+
+  /** Makes `name` the endpoint on `ipAddress` with `prefixes` (its new listeners `bound`), and ends what the change no longer admits. */
+  private install(name: string, ipAddress: string, prefixes: Ipv4Cidr[], existing: Entry | undefined, bound: Bound | undefined, createdAt: number): Entry {
     const entry: Entry = {
       name,
       ipAddress,
@@ -243,7 +213,7 @@ export class EndpointManager {
       sshPort: existing?.sshPort ?? this.options.sshPort,
       vncPort: existing?.vncPort ?? this.options.vncPort,
       ...bound,
-      createdAt: existing?.createdAt ?? now,
+      createdAt: existing?.createdAt ?? createdAt,
     };
     this.entries.set(name, entry);
     if (existing && bound) {
@@ -255,8 +225,45 @@ export class EndpointManager {
         { code: 'endpoint-changed', message: `your address is no longer allowed on the private endpoint "${name}"` },
       );
     }
-    this.options.log.info({ endpoint: name, ipAddress, sshPort: entry.sshPort, vncPort: entry.vncPort }, existing ? 'private endpoint updated' : 'private endpoint created');
-    return { view: this.view(entry), created: !existing };
+    return entry;
+  }
+
+  /**
+   * A fleet gateway: the endpoint `name` changed in the shared store through another gateway (or,
+   * without a name, any may have): this one follows — listens on its address where it can, applies
+   * its prefixes, or stops. Serialized with this relay's own changes.
+   */
+  sync(name?: string): Promise<void> {
+    return this.serialized(async () => {
+      if (this.closed) return;
+      const stored = new Map((await this.options.store.listEndpoints()).map((record) => [record.name, record]));
+      const names = name ? [name] : [...new Set([...stored.keys(), ...this.entries.keys()])];
+      for (const each of names) {
+        if (each === DEFAULT_ENDPOINT) continue;
+        const record = stored.get(each);
+        const existing = this.entries.get(each);
+        if (!record) {
+          if (existing) this.remove(existing);
+          continue;
+        }
+        const prefixes = record.allowedSourcePrefixes.map((text) => parseCidr(text)!).filter(Boolean);
+        if (existing && existing.ipAddress === record.ipAddress && existing.prefixes.map((cidr) => cidr.text).join() === prefixes.map((cidr) => cidr.text).join() && existing.listener) continue;
+        let bound: Bound | undefined;
+        if (!existing?.listener || existing.ipAddress !== record.ipAddress) {
+          bound = await this.bind(each, record.ipAddress).catch((error: Error) => {
+            this.options.log.warn({ endpoint: each, err: error.message }, 'a fleet endpoint cannot listen on this gateway');
+            return undefined;
+          });
+        }
+        this.install(each, record.ipAddress, prefixes, existing, bound, record.createdAt);
+      }
+    });
+  }
+
+  private remove(entry: Entry): void {
+    this.entries.delete(entry.name);
+    this.options.supervisor.closeConnections((c) => c.endpoint === entry.name, { code: 'endpoint-changed', message: `the private endpoint "${entry.name}" was deleted` });
+    closeServer(entry);
   }
 
   delete(name: string): Promise<void> {
@@ -267,10 +274,9 @@ export class EndpointManager {
       const entry = this.entries.get(name);
       if (!entry) throw new DomainError('not-found', 'EndpointNotFound', `no private endpoint named "${name}"`);
       await this.options.store.deleteEndpoint(name);
-      this.entries.delete(name);
-      this.options.supervisor.closeConnections((c) => c.endpoint === name, { code: 'endpoint-changed', message: `the private endpoint "${name}" was deleted` });
-      closeServer(entry);
+      this.remove(entry);
       this.options.log.info({ endpoint: name }, 'private endpoint deleted');
+      this.options.onChanged?.(name);
     });
   }
 
@@ -282,6 +288,7 @@ export class EndpointManager {
 
   /** True when every endpoint that should listen does. */
   get healthy(): boolean {
-    return !this.closed && [...this.entries.values()].every((entry) => entry.listener?.listening && entry.vncListener?.listening);
+    // A fleet's endpoint whose address is not on this host is Failed here, and the gateway still serves.
+    return !this.closed && [...this.entries.values()].every((entry) => (this.options.shared && entry.name !== DEFAULT_ENDPOINT) || (entry.listener?.listening && entry.vncListener?.listening));
   }
 }

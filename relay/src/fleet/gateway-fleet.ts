@@ -22,7 +22,7 @@ const CHANNEL = 'lifeline';
 const RECONCILE_DEADLINE_MS = 3000;
 
 interface FleetEvent {
-  type: 'console' | 'agent' | 'close-session';
+  type: 'console' | 'agent' | 'close-session' | 'endpoint';
   name: string;
   from: string;
 }
@@ -102,6 +102,14 @@ export class GatewayFleet implements FleetApi {
     });
   }
 
+  /** Follows the fleet's private endpoints (set by the relay once its endpoints exist): a name, or every one. */
+  onEndpoint: ((name?: string) => void) | undefined;
+
+  /** An endpoint changed through this gateway: the others follow. */
+  endpointChanged(name: string): void {
+    this.options.store.sql.notify(CHANNEL, JSON.stringify({ type: 'endpoint', name, from: this.id } satisfies FleetEvent)).catch((error: Error) => this.options.log.warn({ endpoint: name, err: error.message }, 'cannot tell the other gateways of an endpoint change (they re-read endpoints when they re-listen)'));
+  }
+
   /** Whether the last reconcile reached the database. */
   get reachable(): boolean {
     return this.reachable_;
@@ -123,7 +131,11 @@ export class GatewayFleet implements FleetApi {
     }
     const advertised = settings.agentsAdvertise;
     this.advertise = advertised ? hostPortText({ host: advertised.host, port: advertised.port || port }) : undefined;
-    const listener = await this.options.store.sql.listen(CHANNEL, (payload) => this.onEvent(payload), () => void this.reconcile());
+    // On every (re)listen: a reconcile, and every endpoint re-read (changes made while this gateway was not listening).
+    const listener = await this.options.store.sql.listen(CHANNEL, (payload) => this.onEvent(payload), () => {
+      void this.reconcile();
+      this.onEndpoint?.();
+    });
     this.unlisten = () => listener.unlisten();
     await this.reconcile();
     this.timer = setInterval(() => void this.reconcile(), RECONCILE_INTERVAL_MS);
@@ -140,6 +152,7 @@ export class GatewayFleet implements FleetApi {
     if (event.from === this.id) return;
     if (event.type === 'console') void this.consoleChanged(event.name, false);
     else if (event.type === 'agent') void this.reconcile();
+    else if (event.type === 'endpoint') this.onEndpoint?.(event.name);
     else if (event.type === 'close-session' && this.options.closeSession(event.name)) this.options.log.info({ session: event.name }, 'session closed, as asked through another gateway');
   }
 
