@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostPort, RelayConfig } from '../config/config.js';
 import { parseHostPort } from '../config/listen-address.js';
+import { hostForUrl } from '../api/resources.js';
 import { VirtualMachineRegistry } from '../backends/virtual-machines.js';
 import { lockDataDir } from '../data-lock.js';
 import { createSource, Discovery } from '../discovery/discovery.js';
@@ -33,7 +34,7 @@ export interface AgentOptions {
   joinToken?: string;
 }
 
-export const hostPortText = (address: HostPort): string => (address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`);
+export const hostPortText = (address: HostPort): string => `${hostForUrl(address.host)}:${address.port}`;
 
 /**
  * A hypervisor agent (`role: agent`): the VMs of this host (configured and discovered, as on a
@@ -63,7 +64,7 @@ export async function createAgent(config: RelayConfig, options: AgentOptions): P
     closers.push(() => discovery.close());
 
     const pinFile = join(config.dataDir, PIN_FILE);
-    let pinned = settings.caFingerprint ?? readPin(pinFile);
+    let pinned = settings.caFingerprint ?? readTrimmed(pinFile);
     const trust = (fingerprint: string): boolean => {
       if (pinned) return fingerprint === pinned;
       // Trust on first use, kept: every later gateway must present the same key.
@@ -113,7 +114,7 @@ export async function createAgent(config: RelayConfig, options: AgentOptions): P
         target,
         name: settings.name,
         privateKey: key.privateKey,
-        joinToken: options.joinToken ?? settings.joinToken ?? readJoinTokenFile(settings.joinTokenFile, settings.name),
+        joinToken: options.joinToken ?? settings.joinToken ?? (settings.joinTokenFile ? readTrimmed(settings.joinTokenFile.replaceAll('{agent}', settings.name)) : undefined),
         trust,
         streams,
         log: log.child({ gateway: address }),
@@ -169,17 +170,8 @@ export async function createAgent(config: RelayConfig, options: AgentOptions): P
   }
 }
 
-/** The join token from `joinTokenFile` ({agent} replaced); undefined when there is none (the agent has joined, or the file is not there). */
-function readJoinTokenFile(template: string | undefined, name: string): string | undefined {
-  if (!template) return undefined;
-  try {
-    return readFileSync(template.replaceAll('{agent}', name), 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function readPin(file: string): string | undefined {
+/** A file's text, trimmed; undefined when it is missing or empty (a pin not made yet, a join token not given). */
+function readTrimmed(file: string): string | undefined {
   try {
     return readFileSync(file, 'utf8').trim() || undefined;
   } catch {

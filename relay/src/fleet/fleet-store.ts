@@ -3,7 +3,7 @@ import type postgres from 'postgres';
 import { revocationMessage, revocationReason, type SessionGrant } from '../core/console-rules.js';
 import { DomainError } from '../core/domain-error.js';
 import { hashToken } from '../core/token-hash.js';
-import { toConsole, unavailableError } from '../store/postgres-rows.js';
+import { toConsole, unavailableOnFailure } from '../store/postgres-rows.js';
 import { consoleView, type ConsoleView, type VmDescriptor } from './fleet-protocol.js';
 
 /** A gateway whose heartbeat is older than this is gone: its session slots and tunnels are cleared. */
@@ -55,12 +55,8 @@ export interface SlotRecord {
 export class FleetStore {
   constructor(private readonly sql: postgres.Sql) {}
 
-  private async run<T>(query: () => Promise<T>): Promise<T> {
-    try {
-      return await query();
-    } catch (error) {
-      throw unavailableError(error);
-    }
+  private run<T>(query: () => Promise<T>): Promise<T> {
+    return unavailableOnFailure(query);
   }
 
   /** 'allowed' for the agent's registered key; 'join' for a name not registered (or deleted); 'refused' for another key. */

@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { SessionGrant } from '../core/console-rules.js';
 import { hashToken } from '../core/token-hash.js';
-import { unavailableError } from '../store/postgres-rows.js';
+import { unavailableOnFailure } from '../store/postgres-rows.js';
 import { newVncToken, type TokenRedemption, type VncTokens } from '../vnc/vnc-tokens.js';
 
 /**
@@ -18,12 +18,8 @@ export class FleetVncTokens implements VncTokens {
     private readonly now: () => number = Date.now,
   ) {}
 
-  private async run<T>(query: () => Promise<T>): Promise<T> {
-    try {
-      return await query();
-    } catch (error) {
-      throw unavailableError(error);
-    }
+  private run<T>(query: () => Promise<T>): Promise<T> {
+    return unavailableOnFailure(query);
   }
 
   mint(grant: SessionGrant, endpoint: string): Promise<{ token: string; expiresAt: number }> {

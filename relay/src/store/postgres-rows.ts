@@ -143,6 +143,15 @@ function isUnavailable(error: unknown): boolean {
 }
 
 /** A database that cannot be reached becomes the API's 503 `StoreUnavailable`; anything else passes unchanged. */
+/** Runs `query`, turning "cannot reach the database" into StoreUnavailable (every PostgreSQL-backed class runs its queries through this). */
+export async function unavailableOnFailure<T>(query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (error) {
+    throw unavailableError(error);
+  }
+}
+
 export function unavailableError(error: unknown): unknown {
   if (!isUnavailable(error)) return error;
   const detail = (error as Error).message;

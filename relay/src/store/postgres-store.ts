@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import type { ConsoleRecord } from '../core/console-rules.js';
-import { PG_MIGRATIONS, toConsole, toEndpoint, toToken, unavailableError } from './postgres-rows.js';
+import { PG_MIGRATIONS, toConsole, toEndpoint, toToken, unavailableOnFailure } from './postgres-rows.js';
 import type { EndpointRecord, Store, TokenRecord } from './store.js';
 
 /*
@@ -69,13 +69,8 @@ export class PostgresStore implements Store {
     return Number(row?.version ?? 0);
   }
 
-  /** Runs `query`, turning "cannot reach the database" into StoreUnavailable. */
-  private async run<T>(query: () => Promise<T>): Promise<T> {
-    try {
-      return await query();
-    } catch (error) {
-      throw unavailableError(error);
-    }
+  private run<T>(query: () => Promise<T>): Promise<T> {
+    return unavailableOnFailure(query);
   }
 
   getMeta(key: string): Promise<string | undefined> {
