@@ -28,4 +28,7 @@ export { isRelayReadyMessage, type RelayReadyMessage } from '../process/ready-me
 /** The API's schemas (TypeBox): what a client validates the relay's replies with, and the enums written once. */
 export * as schemas from './schemas.js';
 export { sendSshBreak } from '../ssh/ssh2-internals.js';
+export { CLOSE_EXIT_STATUS, type CloseCode } from '../sessions/live-session.js';
+export { parseDuration } from '../core/duration.js';
+export * as fleetSchemas from './fleet-schemas.js';
 export { endWithHttpResponse } from '../http/raw-response.js';

@@ -2,11 +2,11 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { SerialProtocol, SocketAddress } from '../config/config.js';
 import { ByteRing } from '../core/ring-buffer.js';
-import { withoutTerminalQueries } from '../core/terminal-queries.js';
+import { lastLines, withoutTerminalQueries } from '../core/terminal-queries.js';
 import { escapeIac, TELNET_BREAK, TelnetDecoder } from '../core/telnet.js';
 import type { Logger } from '../logger.js';
 import { PersistentConnection } from './persistent-connection.js';
-import type { SerialSink, SerialStream } from '../sessions/console-seam.js';
+import type { SerialSink, SerialStream, StreamOwner } from '../sessions/console-seam.js';
 
 /**
  * How long a serial break waits after the last input written to the VM. QEMU's UART model
@@ -121,13 +121,13 @@ export class SerialAttachment extends EventEmitter implements SerialStream {
   }
 
   /** Makes `sink` the receiver of live output after replaying the kept output; returns a detach function. */
-  attach(sink: SerialSink): () => void {
+  attach(sink: SerialSink, owner?: StreamOwner): () => void {
     this.releaseBlock();
     // Input and breaks held for the previous session are its own: they never reach the VM after it is gone.
     this.dropHeld();
     this.sink = sink;
     // Old queries (ESC[6n after a prompt…) are not replayed: the new client's terminal would answer them into the VM.
-    const replay = withoutTerminalQueries(this.ring.snapshot());
+    const replay = lastLines(withoutTerminalQueries(this.ring.snapshot()), owner?.replayLines);
     if (replay.length > 0) sink.write(replay);
     if (!this.socket) this.notify('[lifeline] the serial console is not available yet; waiting for the VM');
     return () => {

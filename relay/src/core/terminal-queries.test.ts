@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { withoutTerminalQueries } from './terminal-queries.js';
+import { lastLines, withoutTerminalQueries } from './terminal-queries.js';
 
 const strip = (text: string): string => withoutTerminalQueries(Buffer.from(text, 'latin1')).toString('latin1');
 
@@ -57,4 +57,21 @@ test('never adds bytes, and what it leaves holds nothing more to remove (no quer
     }),
     { numRuns: Number(process.env.FC_RUNS ?? 5000) },
   );
+});
+
+describe('lastLines: --replay N', () => {
+  const text = (data: Buffer): string => data.toString('latin1');
+  test('keeps the last N lines, the line being written counting as one', () => {
+    const replay = Buffer.from('boot\r\nlogin ok\r\nlab-1:/# ');
+    assert.equal(text(lastLines(replay, 1)), 'lab-1:/# ');
+    assert.equal(text(lastLines(replay, 2)), 'login ok\r\nlab-1:/# ');
+    assert.equal(text(lastLines(replay, 9)), text(replay));
+    assert.equal(lastLines(replay, 0).length, 0);
+    assert.equal(lastLines(replay, undefined), replay);
+  });
+
+  test('a trailing newline closes the last line instead of opening an empty one', () => {
+    assert.equal(text(lastLines(Buffer.from('a\nb\nc\n'), 2)), 'b\nc\n');
+    assert.equal(text(lastLines(Buffer.from('\n'), 1)), '\n');
+  });
 });

@@ -165,3 +165,21 @@ function csiEnd(data: Buffer, from: number): CsiEnd {
   }
   return { kind: 'unfinished' };
 }
+
+/**
+ * The last `lines` lines of a replay (the line being written counts as one): what `--replay N`
+ * asks for. Undefined: all of it. A line ends at LF; a CR LF pair stays whole.
+ */
+export function lastLines(data: Buffer, lines: number | undefined): Buffer {
+  if (lines === undefined) return data;
+  if (lines <= 0 || data.length === 0) return data.subarray(0, 0);
+  // A trailing LF closes the last line rather than opening an empty one.
+  let end = data[data.length - 1] === 0x0a ? data.length - 1 : data.length;
+  for (let seen = 0; end > 0; ) {
+    const newline = data.lastIndexOf(0x0a, end - 1);
+    if (newline < 0) return data;
+    if (++seen === lines) return data.subarray(newline + 1);
+    end = newline;
+  }
+  return data;
+}

@@ -89,7 +89,8 @@ export class AgentStreams {
       onceDrain: (listener) => void channel.once('drain', listener),
       cancelDrain: (listener) => void channel.off('drain', listener),
     };
-    const detach = serial.attach(sink);
+    const { replayLines } = served.request;
+    const detach = serial.attach(sink, { grant: undefined, remoteAddress: 'gateway', path: 'ssh', ...(typeof replayLines === 'number' && { replayLines }) });
     const resume = (): void => void channel.resume();
     channel.on('data', (chunk: Buffer) => {
       if (served.ended || serial.write(chunk)) return;

@@ -46,8 +46,9 @@ export interface StreamRequest {
   expiration?: number;
   /** The Console resource as the slot's transaction read it: fresher than any the agent was told before. */
   console?: ConsoleView;
-  /** Who opened it (`session 1a2b3c4d from 10.0.0.5 via SSH`), for the reason line of the session it displaces. */
+  /** Who opened it (`session 1a2b3c4d from 10.0.0.5 via SSH`), for the reason line of the session it displaces; serial: the lines to replay (absent: all). */
   owner?: string;
+  replayLines?: number;
 }
 
 export type ControlMessage = { type: string } & Record<string, unknown>;

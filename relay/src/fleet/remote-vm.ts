@@ -117,6 +117,7 @@ function streamRequest(kind: 'serial' | 'vnc', vm: string, session: string, fenc
     ...(owner.grant && { grant: { accessId: owner.grant.accessId, keyFingerprint: owner.grant.keyFingerprint } }),
     ...(console && { expiration: console.expiration, console }),
     owner: describeOwner(session, owner),
+    ...(owner.replayLines !== undefined && { replayLines: owner.replayLines }),
   };
 }
 

@@ -54,6 +54,8 @@ export interface StreamOwner {
   /** The session's id (what GET /v1/sessions shows) and endpoint, for a fleet's session list. */
   session?: string;
   endpoint?: string;
+  /** How many lines of the kept output to replay (OpenSSH `SetEnv LIFELINE_REPLAY=N`); absent: all of it. */
+  replayLines?: number;
 }
 
 /** A VM's serial console, shared by its sessions: output (after a replay of recent output) to the attached sink, input, and break. */

@@ -17,6 +17,25 @@ export type CloseCode =
   /** A fleet gateway cannot reach its database: no new session can be decided. */
   | 'unavailable';
 
+/**
+ * The SSH `exit-status` a serial session closed by the relay ends with, so that OpenSSH's `ssh`
+ * (and `lifeline connect`) exits with a code that says why (docs/relay.md, docs/cli.md). Fixed:
+ * scripts test for these numbers. `client-left` sends none (the client is gone).
+ */
+export const CLOSE_EXIT_STATUS: Readonly<Record<Exclude<CloseCode, 'client-left'>, number>> = {
+  displaced: 10,
+  disabled: 11,
+  expired: 12,
+  rekeyed: 13,
+  deleted: 14,
+  'vm-gone': 15,
+  shutdown: 16,
+  'closed-by-admin': 17,
+  'endpoint-changed': 18,
+  unavailable: 19,
+  'vm-disconnected': 20,
+};
+
 export interface CloseReason {
   code: CloseCode;
   /** What the client is told (the serial line `[lifeline] session closed: …`, a WebSocket close reason). */

@@ -4,7 +4,7 @@ import type { SessionGrant } from '../core/console-rules.js';
 import type { SerialSink, SerialStream } from '../sessions/console-seam.js';
 import { CLIENT_HIGH_WATER, WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
-import type { CloseReason, LiveSession } from '../sessions/live-session.js';
+import { CLOSE_EXIT_STATUS, type CloseReason, type LiveSession } from '../sessions/live-session.js';
 
 /** How long a closing session waits for its reason line to flush to a client that is not reading. */
 const CLOSE_GRACE_MS = 300;
@@ -36,7 +36,7 @@ export class SerialSession implements LiveSession {
   }
 
   /** Starts the byte path; call after the session registry has made this the VM's session. */
-  start(grant?: SessionGrant): void {
+  start(grant?: SessionGrant, replayLines?: number): void {
     const channel = this.channel;
     const window = new WriteWindow(CLIENT_HIGH_WATER, (chunk, done) => channel.write(chunk, () => done()));
     const counted: SerialSink = {
@@ -48,7 +48,7 @@ export class SerialSession implements LiveSession {
       cancelDrain: (listener) => window.cancelDrain(listener),
       end: (reason) => void this.close(reason),
     };
-    this.detach = this.attachment.attach(counted, { grant, remoteAddress: this.remoteAddress, path: 'ssh', session: this.id, endpoint: this.endpoint });
+    this.detach = this.attachment.attach(counted, { grant, remoteAddress: this.remoteAddress, path: 'ssh', session: this.id, endpoint: this.endpoint, ...(replayLines !== undefined && { replayLines }) });
     channel.on('data', (chunk: Buffer) => {
       // A closed session's keystrokes never reach the VM, even while its channel is still closing.
       if (this.ended) return;
@@ -109,6 +109,8 @@ export class SerialSession implements LiveSession {
       };
       const timer = setTimeout(done, CLOSE_GRACE_MS);
       try {
+        // The status goes first (a request is not held behind the window as data is); OpenSSH keeps it and exits with it at close.
+        if (reason.code !== 'client-left') channel.exit(CLOSE_EXIT_STATUS[reason.code]);
         // end() queues behind data still being written, so the reason is the last thing the client sees.
         channel.end(`\r\n[lifeline] session closed: ${reason.message}\r\n`, done);
       } catch {

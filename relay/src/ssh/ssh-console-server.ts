@@ -18,6 +18,7 @@ import type { HostKey } from './host-key.js';
 import { streamClient, VncSession } from '../vnc/vnc-session.js';
 import { channelRefusals, OPEN_FAILURE, routeBreakRequests, sendAuthBanner, socketOf, type BreakListener } from './ssh2-internals.js';
 import { SerialSession } from './serial-session.js';
+import { serveSessionRequests } from './session-requests.js';
 import type { RefusalRecorder } from '../audit/refusal-recorder.js';
 
 /** The reserved forward destination for a VM's screen: `ssh -L 5901:vnc:5900`. */
@@ -49,8 +50,6 @@ export interface SshConsoleServerOptions {
   /** Failed logins and refused channels go to the audit trail through this. */
   refusals?: RefusalRecorder;
 }
-
-const EXEC_REFUSAL = 'this is a VM console: it runs no commands. Connect without a command (ssh -t -p 2222 <accessId>@<host>) for the serial console, or forward vnc:5900 for its screen (docs/relay.md)';
 
 /**
  * The SSH side of the relay: public-key auth as the console's access id, then a
@@ -207,22 +206,7 @@ export class SshConsoleServer {
       if (!mayOpen(reject, 'session')) return;
       const session = accept();
       counted(session as unknown as { once(event: 'close', listener: () => void): unknown });
-      session.on('pty', (acceptPty) => acceptPty?.());
-      session.on('window-change', (acceptChange) => acceptChange?.());
-      for (const refused of ['env', 'x11', 'signal', 'auth-agent'] as const) {
-        session.on(refused, (_accept: unknown, reject?: () => void) => reject?.());
-      }
-      // `ssh host uname`, SFTP: accepted only to say why not (OpenSSH would print just "exec request failed"), then exit 1.
-      // (SFTP arrives as the subsystem "sftp": there is no sftp listener.)
-      for (const request of ['exec', 'subsystem'] as const) {
-        session.on(request, (acceptRequest: () => ssh2.ServerChannel) => {
-          const channel = acceptRequest();
-          channelRefused(request, EXEC_REFUSAL);
-          channel.stderr.write(`[lifeline] ${EXEC_REFUSAL}\r\n`);
-          channel.exit(1);
-          channel.end();
-        });
-      }
+      const requests = serveSessionRequests(session, channelRefused);
       session.on('shell', (acceptShell, rejectShell) => {
         const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
         if (!vm?.serial || !admitted || revoked) return rejectShell();
@@ -233,7 +217,7 @@ export class SshConsoleServer {
         });
         sessions.add(serial);
         this.options.supervisor.claim(serial, grant, vm);
-        serial.start(grant);
+        serial.start(grant, requests.replayLines);
         // OpenSSH's ~B: a serial break where the backend has one (telnet chardev), else refused and the session goes on.
         (session as unknown as EventEmitter).on('break', ((_lengthMs, reply) => reply(serial.sendBreak())) satisfies BreakListener);
       });

@@ -1,0 +1,53 @@
+import type ssh2 from 'ssh2';
+
+export const EXEC_REFUSAL = 'this is a VM console: it runs no commands. Connect without a command (ssh -t -p 2222 <accessId>@<host>) for the serial console, or forward vnc:5900 for its screen (docs/relay.md)';
+
+/** The one environment variable a console session takes (OpenSSH `SetEnv`, `lifeline connect --replay N`): lines of kept output to replay. */
+export const REPLAY_VARIABLE = 'LIFELINE_REPLAY';
+const MAX_REPLAY_LINES = 100_000;
+
+/** What a session channel asked for before its shell, for the serial session it becomes. */
+export interface SessionRequests {
+  /** `LIFELINE_REPLAY=N` (0…100000, or `all`); undefined: the whole replay. */
+  replayLines: number | undefined;
+}
+
+/** Parses `LIFELINE_REPLAY`'s value; undefined for what it cannot be. */
+export function parseReplayLines(value: string): number | 'all' | undefined {
+  const text = value.trim();
+  if (text === 'all') return 'all';
+  if (!/^\d{1,6}$/.test(text)) return undefined;
+  const lines = Number(text);
+  return lines <= MAX_REPLAY_LINES ? lines : undefined;
+}
+
+/**
+ * The requests of a session channel other than `shell`: a pty and window changes are taken (the
+ * serial line has no size), `LIFELINE_REPLAY` is kept, other variables, X11, signals and agent
+ * forwarding refused; `exec` and `subsystem` (`ssh host cmd`, scp, sftp) are accepted only to say
+ * why not on stderr, then end with status 1.
+ */
+export function serveSessionRequests(session: ssh2.Session, refused: (what: string, why: string) => void): SessionRequests {
+  const requests: SessionRequests = { replayLines: undefined };
+  session.on('pty', (accept) => accept?.());
+  session.on('window-change', (accept) => accept?.());
+  session.on('env', (accept, reject, info) => {
+    const lines = info.key === REPLAY_VARIABLE ? parseReplayLines(info.val) : undefined;
+    if (lines === undefined) return reject?.();
+    requests.replayLines = lines === 'all' ? undefined : lines;
+    accept?.();
+  });
+  for (const name of ['x11', 'signal', 'auth-agent'] as const) {
+    session.on(name, (_accept: unknown, reject?: () => void) => reject?.());
+  }
+  for (const request of ['exec', 'subsystem'] as const) {
+    session.on(request, (acceptRequest: () => ssh2.ServerChannel) => {
+      const channel = acceptRequest();
+      refused(request, EXEC_REFUSAL);
+      channel.stderr.write(`[lifeline] ${EXEC_REFUSAL}\r\n`);
+      channel.exit(1);
+      channel.end();
+    });
+  }
+  return requests;
+}
