@@ -8,11 +8,14 @@ import { app, BrowserWindow, ipcMain, Menu, MessageChannelMain, nativeTheme, ses
 import { IPC, type StreamMessage } from '../preload/contract.js';
 import { dispatch } from './services/api-dispatch.js';
 import { applicationMenuTemplate } from './services/app-menu.js';
+import { desktopDataDir } from './services/data-dir.js';
 import { appRoot, startDesktop } from './services/desktop-app.js';
 import { isRendererPage } from './services/renderer-page.js';
 import { bridgeStream, type MessageEndpoint } from './services/stream-bridge.js';
 
 const root = appRoot();
+// The data folder browser mode and the `lifeline` CLI use too (the relay list is shared), set before Electron reads it.
+app.setPath('userData', desktopDataDir());
 const rendererPage = join(root, 'renderer', 'dist', 'index.html');
 /** The preload, bundled by esbuild into one CommonJS script: sandboxed windows load nothing else. */
 const preloadScript = join(root, 'dist-desktop', 'preload', 'preload.cjs');
@@ -45,7 +48,7 @@ async function main(): Promise<void> {
   session.defaultSession.setPermissionCheckHandler(() => false);
 
   const desktop = await startDesktop({
-    dataDir: app.getPath('userData'),
+    dataDir: desktopDataDir(),
     node: { command: process.execPath, env: { ELECTRON_RUN_AS_NODE: '1' } },
     log: (line) => console.error(line),
   });
