@@ -1,4 +1,4 @@
-import { schemas, type ConsoleResource, type EndpointResource, type VirtualMachineResource } from '@lifeline/relay/client';
+import { fleetSchemas, schemas, type ConsoleResource, type EndpointResource, type VirtualMachineResource } from '@lifeline/relay/client';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { relayRequest, TlsTrustError, type HttpAnswer, type TrustStore } from './relay-tls.js';
@@ -122,5 +122,44 @@ export class RelayApi {
 
   deleteEndpoint(name: string): Promise<void> {
     return this.call('DELETE', `/v1/privateEndpoints/${encodeURIComponent(name)}`, NoContent);
+  }
+
+  async virtualMachine(vm: string): Promise<VirtualMachineResource> {
+    return this.call('GET', `/v1/virtualMachines/${encodeURIComponent(vm)}`, schemas.VirtualMachineResource);
+  }
+
+  vncToken(vm: string, endpoint?: string): Promise<Static<typeof schemas.VncToken>> {
+    const query = endpoint ? `?endpoint=${encodeURIComponent(endpoint)}` : '';
+    return this.call('POST', `/v1/virtualMachines/${encodeURIComponent(vm)}/vncTokens${query}`, schemas.VncToken);
+  }
+
+  async sessions(): Promise<Array<Static<typeof schemas.SessionResource>>> {
+    return (await this.call('GET', '/v1/sessions', schemas.SessionList)).value;
+  }
+
+  closeSession(id: string): Promise<void> {
+    return this.call('DELETE', `/v1/sessions/${encodeURIComponent(id)}`, NoContent);
+  }
+
+  async tokens(): Promise<Array<Static<typeof schemas.TokenResource>>> {
+    return (await this.call('GET', '/v1/tokens', schemas.TokenList)).value;
+  }
+
+  createToken(body: Static<typeof schemas.TokenCreateBody>): Promise<Static<typeof schemas.TokenCreated>> {
+    return this.call('POST', '/v1/tokens', schemas.TokenCreated, body);
+  }
+
+  deleteToken(id: string): Promise<void> {
+    return this.call('DELETE', `/v1/tokens/${encodeURIComponent(id)}`, NoContent);
+  }
+
+  /** One page of the audit trail: `query` as GET /v1/auditEvents takes it (since, afterSeq, vm, limit). */
+  auditEvents(query: Record<string, string | undefined>): Promise<Static<typeof schemas.AuditEventList>> {
+    const search = new URLSearchParams(Object.entries(query).filter((entry): entry is [string, string] => entry[1] !== undefined)).toString();
+    return this.call('GET', `/v1/auditEvents${search ? `?${search}` : ''}`, schemas.AuditEventList);
+  }
+
+  async agents(): Promise<Array<Static<typeof fleetSchemas.AgentResource>>> {
+    return (await this.call('GET', '/v1/agents', fleetSchemas.AgentList)).value;
   }
 }
