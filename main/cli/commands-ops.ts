@@ -137,7 +137,7 @@ export function registerOperationCommands(program: Command): void {
       const { api } = await context.relay(options.vm);
       if (!/^\d{1,4}$/.test(options.limit) || Number(options.limit) < 1 || Number(options.limit) > 1000) throw usageError('--limit must be 1 to 1000.');
       const line = (e: { seq: number; time: string; type: string } & Record<string, unknown>): string =>
-        context.flags.output === 'table' ? `${e.time}  ${String(e.seq).padStart(6)}  ${e.type.padEnd(26)} ${describeEvent(e)}\n` : `${JSON.stringify(e)}\n`;
+        context.flags.output === 'table' ? `${e.time}  ${String(e.seq).padStart(6)}  ${(e.type === 'api' ? String(e.action) : e.type).padEnd(26)} ${describeEvent(e)}\n` : `${JSON.stringify(e)}\n`;
       let page = await api.auditEvents({ vm: options.vm, since: options.since, limit: options.limit });
       if (!options.follow) {
         if (context.flags.output === 'table') for (const event of page.value) process.stdout.write(line(event));
@@ -221,7 +221,7 @@ export function registerOperationCommands(program: Command): void {
 
 /** The event's main facts on one line: its VM, who, why. */
 function describeEvent(event: Record<string, unknown>): string {
-  const skip = new Set(['seq', 'time', 'type', 'prev', 'hash']);
+  const skip = new Set(['seq', 'time', 'type', 'prev', 'hash', 'action', 'request']);
   return Object.entries(event)
     .filter(([key]) => !skip.has(key))
     .map(([key, value]) => `${key}=${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
