@@ -10,7 +10,7 @@ import { startBrowserMode, type BrowserMode } from '../helpers/browser-mode.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { startLab, type Lab } from '../helpers/lab.js';
 import { filesContaining, LIFELINE_BIN, runCli, spawnCli, Tmux, type CliProcess } from '../helpers/lifeline-cli.js';
-import { startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
+import { ephemeralConfig, startRelay, testConfig, type RelayProcess } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { gvnccapture, pngSize } from '../helpers/vnc-client.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -310,5 +310,38 @@ describe('lifeline CLI', () => {
     assert.match((await vmRow(page, 'lab-1').textContent()) ?? '', /console on/);
     await runInSerialTab(page, 'lab-1', 'echo desktop-$((6*7))', /desktop-42/);
     assert.equal(await page.getByRole('dialog').count(), 0, 'no dialog asked for a token or a key');
+  });
+
+  test('an https relay with a self-signed certificate: refused until its fingerprint is given, then pinned; relay remove forgets it and its token', async () => {
+    const tls = ephemeralConfig(tmp.path, 'tls', { api: { listen: '127.0.0.1:0', tls: 'on' }, virtualMachines: [] });
+    const secure = await startRelay(tls.configPath, tls.dataDir);
+    try {
+      const tokenFile = join(tmp.path, 'tls-token');
+      writeFileSync(tokenFile, secure.token, { mode: 0o600 });
+      const refused = await lifeline(['relay', 'add', 'secure', '--url', secure.apiUrl, '--token-file', tokenFile]);
+      assert.equal(refused.code, 1);
+      const fingerprint = /--tls-fingerprint ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})/.exec(refused.stderr)?.[1];
+      assert.ok(fingerprint, refused.stderr);
+      assert.match(refused.stderr, /not trusted by this system \(it is self-signed\)/);
+      const wrong = await lifeline(['relay', 'add', 'secure', '--url', secure.apiUrl, '--token-file', tokenFile, '--tls-fingerprint', '00'.repeat(32)]);
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.stderr, /presents the TLS certificate .*not the/);
+      const added = await lifeline(['relay', 'add', 'secure', '--url', secure.apiUrl, '--token-file', tokenFile, '--tls-fingerprint', fingerprint, '-o', 'json']);
+      assert.equal(added.code, 0, added.stderr);
+      assert.equal(json(added.stdout).tlsFingerprint, fingerprint);
+      const vms = await lifeline(['vm', 'list', '--relay', 'secure', '-o', 'json']);
+      assert.deepEqual(json(vms.stdout), []);
+      // Two relays now: a command without a VM must be told which.
+      const ambiguous = await lifeline(['sessions', 'list']);
+      assert.equal(ambiguous.code, 1);
+      assert.match(ambiguous.stderr, /There are 2 relays \(lab, secure\): say which with --relay NAME/);
+      const removed = await lifeline(['relay', 'remove', 'secure', '--yes']);
+      assert.equal(removed.code, 0, removed.stderr);
+      const id = json(added.stdout).id;
+      assert.equal(await keytar.getPassword('lifeline', `token:${id}`), null);
+      assert.deepEqual(json((await lifeline(['relay', 'list', '-o', 'json'])).stdout).map((r: { name: string }) => r.name), ['lab']);
+    } finally {
+      await secure.stop();
+    }
   });
 });
