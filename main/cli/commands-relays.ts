@@ -95,7 +95,9 @@ export function registerRelayCommands(program: Command): void {
       if (!token) throw usageError('Give the API token with --token-file FILE or --token-stdin (or LIFELINE_TOKEN).');
       const clash = context.registry.records().find((r) => r.name === name);
       const pin = await certificatePin(context, options.url, options.tlsFingerprint);
-      const view = await context.registry.register({ name, url: options.url, token, embedded: false, ...(pin && { tlsFingerprint: pin }) });
+      const registered = await context.registry.register({ name, url: options.url, token, embedded: false, ...(pin && { tlsFingerprint: pin }) });
+      // register() checked the token; without a keychain to keep it, the view's own re-check has none to use.
+      const view: RelayView = registered.status === 'unauthorized' ? { ...registered, status: 'ok', error: undefined } : registered;
       if (clash && clash.id !== view.id) say(`Note: another relay is also named "${name}" (${clash.url}); use --relay ${view.id} for this one.`);
       if (!(await context.keychain.available())) say(`No OS keychain (${context.keychain.cause}): the token was not kept. Pass --token-file or LIFELINE_TOKEN to each command.`);
       printOne(context, view, [['name', view.name], ['url', view.url], ['id', view.id], ['status', view.status], ['hostKey', view.hostKeyFingerprint], ['tls', view.tlsFingerprint ?? (view.url.startsWith('https') ? 'trusted by the system' : 'off')]]);

@@ -28,6 +28,10 @@ const KEYCHAIN_TIMEOUT_MS = 5000;
  */
 export class CliKeychain implements Keychain {
   private os: Keychain | undefined;
+
+  /** `tokenOverride`: the token given for this command (--token-file, LIFELINE_TOKEN), read in place of every relay's kept one. */
+  constructor(private readonly tokenOverride: () => string | undefined = () => undefined) {}
+
   private probed: Promise<KeychainStatus> | undefined;
   status: KeychainStatus = OS_KEYCHAIN_STATUS;
 
@@ -58,6 +62,8 @@ export class CliKeychain implements Keychain {
   }
 
   async get(account: string): Promise<string | undefined> {
+    const given = account.startsWith('token:') ? this.tokenOverride() : undefined;
+    if (given) return given;
     await this.probe();
     return this.os?.get(account);
   }
@@ -82,7 +88,7 @@ export class CliKeychain implements Keychain {
 export class CliContext {
   readonly dataDir = desktopDataDir();
   readonly settings = new SettingsFile(join(this.dataDir, 'settings.json'));
-  readonly keychain = new CliKeychain();
+  readonly keychain = new CliKeychain(() => this.givenToken());
   readonly trust = new TrustStore();
   readonly registry = new RelayRegistry(this.keychain, this.settings, () => this.keychain.status, this.trust);
   readonly keys = new KeyStore(this.keychain);
@@ -99,10 +105,14 @@ export class CliContext {
     return found;
   }
 
+  /** The token given for this command: --token-file, else LIFELINE_TOKEN. */
+  private givenToken(): string | undefined {
+    if (this.flags.tokenFile) return readTokenFile(this.flags.tokenFile);
+    return process.env.LIFELINE_TOKEN?.trim() || undefined;
+  }
+
   /** The API token for a relay: --token-file, LIFELINE_TOKEN, else the keychain. */
   async token(record: RelayRecord): Promise<string> {
-    if (this.flags.tokenFile) return readTokenFile(this.flags.tokenFile);
-    if (process.env.LIFELINE_TOKEN?.trim()) return process.env.LIFELINE_TOKEN.trim();
     const kept = await this.keychain.get(tokenAccount(record.id));
     if (kept) return kept;
     const why = (await this.keychain.available()) ? 'the keychain holds none for it' : `there is no OS keychain (${this.keychain.cause}), so none was kept`;

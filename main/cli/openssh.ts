@@ -86,15 +86,6 @@ export function checkHeldKey(vm: string, console: ConsoleResource, key: KeyPair 
 /** A stable, short name per relay and VM (socket and key file names). */
 export const slug = (record: RelayRecord, vm: string): string => createHash('sha256').update(`${record.id}\u0000${vm}`).digest('hex').slice(0, 16);
 
-/** Writes the public half (not secret) for OpenSSH's IdentityFile: with IdentitiesOnly, ssh offers only that key of the agent. */
-export function publicKeyFile(context: CliContext, name: string, publicKey: string): string {
-  const dir = join(context.dataDir, 'cli', 'keys');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = join(dir, `${name}.pub`);
-  writeFileSync(file, `${publicKey}\n`, { mode: 0o644 });
-  return file;
-}
-
 export interface SshCommandOptions {
   target: { host: string; port: number; user: string };
   alias: string;

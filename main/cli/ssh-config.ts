@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { CliContext } from './context.js';
 import { CliError, EXIT } from './errors.js';
 import { privateRuntimeDir, startKeyAgent } from './key-agent.js';
-import { checkHeldKey, consoleTarget, hostKeyAlias, knownHostsFile, pinHostKey, publicKeyFile, slug } from './openssh.js';
+import { checkHeldKey, consoleTarget, hostKeyAlias, knownHostsFile, pinHostKey, slug } from './openssh.js';
 
 /** One `Host` block: a VM whose console holds the key this user keeps in the keychain. */
 export interface SshHostEntry {
@@ -15,7 +15,6 @@ export interface SshHostEntry {
   port: number;
   user: string;
   hostKeyAlias: string;
-  identityFile: string;
   identityAgent: string;
 }
 
@@ -59,7 +58,6 @@ export async function sshHostEntries(context: CliContext, prefix: string): Promi
         port: endpoint.sshPort,
         user: vm.console.virtualMachineAccessId,
         hostKeyAlias: hostKeyAlias(record),
-        identityFile: publicKeyFile(context, name, own.publicKey),
         identityAgent: agentSocket(runtime, name),
       });
     }
@@ -86,8 +84,8 @@ export function renderSshConfig(context: CliContext, entries: SshHostEntry[]): s
       '  CheckHostIP no',
       '  UpdateHostKeys no',
       '  PreferredAuthentications publickey',
-      '  IdentitiesOnly yes',
-      `  IdentityFile ${entry.identityFile}`,
+      // No IdentitiesOnly/IdentityFile: ssh reads identity files before it starts the ProxyCommand, so a key
+      // rotated since this block was written would not be offered; the agent's one key (the current one) goes first.
       `  IdentityAgent ${entry.identityAgent}`,
       `  ProxyCommand ${self} proxy --relay ${record.id} --user %r ${entry.virtualMachine}`,
       '  RequestTTY yes',

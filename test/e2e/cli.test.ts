@@ -178,6 +178,17 @@ describe('lifeline CLI', () => {
     tmux.send('ssh', 'Enter');
     tmux.type('ssh', '~.');
     await tmux.waitFor('ssh', /SSH-EXIT=255/);
+    // A key rotated after the blocks were written (as the desktop's one-click rotation does): ssh lab-1 still gets in.
+    assert.equal((await lifeline(['console', 'update', 'lab-1', '--generate'])).code, 0);
+    const rotated = spawn('ssh', ['-F', file, '-tt', 'lab-1'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let seen = '';
+    rotated.stdout!.on('data', (chunk: Buffer) => (seen += chunk.toString()));
+    rotated.stdin!.write('echo rotated-$((6*7))\n');
+    try {
+      await waitUntil(() => seen.includes('rotated-42'), 20_000, 'the command through ssh lab-1 after the key was rotated');
+    } finally {
+      rotated.kill();
+    }
     const copy = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const child = spawn('scp', ['-F', file, '-o', 'BatchMode=yes', file, 'lab-1:/tmp/copy'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
