@@ -215,6 +215,52 @@ describe('lifeline CLI', () => {
     assert.equal(await proxy.exited, 0, proxy.stderr());
   });
 
+  test('vnc with --viewer runs it on the forwarded port and ends when it exits; --browser prints a noVNC URL that opens', async () => {
+    const file = join(tmp.path, 'viewer.png');
+    const viewed = await lifeline(['vnc', 'lab-1', '--viewer', `gvnccapture {host}:{display} ${file}`]);
+    assert.equal(viewed.code, 0, viewed.stderr);
+    assert.match(viewed.stderr, /The screen of lab-1 is at 127\.0\.0\.1:59\d\d/);
+    assert.ok(pngSize(file).width >= 640);
+    const browser = await lifeline(['vnc', 'lab-1', '--browser', '-o', 'json']);
+    assert.equal(browser.code, 0, browser.stderr);
+    const { url } = json(browser.stdout);
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=/);
+    const page = await fetch(url);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+  });
+
+  test('operations: sessions close ends a connect with 17; a connect through a new endpoint ends with 18 when the endpoint is deleted; audit list --follow prints new events', async () => {
+    const follow = spawnCli(['audit', 'list', '--follow', '--vm', 'lab-1', '--limit', '1', '-o', 'json'], env);
+    running.push(follow);
+    const live = spawnCli(['connect', 'lab-1', '--no-tty', '--replay', '0'], env);
+    running.push(live);
+    const [session] = await waitUntil(async () => {
+      const open = json((await lifeline(['sessions', 'list', '-o', 'json'])).stdout);
+      return open.length === 1 ? open : undefined;
+    }, 15_000, 'the session');
+    const closed = await lifeline(['sessions', 'close', session.id, '--yes']);
+    assert.equal(closed.code, 0, closed.stderr);
+    assert.equal(await live.exited, 17, live.stderr());
+    assert.match(live.stderr(), /\(closed-by-admin\): closed by an administrator/);
+
+    const endpoint = await lifeline(['endpoints', 'create', 'side', '--ip', '127.0.0.53', '--allow', '127.0.0.0/8', '-o', 'json']);
+    assert.equal(endpoint.code, 0, endpoint.stderr);
+    assert.equal(json(endpoint.stdout).ipAddress, '127.0.0.53');
+    const through = spawnCli(['connect', 'lab-1', '--endpoint', 'side', '--no-tty', '--replay', '0'], env);
+    running.push(through);
+    await waitUntil(async () => json((await lifeline(['sessions', 'list', '-o', 'json'])).stdout).some((s: { endpoint: string }) => s.endpoint === 'side'), 15_000, 'the session through "side"');
+    assert.equal((await lifeline(['endpoints', 'delete', 'side', '--yes'])).code, 0);
+    assert.equal(await through.exited, 18, through.stderr());
+
+    const events = await waitUntil(() => {
+      const lines = follow.stdout().trim().split('\n').filter(Boolean).map((line) => json(line));
+      return lines.some((e: { type: string }) => e.type === 'session.closed') ? lines : undefined;
+    }, 10_000, 'session events from audit list --follow');
+    assert.ok(events.some((e: { type: string; reason?: string }) => e.type === 'session.closed' && e.reason === 'closed-by-admin'), JSON.stringify(events.map((e: { type: string }) => e.type)));
+    await follow.stop('SIGINT');
+  });
+
   test('--ephemeral: a fresh key for one connection, the console\'s key as it was afterwards, no private key on disk', async () => {
     const before = json((await lifeline(['console', 'show', 'lab-1', '-o', 'json'])).stdout);
     const run = await lifeline(['connect', 'lab-1', '--ephemeral', '--no-tty', '--expect', 'lab-1:/#', '--timeout', '30'], '\n');
