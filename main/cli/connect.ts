@@ -72,7 +72,8 @@ export function reportExit(status: number | null, vm: string, output = ''): numb
 export async function connect(context: CliContext, vm: string, options: ConnectOptions): Promise<number> {
   const ssh = sshBinary();
   const { record, api } = await context.relay(vm);
-  await pinHostKey(context, record, api);
+  const pinned = pinHostKey(context, record, api);
+  pinned.catch(() => undefined); // awaited below, after the console's checks that run meanwhile
   const runtime = privateRuntimeDir();
   const name = `connect-${process.pid}-${randomBytes(4).toString('hex')}`;
   let ephemeral: { key: KeyPair; restore: () => Promise<void> } | undefined;
@@ -81,6 +82,7 @@ export async function connect(context: CliContext, vm: string, options: ConnectO
   try {
     if (options.ephemeral) ephemeral = await ephemeralKey(api, vm, options.ephemeralTtlMs);
     const target = await consoleTarget(api, record, vm, options.endpoint);
+    await pinned;
     let identityFile = options.identity;
     if (!identityFile) {
       const key = ephemeral?.key ?? checkHeldKey(vm, target.console, await context.keys.own(record.id, vm));

@@ -3,12 +3,11 @@
  * relay list, one keychain); consoles are reached by running OpenSSH. Exit codes: errors.ts.
  */
 import { createRequire } from 'node:module';
-import tab from '@bomb.sh/tab/commander';
+import type TabAdapter from '@bomb.sh/tab/commander';
 import { Command, CommanderError, Option } from 'commander';
 import { registerAccessCommands } from './commands-access.js';
 import { registerOperationCommands } from './commands-ops.js';
 import { registerRelayCommands } from './commands-relays.js';
-import { completionCandidates } from './completion.js';
 import { describeError, EXIT } from './errors.js';
 import { OUTPUT_FORMATS } from './output.js';
 
@@ -20,7 +19,10 @@ const { version } = createRequire(import.meta.url)('../../../package.json') as {
 /** Commander's own errors that mean the command line was wrong: exit 2. */
 const USAGE_ERRORS = new Set(['commander.unknownOption', 'commander.unknownCommand', 'commander.missingArgument', 'commander.optionMissingArgument', 'commander.missingMandatoryOptionValue', 'commander.invalidArgument', 'commander.excessArguments', 'commander.conflictingOption']);
 
-export function buildProgram(setExit: (code: number) => void): Command {
+type Tab = typeof TabAdapter;
+
+/** The program; `tab` (loaded only for `completion` and `complete`, it costs startup) adds shell completion. */
+export async function buildProgram(setExit: (code: number) => void, tab?: Tab): Promise<Command> {
   const program = new Command('lifeline')
     .description('Out-of-band console access to VMs through Lifeline relays: consoles, serial over OpenSSH, VNC, and the relay\'s resources.')
     .version(version, '-V, --version')
@@ -36,16 +38,22 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerRelayCommands(program);
   registerAccessCommands(program, setExit);
   registerOperationCommands(program);
-  const completion = tab(program, { completionCommandName: 'completion' });
-  completionCandidates(completion);
+  if (tab) {
+    const { completionCandidates } = await import('./completion.js');
+    completionCandidates(tab(program, { completionCommandName: 'completion' }));
+  } else {
+    // What `lifeline completion` is, for --help; running it loads the real one above.
+    program.command('completion <shell>').description('print the shell completion script: bash, zsh or fish');
+  }
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
-  const program = buildProgram((exitCode) => (code = exitCode));
+  const completing = argv[2] === 'completion' || argv[2] === 'complete';
+  const program = await buildProgram((exitCode) => (code = exitCode), completing ? (await import('@bomb.sh/tab/commander')).default : undefined);
   try {
-    if (argv[2] === 'complete' && argv[3] === '--') await completionCandidates.prefetch(argv.slice(4));
+    if (argv[2] === 'complete' && argv[3] === '--') await (await import('./completion.js')).completionCandidates.prefetch(argv.slice(4));
     await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) return USAGE_ERRORS.has(error.code) ? EXIT.usage : error.exitCode;

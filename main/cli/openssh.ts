@@ -64,12 +64,12 @@ export function consoleRefusal(vm: string, console: ConsoleResource | undefined)
 
 /** The endpoint (the relay's chosen one, or `endpoint`) and the console of `vm`, ready to connect to. */
 export async function consoleTarget(api: RelayApi, record: RelayRecord, vm: string, endpoint?: string): Promise<ConsoleTarget> {
-  await api.virtualMachine(vm); // an unknown VM: the relay's VirtualMachineNotFound
-  const console = await api.console(vm);
+  // At once: an unknown VM answers with the relay's VirtualMachineNotFound either way.
+  const [, console, endpoints] = await Promise.all([api.virtualMachine(vm), api.console(vm), api.endpoints()]);
   const refusal = consoleRefusal(vm, console);
   if (refusal || !console) throw new CliError(refusal ?? `${vm} has no console.`);
   const name = endpoint ?? record.endpoint;
-  const found = (await api.endpoints()).find((e) => e.name === name);
+  const found = endpoints.find((e) => e.name === name);
   if (!found) throw new CliError(`The relay "${record.name}" has no private endpoint "${name}": see "lifeline endpoints list".`);
   return { vm, host: found.advertiseAddress ?? found.ipAddress, port: found.sshPort, user: console.virtualMachineAccessId, console };
 }

@@ -1,5 +1,9 @@
-import { stringify } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { usageError } from './errors.js';
+
+/** YAML's writer, loaded when first asked for (it costs startup every command would pay). */
+const yaml = (): typeof Yaml => createRequire(import.meta.url)('yaml') as typeof Yaml;
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'json', 'yaml'];
@@ -30,7 +34,7 @@ export function renderTable<T>(rows: readonly T[], columns: ReadonlyArray<Column
 /** Prints `data` as asked: JSON and YAML whole (machine-readable), a table of `rows` by `columns`. */
 export function render<T>(format: OutputFormat, data: unknown, table: { rows: readonly T[]; columns: ReadonlyArray<Column<T>>; empty?: string }): string {
   if (format === 'json') return `${JSON.stringify(data, null, 2)}\n`;
-  if (format === 'yaml') return stringify(data, { lineWidth: 0 });
+  if (format === 'yaml') return yaml().stringify(data, { lineWidth: 0 });
   if (table.rows.length === 0) return `${table.empty ?? 'Nothing to show.'}\n`;
   return renderTable(table.rows, table.columns);
 }

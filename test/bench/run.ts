@@ -21,6 +21,7 @@ import { rssKiB, treeCpuSeconds, treeRssKiB } from '../helpers/proc.js';
 import { idleFlood } from '../helpers/flood.js';
 import { startSshd } from './sshd-peer.js';
 import { fleetSection } from './fleet-bench.js';
+import { cliSection } from './cli-bench.js';
 import { freePort } from '../helpers/ports.js';
 
 const quick = process.argv.includes('--quick');
@@ -467,6 +468,10 @@ async function main(): Promise<void> {
       targets,
       cleanups,
     }),
+  );
+
+  await section('9. The lifeline CLI: connect against ssh typed by hand', () =>
+    cliSection({ runs: P.setupRuns, dir: tmp.path, key, relay, vm: 'bench', accessId, report, targets }),
   );
 
   const cpu = cpus()[0]?.model ?? 'unknown';
