@@ -329,7 +329,8 @@ describe('SSH serial console over real QEMU lab VMs and the OpenSSH client', () 
     await new Promise((resolve) => setTimeout(resolve, 2000));
     assert.equal((await relay.api('GET', '/v1/virtualMachines/lab-2')).body.powerState, 'Running', 'the guest ignored the ACPI request');
     from = session.output.length;
-    assert.equal((await relay.api('POST', '/v1/virtualMachines/lab-2/powerActions', { action: 'powerOff' })).status, 202);
+    const powerOff = await relay.api('POST', '/v1/virtualMachines/lab-2/powerActions', { action: 'powerOff' });
+    assert.equal(powerOff.status, 202, JSON.stringify(powerOff.body));
     await session.waitFor('[lifeline] serial console disconnected', 10_000, from);
     const off = await waitUntil(async () => {
       const vm = (await relay.api('GET', '/v1/virtualMachines/lab-2')).body;

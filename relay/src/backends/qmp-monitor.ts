@@ -27,6 +27,8 @@ export function powerStateFromQmp(status: string): PowerState {
   }
 }
 
+const CONNECTION_CLOSED = 'the VM\'s QMP connection closed';
+
 /**
  * Keeps a QMP connection open to follow a VM's run state (QMP, like the serial chardev,
  * serves one client at a time).
@@ -35,7 +37,7 @@ export class QmpMonitor {
   private readonly connection: PersistentConnection;
   state: PowerState = 'Unavailable';
   /** Commands sent with `execute`, by id, until QEMU answers (or the connection drops). */
-  private readonly pending = new Map<string, { resolve: (value: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<string, { resolve: (value: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout; endsQemu: boolean }>();
   private nextId = 1;
   private ready = false;
 
@@ -45,7 +47,7 @@ export class QmpMonitor {
       disconnected: () => {
         this.state = 'Unavailable';
         this.ready = false;
-        this.failPending('the VM\'s QMP connection closed');
+        this.failPending(CONNECTION_CLOSED);
       },
       unavailable: () => log.debug('QMP unavailable; retrying'),
     });
@@ -97,8 +99,11 @@ export class QmpMonitor {
     }
   }
 
-  /** Runs a QMP command; rejects when QMP is not connected, QEMU refuses it, or no answer comes in `timeoutMs`. */
-  execute(command: string, args?: Record<string, unknown>, timeoutMs = 5000): Promise<unknown> {
+  /**
+   * Runs a QMP command; rejects when QMP is not connected, QEMU refuses it, or no answer comes in `timeoutMs`.
+   * `endsQemu` (`quit`): QEMU may exit before its answer is flushed, so the connection closing is the answer.
+   */
+  execute(command: string, args?: Record<string, unknown>, timeoutMs = 5000, endsQemu = false): Promise<unknown> {
     if (!this.connection.socket || !this.ready) return Promise.reject(new Error('the VM\'s QMP socket is not connected'));
     const id = `call-${this.nextId++}`;
     return new Promise((resolve, reject) => {
@@ -106,7 +111,7 @@ export class QmpMonitor {
         this.pending.delete(id);
         reject(new Error(`QEMU did not answer ${command} within ${timeoutMs / 1000} s`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, timer, endsQemu });
       this.send({ execute: command, ...(args && { arguments: args }), id });
     });
   }
@@ -114,7 +119,8 @@ export class QmpMonitor {
   private failPending(reason: string): void {
     for (const call of this.pending.values()) {
       clearTimeout(call.timer);
-      call.reject(new Error(reason));
+      if (call.endsQemu && reason === CONNECTION_CLOSED) call.resolve(undefined);
+      else call.reject(new Error(reason));
     }
     this.pending.clear();
   }

@@ -124,7 +124,7 @@ export class VirtualMachine implements VmConsole {
       );
     }
     try {
-      await this.qmp.execute(command);
+      await this.qmp.execute(command, undefined, 5000, command === 'quit');
     } catch (error) {
       throw new PowerActionError('PowerActionFailed', `${this.name}: ${action} failed: ${(error as Error).message}`);
     }
