@@ -49,6 +49,14 @@ describe('a fleet: two gateways, two agents', () => {
     agents.b = await fleet.addAgent('hv-b', { virtualMachines: [{ name: 'vm-b1', serial: join(dir.path, 'vm-b1.sock') }] });
     await fleet.waitForAgent('hv-a');
     await fleet.waitForAgent('hv-b');
+    // An agent is connected before its consoles are: each VM reads Running once the agent's serial attachment is up and announced.
+    await waitUntil(async () => {
+      for (const gateway of fleet.gateways) {
+        const vms = (await gateway.api('GET', '/v1/virtualMachines')).body.value as Array<{ powerState: string }>;
+        if (vms.length !== 2 || vms.some((vm) => vm.powerState !== 'Running')) return false;
+      }
+      return true;
+    }, 20_000, 'both VMs Running on every gateway');
     key = generateKey(dir.path, 'owner');
     otherKey = generateKey(dir.path, 'other');
     const put = await fleet.gateways[1]!.api('PUT', '/v1/virtualMachines/vm-a1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { ephemeralConfig, RELAY_BIN, startRelay, type RelayProcess } from './relay-process.js';
 import { waitUntil } from './wait.js';
@@ -81,12 +82,21 @@ export async function startFleet(dir: string, gatewayCount = 2, options: { datab
   };
   try {
     for (let index = 0; index < gatewayCount; index++) {
-      // A fixed agents port per gateway, so the address it advertises is the one agents can dial.
-      const port = 20_000 + Math.floor(Math.random() * 20_000);
       const gatewayUrl = options.databaseUrl ? await options.databaseUrl(index, url, pg) : url;
-      const { configPath, dataDir } = ephemeralConfig(dir, `gw${index + 1}`, { role: 'gateway', store: { postgres: { url: gatewayUrl } }, agents: { listen: `127.0.0.1:${port}` }, ...options.gatewaySettings });
-      gateways.push(await startRelay(configPath, dataDir, FLEET_ENV, options.nodeArgs));
-      agentAddresses.push(`127.0.0.1:${port}`);
+      // A fixed agents port per gateway, so the address it advertises is the one agents can dial. The kernel's
+      // pick is free when asked but may be taken again before the gateway binds it: then another port is tried.
+      for (let attempt = 1; ; attempt++) {
+        const port = await freePort();
+        const { configPath, dataDir } = ephemeralConfig(dir, `gw${index + 1}`, { role: 'gateway', store: { postgres: { url: gatewayUrl } }, agents: { listen: `127.0.0.1:${port}` }, ...options.gatewaySettings });
+        try {
+          gateways.push(await startRelay(configPath, dataDir, FLEET_ENV, options.nodeArgs));
+        } catch (error) {
+          if (attempt < 3 && /already in use/.test((error as Error).message)) continue;
+          throw error;
+        }
+        agentAddresses.push(`127.0.0.1:${port}`);
+        break;
+      }
     }
   } catch (error) {
     await dispose();
