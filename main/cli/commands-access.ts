@@ -22,11 +22,13 @@ export function registerAccessCommands(program: Command, exit: ExitSetter): void
     .option('--no-tty', 'no terminal: stdin goes to the console, its output to stdout (for scripts)')
     .addOption(new Option('--expect <regex>', 'with --no-tty: exit 0 as soon as the output matches').argParser(parseRegex))
     .addOption(new Option('--timeout <seconds>', 'with --expect: give up (exit 3) after this long (default 30)').argParser(parseSeconds))
+    .option('--observe', "watch read-only beside whoever has the console (it must allow observers); Enter ~~r asks for control")
     .option('--ephemeral', 'a fresh key for this connection only, put on the console before and taken off after')
     .addOption(new Option('--ephemeral-ttl <duration>', 'with --ephemeral on a VM without a console: how long the console it creates lives').argParser(parseDurationMs).default(3_600_000, '1h'))
-    .action(async (vm: string, options: { endpoint?: string; identity?: string; escapeChar?: string; replay?: number; tty: boolean; expect?: RegExp; timeout?: number; ephemeral?: boolean; ephemeralTtl: number }, command: Command) => {
+    .action(async (vm: string, options: { endpoint?: string; identity?: string; escapeChar?: string; replay?: number; tty: boolean; expect?: RegExp; timeout?: number; ephemeral?: boolean; ephemeralTtl: number; observe?: boolean }, command: Command) => {
       if (options.expect && options.tty) throw usageError('--expect needs --no-tty (a script reads the output, not a terminal).');
       if (options.ephemeral && options.identity) throw usageError('Give --ephemeral or --identity, not both.');
+      if (options.ephemeral && options.observe) throw usageError("--ephemeral changes the console's key, which ends the sessions on it: an observer connects with the console's own key.");
       const interactive = options.tty && process.stdin.isTTY === true;
       if (options.tty && !interactive) say('lifeline: stdin is not a terminal: running as with --no-tty.');
       exit(
@@ -35,6 +37,7 @@ export function registerAccessCommands(program: Command, exit: ExitSetter): void
           ...(options.identity && { identity: options.identity }),
           ...(options.escapeChar !== undefined && { escapeChar: options.escapeChar }),
           ...(options.replay !== undefined && { replayLines: options.replay }),
+          ...(options.observe && { observe: true }),
           tty: interactive,
           ...(options.expect && { expect: options.expect }),
           ...(options.timeout !== undefined && { timeoutMs: options.timeout }),

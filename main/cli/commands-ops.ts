@@ -62,6 +62,7 @@ export function registerOperationCommands(program: Command): void {
         { heading: 'id', value: (s) => s.id },
         { heading: 'vm', value: (s) => s.virtualMachine },
         { heading: 'kind', value: (s) => s.kind },
+        { heading: 'role', value: (s) => s.role ?? 'controller' },
         { heading: 'path', value: (s) => s.path },
         { heading: 'from', value: (s) => s.remoteAddress },
         { heading: 'started', value: (s) => s.startedAt },
@@ -78,6 +79,17 @@ export function registerOperationCommands(program: Command): void {
       await confirm(context, `Close the session ${id}?`);
       await api.closeSession(id);
       say(`Closed the session ${id}.`);
+    });
+  sessions
+    .command('take-control <id>')
+    .description('make an observer the controller of its console by force (the controller becomes an observer; audited)')
+    .requiredOption('--reason <text>', 'why: recorded in the audit trail and told to everyone on the console')
+    .action(async (id: string, options: { reason: string }, command: Command) => {
+      const context = contextOf(command);
+      const { api } = await context.relay();
+      await confirm(context, `Give session ${id} control of its console by force?`);
+      const session = await api.takeControl(id, options.reason);
+      printOne(context, session, [['id', session.id], ['vm', session.virtualMachine], ['role', session.role]]);
     });
 
   const tokens = program.command('tokens').description("the relay's API tokens (scopes, VM limits)");

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ConsoleResource } from '@lifeline/relay/client';
 import type { RelayView } from '../../preload/contract.js';
 import type { CliContext } from './context.js';
@@ -43,6 +43,7 @@ function consoleFields(vm: string, c: ConsoleResource, keyInKeychain: boolean): 
     ['accessId', c.virtualMachineAccessId],
     ['keyFingerprint', c.keyFingerprint],
     ['keyInKeychain', keyInKeychain],
+    ...(c.allowObservers !== undefined ? ([['allowObservers', c.allowObservers], ['maxObservers', c.maxObservers], ['recording', c.recording]] as Array<[string, string | number | boolean | undefined]>) : []),
   ];
 }
 
@@ -70,7 +71,23 @@ async function requireKeychain(context: CliContext, what: string): Promise<void>
   }
 }
 
-type KeyOptions = { keyData?: string; keyFile?: string; generate?: boolean; expiration?: string; expiresIn?: number };
+type KeyOptions = { keyData?: string; keyFile?: string; generate?: boolean; expiration?: string; expiresIn?: number } & SharingOptions;
+type SharingOptions = { allowObservers?: boolean; maxObservers?: number; recording?: 'required' | 'off' | 'default' };
+
+/** The sharing settings given on the command line, as the API's body fields. */
+function sharingOf(options: SharingOptions): SharingOptions {
+  return {
+    ...(options.allowObservers !== undefined && { allowObservers: options.allowObservers }),
+    ...(options.maxObservers !== undefined && { maxObservers: options.maxObservers }),
+    ...(options.recording !== undefined && { recording: options.recording }),
+  };
+}
+
+function parseObservers(value: string): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count < 1 || count > 64) throw new InvalidArgumentError('a whole number from 1 to 64');
+  return count;
+}
 
 function addKeyOptions(command: Command): Command {
   return command
@@ -78,7 +95,10 @@ function addKeyOptions(command: Command): Command {
     .option('--key-file <file>', 'read the public key from a file (e.g. ~/.ssh/id_ed25519.pub)')
     .option('--generate', "make a new Ed25519 key; its private half goes to the OS keychain (the desktop app's account)")
     .addOption(new Option('--expiration <time>', 'RFC 3339 time with a time zone').argParser(parseRfc3339))
-    .addOption(new Option('--expires-in <duration>', 'from now: 90m, 2h, 7d').argParser(parseDurationMs));
+    .addOption(new Option('--expires-in <duration>', 'from now: 90m, 2h, 7d').argParser(parseDurationMs))
+    .addOption(new Option('--allow-observers <bool>', 'let key holders watch read-only ("lifeline connect VM --observe"); default false').argParser(parseBoolean))
+    .addOption(new Option('--max-observers <n>', 'observers at once (1-64; default 4)').argParser(parseObservers))
+    .addOption(new Option('--recording <mode>', 'record its sessions: required, off, or default (as the relay is set)').choices(['required', 'off', 'default']));
 }
 
 export function registerRelayCommands(program: Command): void {
@@ -135,7 +155,7 @@ export function registerRelayCommands(program: Command): void {
       const existing = await api.console(vm);
       if (existing) throw new CliError(`${vm} already has a console (key ${existing.keyFingerprint}): change it with "lifeline console update ${vm} …", or delete it first.`);
       const expiration = expirationOf(options);
-      const put = (keyData: string): Promise<ConsoleResource> => api.putConsole(vm, { enabled: options.enabled, sshPublicKey: { keyData }, ...(expiration && { expiration }) });
+      const put = (keyData: string): Promise<ConsoleResource> => api.putConsole(vm, { enabled: options.enabled, sshPublicKey: { keyData }, ...(expiration && { expiration }), ...sharingOf(options) });
       const created = key.generate ? (await context.keys.rotate(record.id, vm, (fresh) => put(fresh.publicKey))).result : await put(key.keyData!);
       printOne(context, created, consoleFields(vm, created, key.generate));
     });
@@ -151,17 +171,20 @@ export function registerRelayCommands(program: Command): void {
       const own = await context.keys.own(record.id, vm);
       printOne(context, found, consoleFields(vm, found, own?.fingerprint === found.keyFingerprint));
     });
-  addKeyOptions(consoles.command('update <vm>').description('enable, disable, renew or re-key a console'))
+  addKeyOptions(consoles.command('update <vm>').description('enable, disable, renew or re-key a console, or change who may watch it'))
     .addOption(new Option('--enabled <bool>', 'true or false').argParser(parseBoolean))
     .action(async (vm: string, options: KeyOptions & { enabled?: boolean }, command: Command) => {
       const context = contextOf(command);
       const key = keyChoice(options, false);
       const expiration = expirationOf(options);
-      if (options.enabled === undefined && !expiration && !key.keyData && !key.generate) throw usageError('Nothing to change: give --enabled, --expiration/--expires-in, or a key (--generate, --key-file, --key-data).');
+      const sharing = sharingOf(options);
+      if (options.enabled === undefined && !expiration && !key.keyData && !key.generate && Object.keys(sharing).length === 0) {
+        throw usageError('Nothing to change: give --enabled, --expiration/--expires-in, a key (--generate, --key-file, --key-data), --allow-observers, --max-observers or --recording.');
+      }
       if (key.generate) await requireKeychain(context, '--generate');
       const { record, api } = await context.relay(vm);
       const patch = (keyData?: string): Promise<ConsoleResource> =>
-        api.patchConsole(vm, { ...(options.enabled !== undefined && { enabled: options.enabled }), ...(expiration && { expiration }), ...(keyData && { sshPublicKey: { keyData } }) });
+        api.patchConsole(vm, { ...(options.enabled !== undefined && { enabled: options.enabled }), ...(expiration && { expiration }), ...(keyData && { sshPublicKey: { keyData } }), ...sharing });
       const updated = key.generate ? (await context.keys.rotate(record.id, vm, (fresh) => patch(fresh.publicKey))).result : await patch(key.keyData);
       const own = await context.keys.own(record.id, vm);
       printOne(context, updated, consoleFields(vm, updated, own?.fingerprint === updated.keyFingerprint));

@@ -17,6 +17,8 @@ export interface ConnectOptions {
   identity?: string;
   escapeChar?: string;
   replayLines?: number;
+  /** Watch read-only, beside whoever has the console (it must allow observers). */
+  observe?: boolean;
   /** false: no terminal (scripts, pipes): stdin to the console, its output to stdout. */
   tty: boolean;
   expect?: RegExp;
@@ -100,6 +102,7 @@ export async function connect(context: CliContext, vm: string, options: ConnectO
       ...(agent && { agent: agent.path }),
       ...(options.escapeChar !== undefined && { escapeChar: options.escapeChar }),
       ...(options.replayLines !== undefined && { replayLines: options.replayLines }),
+      ...(options.observe && { observe: true }),
       tty: options.tty,
     });
     return options.tty ? await runInteractive(ssh, args, vm) : await runScripted(ssh, args, vm, options);

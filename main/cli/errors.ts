@@ -4,7 +4,7 @@ import { RelayApiError } from '../services/relay-api.js';
 /**
  * `lifeline`'s exit codes (docs/cli.md): 0 ok, 1 error, 2 usage, 3 an `--expect` that did not match
  * in time, 130 interrupted, 255 the SSH connection failed; a session the relay closed ends with the
- * relay's own status for the reason (10…20), which plain `ssh` exits with too.
+ * relay's own status for the reason (10…21), which plain `ssh` exits with too.
  */
 export const EXIT = { ok: 0, error: 1, usage: 2, expectTimeout: 3, interrupted: 130, connectionFailed: 255, ...CLOSE_EXIT_STATUS } as const;
 
@@ -27,6 +27,7 @@ export const CLOSE_REASONS: Record<Exclude<CloseCode, 'client-left'>, { what: st
   'endpoint-changed': { what: 'the private endpoint of this session changed or was deleted', next: 'see "lifeline endpoints list"' },
   unavailable: { what: 'the fleet gateway lost its database', next: 'try again shortly' },
   'vm-disconnected': { what: "{vm}'s console connection ended", next: 'is the VM running? See "lifeline vm show {vm}"' },
+  'observers-disallowed': { what: 'the console of {vm} stopped allowing observers', next: 'ask its owner to allow them again ("lifeline console update {vm} --allow-observers true")' },
 };
 
 /** An error with the exit code it ends the command with; `message` says what was wrong and what to do. */

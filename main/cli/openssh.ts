@@ -96,6 +96,8 @@ export interface SshCommandOptions {
   escapeChar?: string;
   replayLines?: number;
   tty: boolean;
+  /** Join read-only (the relay's `observe` command) instead of taking the console. */
+  observe?: boolean;
 }
 
 /** OpenSSH's arguments for a console: only this key, only this host key, no forwarding, publickey only. */
@@ -126,6 +128,7 @@ export function sshArguments(options: SshCommandOptions): string[] {
     '-l',
     options.target.user,
     options.target.host,
+    ...(options.observe ? ['observe'] : []),
   ];
 }
 

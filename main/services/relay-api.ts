@@ -1,4 +1,4 @@
-import { fleetSchemas, schemas, type ConsoleResource, type EndpointResource, type VirtualMachineResource } from '@lifeline/relay/client';
+import { fleetSchemas, schemas, type ConsolePatchBody, type ConsolePutBody, type ConsoleResource, type EndpointResource, type VirtualMachineResource } from '@lifeline/relay/client';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { relayRequest, TlsTrustError, type HttpAnswer, type TrustStore } from './relay-tls.js';
@@ -96,11 +96,11 @@ export class RelayApi {
     }
   }
 
-  putConsole(vm: string, body: { enabled: boolean; sshPublicKey: { keyData: string }; expiration?: string }): Promise<ConsoleResource> {
+  putConsole(vm: string, body: ConsolePutBody): Promise<ConsoleResource> {
     return this.call('PUT', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`, schemas.ConsoleResource, body);
   }
 
-  patchConsole(vm: string, body: { enabled?: boolean; sshPublicKey?: { keyData: string }; expiration?: string }): Promise<ConsoleResource> {
+  patchConsole(vm: string, body: ConsolePatchBody): Promise<ConsoleResource> {
     return this.call('PATCH', `/v1/virtualMachines/${encodeURIComponent(vm)}/console`, schemas.ConsoleResource, body);
   }
 
@@ -135,6 +135,11 @@ export class RelayApi {
 
   async sessions(): Promise<Array<Static<typeof schemas.SessionResource>>> {
     return (await this.call('GET', '/v1/sessions', schemas.SessionList)).value;
+  }
+
+  /** Control of an observer's console by force (`POST /v1/sessions/{id}/control`, the sessions scope). */
+  takeControl(id: string, reason: string): Promise<Static<typeof schemas.SessionResource>> {
+    return this.call('POST', `/v1/sessions/${encodeURIComponent(id)}/control`, schemas.SessionResource, { reason });
   }
 
   closeSession(id: string): Promise<void> {

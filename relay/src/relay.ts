@@ -113,6 +113,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
         metrics.sessionClosed(session, reason);
         auditEvents.closed(session, reason);
       },
+      note: (type, details) => auditEvents.note(type, details),
     };
 
     const { vncTokens } = relayConsoles;

@@ -155,6 +155,29 @@ describe('lifeline CLI', () => {
     assert.equal((await lifeline(['console', 'update', 'lab-1', '--enabled', 'True'])).code, 0);
   });
 
+  test('console update --allow-observers true, then connect --observe watches a live connect without displacing it; sessions list shows the roles', async () => {
+    const updated = await lifeline(['console', 'update', 'lab-1', '--allow-observers', 'true', '--max-observers', '2', '-o', 'json']);
+    assert.equal(updated.code, 0, updated.stderr);
+    assert.equal(json(updated.stdout).allowObservers, true);
+    assert.equal(json(updated.stdout).maxObservers, 2);
+    assert.equal((await lifeline(['console', 'update', 'lab-1', '--max-observers', '0'])).code, 2, 'a bad count is a usage error');
+    const owner = spawnCli(['connect', 'lab-1', '--no-tty', '--replay', '0'], env);
+    running.push(owner);
+    await waitUntil(async () => (await relay.api('GET', '/v1/sessions')).body.value.length === 1, 15_000, 'the owner\'s session');
+    const watching = lifeline(['connect', 'lab-1', '--observe', '--no-tty', '--replay', '0', '--expect', 'watched-\\d{2}', '--timeout', '30']);
+    await waitUntil(async () => (await relay.api('GET', '/v1/sessions')).body.value.length === 2, 15_000, 'the observer\'s session');
+    const listed = await lifeline(['sessions', 'list', '-o', 'json']);
+    assert.deepEqual(json(listed.stdout).map((session: { role: string }) => session.role).sort(), ['controller', 'observer']);
+    owner.child.stdin!.write('echo watched-$((7*6))\n');
+    const watched = await watching;
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.match(watched.stdout, /watched-42/);
+    assert.match(watched.stderr, /\[lifeline\] observing lab-1: read-only/);
+    assert.equal(owner.child.exitCode, null, 'the owner was not displaced');
+    await owner.stop();
+    assert.equal((await lifeline(['console', 'update', 'lab-1', '--allow-observers', 'false'])).code, 0);
+  });
+
   test('config ssh, then plain ssh lab-1 reaches the console (~B h gives SysRq help), and scp is refused with a clear message', async () => {
     const config = await lifeline(['config', 'ssh']);
     assert.equal(config.code, 0, config.stderr);

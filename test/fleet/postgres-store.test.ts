@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -44,6 +45,11 @@ for (const [kind, open] of stores) {
         await store.putConsole(consoleRecord);
         assert.deepEqual(await store.getConsole('vm1'), consoleRecord);
         assert.deepEqual(await store.getConsoleByAccessId(consoleRecord.accessId), consoleRecord);
+        // Sharing settings round-trip through the jsonb column; a console without them reads back without them.
+        const shared = { ...consoleRecord, virtualMachine: 'vm-shared', accessId: randomUUID(), allowObservers: true, maxObservers: 3, recording: 'off' as const };
+        await store.putConsole(shared);
+        assert.deepEqual(await store.getConsole('vm-shared'), shared);
+        assert.equal(await store.deleteConsole('vm-shared'), true);
         await store.putConsole({ ...consoleRecord, enabled: false, updatedAt: consoleRecord.updatedAt + 1 });
         assert.equal((await store.listConsoles()).length, 1);
         assert.equal((await store.getConsole('vm1'))?.enabled, false);

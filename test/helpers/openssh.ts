@@ -33,6 +33,8 @@ export interface SshOptions {
   /** OpenSSH's LogLevel (default ERROR; INFO shows the server's banners, as a user's ssh does). */
   logLevel?: string;
   extra?: string[];
+  /** The remote command, after the destination (`observe`). */
+  command?: string[];
 }
 
 /** An interactive OpenSSH client session (`ssh -tt`), its output collected as text. */
@@ -55,6 +57,7 @@ export class OpenSshSession {
       ...(options.extra ?? []),
       '-p', String(options.port),
       `${options.user}@${options.host ?? '127.0.0.1'}`,
+      ...(options.command ?? []),
     ];
     this.child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (chunk: Buffer) => (this.text += chunk.toString('latin1')));

@@ -1,4 +1,4 @@
-import { detailedStatus, type ConsoleRecord } from '../core/console-rules.js';
+import { detailedStatus, sharingOf, type ConsoleRecord } from '../core/console-rules.js';
 import type { VmConsole } from '../sessions/console-seam.js';
 import type { LiveSession } from '../sessions/live-session.js';
 import type { TokenRecord } from '../store/store.js';
@@ -40,12 +40,13 @@ export function consoleResource(record: ConsoleRecord, now: number): S.ConsoleRe
     detailedStatus: detailedStatus(record, now),
     createdAt: iso(record.createdAt),
     updatedAt: iso(record.updatedAt),
+    ...sharingOf(record),
   };
 }
 
 /** A console as the audit trail records it: never the key itself, its fingerprint. */
 export function consoleSummary(record: ConsoleRecord, created: boolean): Record<string, unknown> {
-  return { enabled: record.enabled, keyFingerprint: record.keyFingerprint, expiration: iso(record.expiration), virtualMachineAccessId: record.accessId, created };
+  return { enabled: record.enabled, keyFingerprint: record.keyFingerprint, expiration: iso(record.expiration), virtualMachineAccessId: record.accessId, ...sharingOf(record), created };
 }
 
 export function vmResource(vm: VmConsole, record: ConsoleRecord | undefined, now: number): S.VirtualMachineResource {
@@ -61,7 +62,7 @@ export function vmResource(vm: VmConsole, record: ConsoleRecord | undefined, now
   };
 }
 
-export function sessionResource(session: LiveSession): S.SessionResource {
+export function sessionResource(session: LiveSession, requestedBy?: string): S.SessionResource {
   return {
     id: session.id,
     virtualMachine: session.virtualMachine,
@@ -72,5 +73,7 @@ export function sessionResource(session: LiveSession): S.SessionResource {
     startedAt: iso(session.startedAt),
     bytesIn: session.bytesIn,
     bytesOut: session.bytesOut,
+    role: session.role ?? 'controller',
+    ...(requestedBy && { controlRequestedBy: requestedBy }),
   };
 }

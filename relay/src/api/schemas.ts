@@ -21,11 +21,20 @@ export const SshPublicKeyBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** A console's sharing and recording settings (docs/sharing.md, docs/recordings.md). */
+export const ConsoleRecordingMode = Type.Union([Type.Literal('required'), Type.Literal('off'), Type.Literal('default')], { description: 'required: always recorded; off: never; default: as the relay\'s recording config says' });
+const SharingFields = {
+  allowObservers: Type.Optional(Type.Boolean({ description: 'key holders may join read-only (default false)' })),
+  maxObservers: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'observers at once per console kind (default 4)' })),
+  recording: Type.Optional(ConsoleRecordingMode),
+};
+
 export const ConsolePutBody = Type.Object(
   {
     enabled: Type.Boolean(),
     sshPublicKey: SshPublicKeyBody,
     expiration: Type.Optional(Type.String({ maxLength: 64 })),
+    ...SharingFields,
   },
   { additionalProperties: false },
 );
@@ -35,6 +44,7 @@ export const ConsolePatchBody = Type.Object(
     enabled: Type.Optional(Type.Boolean()),
     sshPublicKey: Type.Optional(SshPublicKeyBody),
     expiration: Type.Optional(Type.String({ maxLength: 64 })),
+    ...SharingFields,
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -50,6 +60,10 @@ export const ConsoleResource = Type.Object({
   detailedStatus: Type.Union([Type.Literal('Ready'), Type.Literal('Disabled'), Type.Literal('Expired')]),
   createdAt: Type.String(),
   updatedAt: Type.String(),
+  // Always sent by this relay; optional in the schema so that clients validating replies still accept a relay from before them.
+  allowObservers: Type.Optional(Type.Boolean()),
+  maxObservers: Type.Optional(Type.Integer()),
+  recording: Type.Optional(ConsoleRecordingMode),
 });
 
 export const PowerState = Type.Union([Type.Literal('Running'), Type.Literal('Paused'), Type.Literal('Stopped'), Type.Literal('Unavailable')]);
@@ -164,7 +178,17 @@ export const SessionResource = Type.Object({
   bytesOut: Type.Integer(),
   /** On a fleet gateway: the gateway holding the session (additive); byte counts of another gateway's session are at most a few seconds old. */
   gateway: Type.Optional(Type.String()),
+  /** Its part on the VM's console: the controller (whose input reaches the VM) or an observer (docs/sharing.md). */
+  role: Type.Optional(Type.Union([Type.Literal('controller'), Type.Literal('observer')])),
+  /** On a controller: the observer asking it for control now. */
+  controlRequestedBy: Type.Optional(Type.String()),
 });
+
+export const ControlBody = Type.Object(
+  { reason: Type.String({ minLength: 1, maxLength: 200, description: 'why control is taken: recorded in the audit trail and told to the participants' }) },
+  { additionalProperties: false },
+);
+export type ControlBody = Static<typeof ControlBody>;
 
 export const SessionList = Type.Object({ value: Type.Array(SessionResource) });
 

@@ -21,6 +21,7 @@ export function sessionAuditEvents(audit: AuditTrail, log: Logger): SessionEvent
     path: session.path,
     endpoint: session.endpoint,
     remoteAddress: session.remoteAddress,
+    ...(session.role && { role: session.role }),
   });
   return {
     opened(session: LiveSession, grant: SessionGrant | undefined) {
@@ -42,6 +43,9 @@ export function sessionAuditEvents(audit: AuditTrail, log: Logger): SessionEvent
         bytesOut: session.bytesOut,
         durationMs: Date.now() - session.startedAt,
       });
+    },
+    note(type: string, details: Record<string, unknown>) {
+      write({ type, ...details });
     },
   };
 }

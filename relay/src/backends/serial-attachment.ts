@@ -39,6 +39,8 @@ export class SerialAttachment extends EventEmitter implements SerialStream {
   private sink: SerialSink | undefined;
   private readonly ring: ByteRing;
   private sinkBlocked: (() => void) | undefined;
+  /** Read-only sinks (observers): each gets the output while it keeps up, and misses it while it does not. */
+  private readonly observers = new Set<ObserverSink>();
   /** Input and breaks waiting behind a break, in the order they arrived. */
   private held: Array<Buffer | typeof BREAK> = [];
   private heldBytes = 0;
@@ -97,6 +99,7 @@ export class SerialAttachment extends EventEmitter implements SerialStream {
 
   private onOutput(chunk: Buffer, socket: Socket): void {
     this.ring.push(chunk);
+    for (const observer of this.observers) observer.write(chunk);
     const sink = this.sink;
     if (!sink || sink.write(chunk)) return;
     // The client is not keeping up: stop reading the VM until it drains, so the relay holds at most one window.
@@ -117,7 +120,21 @@ export class SerialAttachment extends EventEmitter implements SerialStream {
   }
 
   private notify(line: string): void {
-    this.sink?.write(Buffer.from(`\r\n${line}\r\n`));
+    const text = Buffer.from(`\r\n${line}\r\n`);
+    this.sink?.write(text);
+    for (const observer of this.observers) observer.write(text);
+  }
+
+  observe(sink: SerialSink, owner?: StreamOwner): () => void {
+    const observer = new ObserverSink(sink);
+    const replay = lastLines(withoutTerminalQueries(this.ring.snapshot()), owner?.replayLines);
+    if (replay.length > 0) observer.write(replay);
+    if (!this.socket) observer.write(Buffer.from('\r\n[lifeline] the serial console is not available yet; waiting for the VM\r\n'));
+    this.observers.add(observer);
+    return () => {
+      this.observers.delete(observer);
+      observer.stop();
+    };
   }
 
   /** Makes `sink` the receiver of live output after replaying the kept output; returns a detach function. */
@@ -226,6 +243,44 @@ export class SerialAttachment extends EventEmitter implements SerialStream {
     this.dropHeld();
     this.releaseBlock();
     this.sink = undefined;
+    this.observers.clear();
     this.connection.close();
+  }
+}
+
+/**
+ * An observer's sink: output goes on while the sink takes it; once it says it is behind, output is
+ * skipped (counted) until it drains, then the observer hears how much it missed. The VM is never
+ * held up by someone watching.
+ */
+class ObserverSink {
+  private behind = false;
+  private skipped = 0;
+  private stopped = false;
+  private readonly drained = (): void => {
+    this.behind = false;
+    if (this.stopped || this.skipped === 0) return;
+    const skipped = this.skipped;
+    this.skipped = 0;
+    this.write(Buffer.from(`\r\n[lifeline] ${skipped} bytes of output skipped: this connection was not keeping up\r\n`));
+  };
+
+  constructor(private readonly sink: SerialSink) {}
+
+  write(chunk: Buffer): void {
+    if (this.stopped) return;
+    if (this.behind) {
+      this.skipped += chunk.length;
+      return;
+    }
+    if (!this.sink.write(chunk)) {
+      this.behind = true;
+      this.sink.onceDrain(this.drained);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.behind) this.sink.cancelDrain(this.drained);
   }
 }

@@ -14,6 +14,21 @@ export interface ConsoleRecord {
   accessId: string;
   createdAt: number;
   updatedAt: number;
+  /** Whether key holders may join read-only (`ssh … observe`, VNC tokens with mode observe); absent: false, the owner consents. */
+  allowObservers?: boolean;
+  /** Observers at once on one console kind; absent: DEFAULT_MAX_OBSERVERS. */
+  maxObservers?: number;
+  /** `required`: sessions are recorded whatever the relay's default; `off`: never; absent or `default`: as the relay's `recording` config says. */
+  recording?: ConsoleRecording;
+}
+
+export type ConsoleRecording = 'required' | 'off' | 'default';
+export const DEFAULT_MAX_OBSERVERS = 4;
+export const MAX_OBSERVERS_LIMIT = 64;
+
+/** The console's sharing settings with their defaults filled in. */
+export function sharingOf(record: ConsoleRecord): { allowObservers: boolean; maxObservers: number; recording: ConsoleRecording } {
+  return { allowObservers: record.allowObservers ?? false, maxObservers: record.maxObservers ?? DEFAULT_MAX_OBSERVERS, recording: record.recording ?? 'default' };
 }
 
 export type DetailedStatus = 'Ready' | 'Disabled' | 'Expired';

@@ -34,6 +34,20 @@ export class SessionRegistry<S extends ClaimableSession> {
     return displaced === session ? undefined : displaced;
   }
 
+  /** Registers a session that takes no slot (an observer): listed and found by id, never displacing. */
+  join(session: S): void {
+    this.byId.set(session.id, session);
+  }
+
+  /** Makes a registered session (an observer taking control) its VM's active one, leaving the one before registered; returns that one. */
+  promote(session: S): S | undefined {
+    const slot = SessionRegistry.slot(session.virtualMachine, session.kind);
+    const previous = this.active.get(slot);
+    this.active.set(slot, session);
+    this.byId.set(session.id, session);
+    return previous === session ? undefined : previous;
+  }
+
   /** Forgets `session` if it is still registered; a displaced session's release is a no-op. */
   release(session: S): void {
     const slot = SessionRegistry.slot(session.virtualMachine, session.kind);

@@ -96,8 +96,9 @@ export async function labUp(options: LabUpOptions): Promise<{ configPath: string
         '-nodefaults', '-no-user-config',
         '-kernel', image.kernel, '-initrd', image.initramfs,
         '-append', `console=tty0 console=ttyS0 quiet lifeline.host=${vm.name}`,
-        // Telnet mode, so that a serial break (SSH ~B) reaches the guest (SysRq).
-        '-chardev', `socket,id=serial0,path=${vm.serial},server=on,wait=off,telnet=on`,
+        // Telnet mode, so that a serial break (SSH ~B) reaches the guest (SysRq). QEMU logs what the
+        // guest writes to serial.log: the ground truth of what the VM said (and echoed), for tests and people.
+        '-chardev', `socket,id=serial0,path=${vm.serial},server=on,wait=off,telnet=on,logfile=${join(vm.dir, 'serial.log')}`,
         '-serial', 'chardev:serial0',
         '-vga', 'std',
         '-vnc', `unix:${vm.vnc}`,

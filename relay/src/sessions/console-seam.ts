@@ -66,6 +66,12 @@ export interface SerialStream {
   readonly canBreak: boolean;
   /** Hands the output (the replay first) to `sink`; returns the detach function. */
   attach(sink: SerialSink, owner?: StreamOwner): () => void;
+  /**
+   * Adds a read-only `sink` beside the attached one: the replay, then the output, never holding up
+   * the VM (a sink that falls behind misses output and hears how much). Returns the detach
+   * function. Absent where the console cannot be shared yet.
+   */
+  observe?(sink: SerialSink, owner?: StreamOwner): () => void;
   /** Input for the VM; false: wait for `drain`. */
   write(chunk: Buffer): boolean;
   once(event: 'drain', listener: () => void): unknown;

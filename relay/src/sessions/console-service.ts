@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { resolveExpiration, type ConsoleRecord, type TtlPolicy } from '../core/console-rules.js';
+import { resolveExpiration, type ConsoleRecord, type ConsoleRecording, type TtlPolicy } from '../core/console-rules.js';
 import { DomainError } from '../core/domain-error.js';
 import { parseSshPublicKey } from '../ssh/key-policy.js';
 import type { Store } from '../store/store.js';
@@ -8,6 +8,18 @@ export interface ConsoleInput {
   enabled?: boolean;
   sshPublicKey?: { keyData: string };
   expiration?: string;
+  allowObservers?: boolean;
+  maxObservers?: number;
+  recording?: ConsoleRecording;
+}
+
+/** The sharing settings given in `input` (the API's schema has checked their ranges). */
+function sharingInput(input: ConsoleInput): Pick<ConsoleRecord, 'allowObservers' | 'maxObservers' | 'recording'> {
+  return {
+    ...(input.allowObservers !== undefined && { allowObservers: input.allowObservers }),
+    ...(input.maxObservers !== undefined && { maxObservers: input.maxObservers }),
+    ...(input.recording !== undefined && { recording: input.recording }),
+  };
 }
 
 /**
@@ -76,6 +88,7 @@ export class ConsoleService {
       accessId: existing?.accessId ?? randomUUID(),
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
+      ...sharingInput(input),
     };
     await this.store.putConsole(record);
     await this.onChange(virtualMachine, { reset: existing !== undefined && existing.keyFingerprint !== record.keyFingerprint, record });
@@ -90,6 +103,7 @@ export class ConsoleService {
       ...(input.enabled !== undefined && { enabled: input.enabled }),
       ...(input.sshPublicKey !== undefined && this.key(input.sshPublicKey.keyData)),
       ...(input.expiration !== undefined && { expiration: this.expiration(input.expiration, now) }),
+      ...sharingInput(input),
       updatedAt: now,
     };
     await this.store.putConsole(record);

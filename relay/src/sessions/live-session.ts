@@ -15,7 +15,12 @@ export type CloseCode =
   | 'closed-by-admin'
   | 'shutdown'
   /** A fleet gateway cannot reach its database: no new session can be decided. */
-  | 'unavailable';
+  | 'unavailable'
+  /** An observer's console stopped allowing observers (allowObservers set to false). */
+  | 'observers-disallowed';
+
+/** A participant's part in a shared console: the one whose input reaches the VM, or one who watches (docs/sharing.md). */
+export type SessionRole = 'controller' | 'observer';
 
 /**
  * The SSH `exit-status` a serial session closed by the relay ends with, so that OpenSSH's `ssh`
@@ -34,6 +39,7 @@ export const CLOSE_EXIT_STATUS: Readonly<Record<Exclude<CloseCode, 'client-left'
   'endpoint-changed': 18,
   unavailable: 19,
   'vm-disconnected': 20,
+  'observers-disallowed': 21,
 };
 
 export interface CloseReason {
@@ -64,6 +70,8 @@ export interface LiveSession {
   readonly startedAt: number;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** Its part on a shared console; absent: controller (the VM's one session of its kind). */
+  readonly role?: SessionRole;
   /** Ends the session after telling the client `reason`; resolves once it is told. Idempotent. */
   close(reason: CloseReason): Promise<void>;
   /** Why it ended, once it has: set by the first `close`; a session that ends without one was left by its client. */

@@ -1,4 +1,5 @@
-import { revocationMessage, revocationReason, type ConsoleRecord, type SessionGrant } from '../core/console-rules.js';
+import { revocationMessage, revocationReason, sharingOf, type ConsoleRecord, type SessionGrant } from '../core/console-rules.js';
+import { ConsoleSharing } from './console-sharing.js';
 import { SessionRegistry } from '../core/session-registry.js';
 import type { Logger } from '../logger.js';
 import type { AdmittedConnection, CloseReason, LiveSession } from './live-session.js';
@@ -7,6 +8,8 @@ import type { AdmittedConnection, CloseReason, LiveSession } from './live-sessio
 export interface SessionEvents {
   opened(session: LiveSession, grant: SessionGrant | undefined): void;
   closed(session: LiveSession, reason: CloseReason): void;
+  /** Anything else a session did that the trail keeps (control requested, denied, changed). */
+  note(type: string, details: Record<string, unknown>): void;
 }
 
 export interface ConsoleLookup {
@@ -30,12 +33,17 @@ export class SessionSupervisor {
   /** Sessions whose `opened` event went out, so each gets exactly one `closed`. */
   private readonly reported = new WeakSet<LiveSession>();
   events: SessionEvents | undefined;
+  /** Who is on each shared serial console and who controls it. */
+  readonly sharing: ConsoleSharing;
 
   constructor(
     private readonly consoles: ConsoleLookup,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+    controlRequestTimeoutMs?: number,
+  ) {
+    this.sharing = new ConsoleSharing(this, log, controlRequestTimeoutMs);
+  }
 
   admit(connection: AdmittedConnection, expiration: number): void {
     this.connections.add(connection);
@@ -66,12 +74,23 @@ export class SessionSupervisor {
       const by = `session ${session.id.slice(0, 8)} from ${session.remoteAddress} via ${session.path === 'ssh' ? 'SSH' : 'the browser'}`;
       this.closeQuietly(displaced, { code: 'displaced', message: `another session was opened for ${session.virtualMachine} (${by})`, by: session.id });
     }
+    this.sharing.joined(session);
+  }
+
+  /** Registers an observer of its VM's console: it takes no slot and displaces nobody. */
+  join(session: LiveSession, grant?: SessionGrant): void {
+    this.reported.add(session);
+    this.events?.opened(session, grant);
+    this.sessions.join(session);
+    this.sharing.joined(session);
   }
 
   /** A session ended (closed by the relay, or left by its client). */
   release(session: LiveSession): void {
+    const wasRegistered = this.sessions.get(session.id) === session;
     this.sessions.release(session);
     if (this.reported.delete(session)) this.events?.closed(session, session.closeReason ?? { code: 'client-left', message: 'the client closed the session' });
+    if (wasRegistered) this.sharing.left(session);
   }
 
   /** Re-checks every connection to `virtualMachine` against its console now; call after any console change. */
@@ -85,6 +104,12 @@ export class SessionSupervisor {
         this.log.info({ vm: virtualMachine, reason }, 'closing connection: console no longer admits it');
         this.connections.delete(connection);
         this.closeQuietly(connection, { code: reason, message: revocationMessage(reason, virtualMachine) });
+      }
+    }
+    // Observers stay only while the console allows them.
+    if (current && !sharingOf(current).allowObservers) {
+      for (const session of this.sessions.list()) {
+        if (session.virtualMachine === virtualMachine && session.role === 'observer') this.closeQuietly(session, { code: 'observers-disallowed', message: `the console for ${virtualMachine} no longer allows observers` });
       }
     }
     const stillConnected = [...this.connections].some((c) => c.grant.virtualMachine === virtualMachine);
@@ -163,6 +188,7 @@ export class SessionSupervisor {
   /** Closes everything (relay shutdown); resolves once every client was told why. */
   async closeAll(reason: CloseReason): Promise<void> {
     this.closed = true;
+    this.sharing.close();
     clearTimeout(this.expiryTimer);
     const closing = [...this.sessions.list().map((session) => session.close(reason)), ...[...this.connections].map((connection) => connection.close(reason))];
     this.connections.clear();

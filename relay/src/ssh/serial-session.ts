@@ -1,16 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerChannel } from 'ssh2';
 import type { SessionGrant } from '../core/console-rules.js';
-import type { SerialSink, SerialStream } from '../sessions/console-seam.js';
+import type { SerialSink, SerialStream, StreamOwner } from '../sessions/console-seam.js';
+import type { ConsoleSharing, SharedSession } from '../sessions/console-sharing.js';
+import { EscapeParser } from '../core/relay-escapes.js';
 import { CLIENT_HIGH_WATER, WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
-import { CLOSE_EXIT_STATUS, type CloseReason, type LiveSession } from '../sessions/live-session.js';
+import { CLOSE_EXIT_STATUS, type CloseReason, type SessionRole } from '../sessions/live-session.js';
 
 /** How long a closing session waits for its reason line to flush to a client that is not reading. */
 const CLOSE_GRACE_MS = 300;
+/** An observer who types is reminded that it is not sent at most this often. */
+const TYPING_REMINDER_MS = 10_000;
 
-/** A serial console session: one SSH shell channel bridged to the VM's serial attachment. */
-export class SerialSession implements LiveSession {
+/** How a serial session shares its console: its first role, and where participants are kept. */
+export interface SerialSharing {
+  role: SessionRole;
+  sharing: ConsoleSharing;
+}
+
+/**
+ * A serial console session: one SSH shell channel bridged to the VM's serial attachment. As the
+ * controller its input reaches the VM; as an observer (`ssh … observe`, or a controller that handed
+ * over) it gets the output only, and its typing goes nowhere but to the relay's escapes.
+ */
+export class SerialSession implements SharedSession {
   readonly id = randomUUID();
   readonly kind = 'serial' as const;
   readonly path = 'ssh' as const;
@@ -22,6 +36,11 @@ export class SerialSession implements LiveSession {
   private stopWaiting: (() => void) | undefined;
   private ended = false;
   private readonly log: Logger;
+  role: SessionRole;
+  private readonly escapes: EscapeParser | undefined;
+  private sink: SerialSink | undefined;
+  private owner: StreamOwner | undefined;
+  private remindedAt = -Infinity;
 
   constructor(
     readonly virtualMachine: string,
@@ -31,8 +50,11 @@ export class SerialSession implements LiveSession {
     private readonly attachment: SerialStream,
     log: Logger,
     private readonly onEnd: (session: SerialSession) => void,
+    private readonly shared?: SerialSharing,
   ) {
     this.log = log.child({ session: this.id, kind: 'serial' });
+    this.role = shared?.role ?? 'controller';
+    this.escapes = shared ? new EscapeParser() : undefined;
   }
 
   /** Starts the byte path; call after the session registry has made this the VM's session. */
@@ -48,12 +70,21 @@ export class SerialSession implements LiveSession {
       cancelDrain: (listener) => window.cancelDrain(listener),
       end: (reason) => void this.close(reason),
     };
-    this.detach = this.attachment.attach(counted, { grant, remoteAddress: this.remoteAddress, path: 'ssh', session: this.id, endpoint: this.endpoint, ...(replayLines !== undefined && { replayLines }) });
-    channel.on('data', (chunk: Buffer) => {
+    this.sink = counted;
+    this.owner = { grant, remoteAddress: this.remoteAddress, path: 'ssh', session: this.id, endpoint: this.endpoint, ...(replayLines !== undefined && { replayLines }) };
+    this.detach = this.connect(this.owner);
+    channel.on('data', (data: Buffer) => {
       // A closed session's keystrokes never reach the VM, even while its channel is still closing.
       if (this.ended) return;
-      this.bytesIn += chunk.length;
-      if (!this.attachment.write(chunk)) {
+      this.bytesIn += data.length;
+      let chunk = data;
+      if (this.escapes && this.shared) {
+        const { input, commands } = this.escapes.feed(data, this.role === 'observer' || this.shared.sharing.isShared(this.virtualMachine));
+        for (const command of commands) this.shared.sharing.command(this, command);
+        chunk = input;
+      }
+      if (this.role !== 'controller') return this.remindObserver(chunk);
+      if (chunk.length > 0 && !this.attachment.write(chunk)) {
         // The VM is not taking input as fast as it arrives: stop reading the client (the SSH window then fills).
         // The attachment also signals `drain` when the VM's socket drops, so input never waits for a socket that is gone.
         channel.pause();
@@ -65,6 +96,41 @@ export class SerialSession implements LiveSession {
     channel.on('error', (error: Error) => this.log.debug({ err: error.message }, 'channel error'));
     channel.on('close', () => this.finish());
     this.log.info('serial session started');
+  }
+
+  /** The byte path for the current role: attached (input and output) or observing (output only). */
+  private connect(owner: StreamOwner): () => void {
+    const sink = this.sink!;
+    if (this.role === 'observer') return this.attachment.observe!(sink, owner);
+    return this.attachment.attach(sink, owner);
+  }
+
+  private remindObserver(typed: Buffer): void {
+    if (typed.length === 0 || performance.now() - this.remindedAt < TYPING_REMINDER_MS) return;
+    this.remindedAt = performance.now();
+    this.notify('you are observing: your typing is not sent to the VM (Enter ~~r asks for control)');
+  }
+
+  /** A line for this session's user on the channel's stderr, outside the guest's output. */
+  notify(line: string): void {
+    if (this.ended) return;
+    try {
+      this.channel.stderr.write(`\r\n[lifeline] ${line}\r\n`);
+    } catch {
+      // Gone with its connection.
+    }
+  }
+
+  /** Switches between controlling and observing without a replay (the session has seen the output already). */
+  setRole(role: SessionRole): void {
+    if (role === this.role || this.ended || !this.owner) return;
+    this.detach?.();
+    this.stopWaiting?.();
+    this.stopWaiting = undefined;
+    this.channel.resume();
+    this.role = role;
+    this.detach = this.connect({ ...this.owner, replayLines: 0 });
+    this.log.info({ role }, 'serial session role changed');
   }
 
   private finish(): void {
@@ -82,6 +148,10 @@ export class SerialSession implements LiveSession {
    */
   sendBreak(): boolean {
     if (this.ended) return false;
+    if (this.role !== 'controller') {
+      this.notify('break not sent: you are observing');
+      return false;
+    }
     if (this.attachment.sendBreak()) return true;
     const why = this.attachment.canBreak ? 'the VM is not connected' : 'this VM\'s serial port has no break (it needs a telnet-mode chardev; see docs/relay.md)';
     this.channel.write(`\r\n[lifeline] break not sent: ${why}\r\n`);

@@ -1,6 +1,9 @@
 import type ssh2 from 'ssh2';
 
-export const EXEC_REFUSAL = 'this is a VM console: it runs no commands. Connect without a command (ssh -t -p 2222 <accessId>@<host>) for the serial console, or forward vnc:5900 for its screen (docs/relay.md)';
+export const EXEC_REFUSAL = 'this is a VM console: it runs no commands. Connect without a command (ssh -t -p 2222 <accessId>@<host>) for the serial console, with the command observe to watch it read-only, or forward vnc:5900 for its screen (docs/relay.md)';
+
+/** The one command a console session takes: `ssh -t -p 2222 <accessId>@<host> observe` joins read-only (docs/sharing.md). */
+export const OBSERVE_COMMAND = 'observe';
 
 /** The one environment variable a console session takes (OpenSSH `SetEnv`, `lifeline connect --replay N`): lines of kept output to replay. */
 export const REPLAY_VARIABLE = 'LIFELINE_REPLAY';
@@ -24,10 +27,10 @@ export function parseReplayLines(value: string): number | 'all' | undefined {
 /**
  * The requests of a session channel other than `shell`: a pty and window changes are taken (the
  * serial line has no size), `LIFELINE_REPLAY` is kept, other variables, X11, signals and agent
- * forwarding refused; `exec` and `subsystem` (`ssh host cmd`, scp, sftp) are accepted only to say
- * why not on stderr, then end with status 1.
+ * forwarding refused; `exec observe` goes to `observe`; any other `exec` and `subsystem` (`ssh host
+ * cmd`, scp, sftp) are accepted only to say why not on stderr, then end with status 1.
  */
-export function serveSessionRequests(session: ssh2.Session, refused: (what: string, why: string) => void): SessionRequests {
+export function serveSessionRequests(session: ssh2.Session, refused: (what: string, why: string) => void, observe?: (accept: () => ssh2.ServerChannel, reject: () => void) => void): SessionRequests {
   const requests: SessionRequests = { replayLines: undefined };
   session.on('pty', (accept) => accept?.());
   session.on('window-change', (accept) => accept?.());
@@ -41,7 +44,8 @@ export function serveSessionRequests(session: ssh2.Session, refused: (what: stri
     session.on(name, (_accept: unknown, reject?: () => void) => reject?.());
   }
   for (const request of ['exec', 'subsystem'] as const) {
-    session.on(request, (acceptRequest: () => ssh2.ServerChannel) => {
+    session.on(request, (acceptRequest: () => ssh2.ServerChannel, rejectRequest: () => void, info: { command?: string; name?: string }) => {
+      if (request === 'exec' && observe && info.command?.trim() === OBSERVE_COMMAND) return observe(acceptRequest, rejectRequest);
       const channel = acceptRequest();
       refused(request, EXEC_REFUSAL);
       channel.stderr.write(`[lifeline] ${EXEC_REFUSAL}\r\n`);

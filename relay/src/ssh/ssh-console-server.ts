@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } from 'ssh2';
 import type { ConsoleDirectory } from '../sessions/console-seam.js';
@@ -16,8 +15,8 @@ import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
 import type { HostKey } from './host-key.js';
 import { streamClient, VncSession } from '../vnc/vnc-session.js';
-import { channelRefusals, OPEN_FAILURE, routeBreakRequests, sendAuthBanner, socketOf, type BreakListener } from './ssh2-internals.js';
-import { SerialSession } from './serial-session.js';
+import { channelRefusals, OPEN_FAILURE, routeBreakRequests, sendAuthBanner, socketOf } from './ssh2-internals.js';
+import { observeSerial, startSerialChannel, type SerialChannelContext } from './serial-channels.js';
 import { serveSessionRequests } from './session-requests.js';
 import type { RefusalRecorder } from '../audit/refusal-recorder.js';
 
@@ -206,20 +205,25 @@ export class SshConsoleServer {
       if (!mayOpen(reject, 'session')) return;
       const session = accept();
       counted(session as unknown as { once(event: 'close', listener: () => void): unknown });
-      const requests = serveSessionRequests(session, channelRefused);
-      session.on('shell', (acceptShell, rejectShell) => {
+      /** The serial console this connection may open now, or undefined. */
+      const serialContext = (): SerialChannelContext | undefined => {
         const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
-        if (!vm?.serial || !admitted || revoked) return rejectShell();
-        const channel = acceptShell();
-        const serial = new SerialSession(vm.name, endpoint, remoteAddress, channel, vm.serial, log.child({ vm: vm.name }), (ended) => {
-          sessions.delete(ended);
-          this.options.supervisor.release(ended);
+        if (!grant || !vm?.serial || !admitted || revoked) return undefined;
+        return { vm, grant, endpoint, remoteAddress, log, supervisor: this.options.supervisor, sessions, isOpen: () => !revoked && !clientClosed };
+      };
+      const requests = serveSessionRequests(session, channelRefused, (acceptObserve, rejectObserve) => {
+        const context = serialContext();
+        if (!context) return rejectObserve();
+        observeSerial(context, this.options.store, session, acceptObserve, requests.replayLines, (why) => channelRefused('exec observe', why)).catch((error: unknown) => {
+          log.error({ err: (error as Error).message }, 'observe check failed');
+          rejectObserve();
         });
-        sessions.add(serial);
-        this.options.supervisor.claim(serial, grant, vm);
-        serial.start(grant, requests.replayLines);
+      });
+      session.on('shell', (acceptShell, rejectShell) => {
+        const context = serialContext();
+        if (!context) return rejectShell();
         // OpenSSH's ~B: a serial break where the backend has one (telnet chardev), else refused and the session goes on.
-        (session as unknown as EventEmitter).on('break', ((_lengthMs, reply) => reply(serial.sendBreak())) satisfies BreakListener);
+        startSerialChannel(context, session, acceptShell(), 'controller', requests.replayLines);
       });
     });
 

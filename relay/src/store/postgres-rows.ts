@@ -1,6 +1,6 @@
 import { DomainError } from '../core/domain-error.js';
 import type { ConsoleRecord } from '../core/console-rules.js';
-import type { EndpointRecord, TokenRecord } from './store.js';
+import type { ConsoleSharingColumn, EndpointRecord, TokenRecord } from './store.js';
 
 /* The PostgreSQL store's schema, and its rows as the store's records. */
 
@@ -89,6 +89,8 @@ export const PG_MIGRATIONS: readonly string[] = [
      line text NOT NULL,
      type text NOT NULL,
      time_ms bigint NOT NULL);`,
+  // Sharing and recording settings of a console (allowObservers, maxObservers, recording); NULL: the defaults.
+  `ALTER TABLE consoles ADD COLUMN sharing jsonb;`,
 ];
 
 export type Row = Record<string, unknown>;
@@ -106,6 +108,7 @@ export function toConsole(row: Row): ConsoleRecord {
     expiration: num(row.expiration),
     createdAt: num(row.created_at),
     updatedAt: num(row.updated_at),
+    ...(row.sharing !== null && row.sharing !== undefined && (row.sharing as ConsoleSharingColumn)),
   };
 }
 

@@ -1,7 +1,7 @@
 import postgres from 'postgres';
 import type { ConsoleRecord } from '../core/console-rules.js';
 import { PG_MIGRATIONS, toConsole, toEndpoint, toToken, unavailableOnFailure } from './postgres-rows.js';
-import type { EndpointRecord, Store, TokenRecord } from './store.js';
+import { sharingColumn, type EndpointRecord, type Store, type TokenRecord } from './store.js';
 
 /*
  * The fleet's store: PostgreSQL through postgres.js (maintained, no native parts, pipelining,
@@ -111,14 +111,15 @@ export class PostgresStore implements Store {
   }
 
   putConsole(record: ConsoleRecord): Promise<void> {
+    const sharing = sharingColumn(record);
     return this.run(async () => {
       await this.sql`
-        INSERT INTO consoles (virtual_machine, access_id, enabled, key_data, key_fingerprint, expiration, created_at, updated_at)
+        INSERT INTO consoles (virtual_machine, access_id, enabled, key_data, key_fingerprint, expiration, created_at, updated_at, sharing)
         VALUES (${record.virtualMachine}, ${record.accessId}, ${record.enabled}, ${record.keyData}, ${record.keyFingerprint},
-                ${record.expiration}, ${record.createdAt}, ${record.updatedAt})
+                ${record.expiration}, ${record.createdAt}, ${record.updatedAt}, ${sharing === null ? null : this.sql.json(sharing)})
         ON CONFLICT (virtual_machine) DO UPDATE SET access_id = excluded.access_id, enabled = excluded.enabled,
           key_data = excluded.key_data, key_fingerprint = excluded.key_fingerprint, expiration = excluded.expiration,
-          created_at = excluded.created_at, updated_at = excluded.updated_at`;
+          created_at = excluded.created_at, updated_at = excluded.updated_at, sharing = excluded.sharing`;
     });
   }
 

@@ -23,8 +23,11 @@ const consoleRecord = {
 test('records survive reopening; WAL and the schema version are set', async () => {
   const file = join(dir, 'a.db');
   const store = new SqliteStore(file);
-  assert.equal(store.schemaVersion, 2);
+  assert.equal(store.schemaVersion, 3);
   await store.putConsole(consoleRecord);
+  // Sharing settings are kept, and a console without them reads back without them (the defaults).
+  const shared = { ...consoleRecord, virtualMachine: 'vm2', accessId: 'a2', allowObservers: true, maxObservers: 2, recording: 'required' as const };
+  await store.putConsole(shared);
   await store.putEndpoint({ name: 'ops', ipAddress: '127.0.0.5', allowedSourcePrefixes: ['127.0.0.0/8'], createdAt: 1, updatedAt: 1 });
   await store.replaceToken({ id: 'i1', hash: 'h1', name: 'admin', prefix: '', scopes: ['admin'], createdAt: 1 });
   assert.equal(await store.initMeta('relayId', 'first'), 'first');
@@ -34,6 +37,7 @@ test('records survive reopening; WAL and the schema version are set', async () =
   const reopened = new SqliteStore(file);
   assert.deepEqual(await reopened.getConsole('vm1'), consoleRecord);
   assert.deepEqual(await reopened.getConsoleByAccessId(consoleRecord.accessId), consoleRecord);
+  assert.deepEqual(await reopened.getConsole('vm2'), shared);
   assert.deepEqual((await reopened.getEndpoint('ops'))?.allowedSourcePrefixes, ['127.0.0.0/8']);
   assert.equal(await reopened.initMeta('relayId', 'second'), 'first');
   assert.equal((await reopened.findToken('h1'))?.name, 'admin');

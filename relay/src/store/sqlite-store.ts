@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { ConsoleRecord } from '../core/console-rules.js';
-import type { EndpointRecord, Store, TokenRecord } from './store.js';
+import { sharingColumn, type ConsoleSharingColumn, type EndpointRecord, type Store, type TokenRecord } from './store.js';
 
 /** Schema versions in order; each runs once, in a transaction, and bumps `user_version`. */
 const MIGRATIONS: readonly string[] = [
@@ -30,6 +30,8 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE tokens ADD COLUMN virtual_machines TEXT;
    ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
    ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;`,
+  // Sharing and recording settings of a console (allowObservers, maxObservers, recording), as JSON; NULL: the defaults.
+  `ALTER TABLE consoles ADD COLUMN sharing TEXT;`,
 ];
 
 interface TokenRow {
@@ -83,6 +85,7 @@ interface ConsoleRow {
   expiration: number;
   created_at: number;
   updated_at: number;
+  sharing: string | null;
 }
 
 interface EndpointRow {
@@ -103,7 +106,13 @@ function toConsole(row: ConsoleRow): ConsoleRecord {
     expiration: row.expiration,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    ...(JSON.parse(row.sharing ?? 'null') as ConsoleSharingColumn | null),
   };
+}
+
+function sharingJson(record: ConsoleRecord): string | null {
+  const sharing = sharingColumn(record);
+  return sharing === null ? null : JSON.stringify(sharing);
 }
 
 function toEndpoint(row: EndpointRow): EndpointRecord {
@@ -200,13 +209,13 @@ export class SqliteStore implements Store {
   async putConsole(record: ConsoleRecord): Promise<void> {
     this.db
       .prepare(
-        `INSERT INTO consoles (virtual_machine, access_id, enabled, key_data, key_fingerprint, expiration, created_at, updated_at)
-         VALUES (@virtualMachine, @accessId, @enabled, @keyData, @keyFingerprint, @expiration, @createdAt, @updatedAt)
+        `INSERT INTO consoles (virtual_machine, access_id, enabled, key_data, key_fingerprint, expiration, created_at, updated_at, sharing)
+         VALUES (@virtualMachine, @accessId, @enabled, @keyData, @keyFingerprint, @expiration, @createdAt, @updatedAt, @sharing)
          ON CONFLICT (virtual_machine) DO UPDATE SET access_id = excluded.access_id, enabled = excluded.enabled,
            key_data = excluded.key_data, key_fingerprint = excluded.key_fingerprint, expiration = excluded.expiration,
-           created_at = excluded.created_at, updated_at = excluded.updated_at`,
+           created_at = excluded.created_at, updated_at = excluded.updated_at, sharing = excluded.sharing`,
       )
-      .run({ ...record, enabled: record.enabled ? 1 : 0 });
+      .run({ ...record, enabled: record.enabled ? 1 : 0, sharing: sharingJson(record) });
   }
 
   async deleteConsole(virtualMachine: string): Promise<boolean> {

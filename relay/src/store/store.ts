@@ -1,5 +1,18 @@
 import type { ConsoleRecord } from '../core/console-rules.js';
 
+/** A console's sharing and recording settings as the stores keep them (one JSON column; NULL when all are defaults). */
+export type ConsoleSharingColumn = Pick<ConsoleRecord, 'allowObservers' | 'maxObservers' | 'recording'>;
+
+/** What the `sharing` column holds, or null when the console has only defaults. */
+export function sharingColumn(record: ConsoleRecord): ConsoleSharingColumn | null {
+  const column: ConsoleSharingColumn = {
+    ...(record.allowObservers !== undefined && { allowObservers: record.allowObservers }),
+    ...(record.maxObservers !== undefined && { maxObservers: record.maxObservers }),
+    ...(record.recording !== undefined && { recording: record.recording }),
+  };
+  return Object.keys(column).length > 0 ? column : null;
+}
+
 export interface EndpointRecord {
   name: string;
   ipAddress: string;
