@@ -151,6 +151,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       log: log.child({ component: 'vnc' }),
       tls,
       onTokenRefused: () => metrics.authFailed('vnc-token'),
+      onObserverDropped: (message) => metrics.observerMessageDropped(message),
       loginGraceTimeMs: config.vnc.loginGraceTimeMs,
       startups: new StartupLimiter(config.vnc.maxStartups, config.vnc.perSourceMaxStartups),
       failures,

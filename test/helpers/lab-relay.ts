@@ -20,9 +20,9 @@ export interface LabRelay {
 
 /**
  * The set-up many integration tests share: one lab VM (`lab-1`), a relay for it with the config
- * `overrides`, a key, and lab-1's console enabled for that key. Cleans up after itself if a step fails.
+ * `overrides` (and each VM's entry through `mapVm`), a key, and lab-1's console enabled for that key. Cleans up after itself if a step fails.
  */
-export async function startLabRelay(name: string, overrides: Record<string, unknown> = {}): Promise<LabRelay> {
+export async function startLabRelay(name: string, overrides: Record<string, unknown> = {}, mapVm?: (vm: Record<string, any>) => Record<string, any>): Promise<LabRelay> {
   const tmp = tempDir(name);
   let lab: Lab | undefined;
   let relay: RelayProcess | undefined;
@@ -31,7 +31,7 @@ export async function startLabRelay(name: string, overrides: Record<string, unkn
   try {
     lab = startLab(1);
     const dataDir = join(tmp.path, 'data');
-    relay = await startRelay(testConfig(lab.configPath, dataDir, overrides), dataDir);
+    relay = await startRelay(testConfig(lab.configPath, dataDir, overrides, mapVm), dataDir);
     const key = generateKey(tmp.path, 'key');
     const created = await relay.api('PUT', '/v1/virtualMachines/lab-1/console', { enabled: true, sshPublicKey: { keyData: key.publicKey } });
     if (created.status !== 201) throw new Error(`creating lab-1's console: ${created.status} ${JSON.stringify(created.body)}`);

@@ -2,7 +2,10 @@
 import RFB from '/novnc/core/rfb.js';
 
 const status = document.getElementById('status');
-const token = new URLSearchParams(location.search).get('token') ?? '';
+const params = new URLSearchParams(location.search);
+const token = params.get('token') ?? '';
+// A token minted to observe: the relay drops this viewer's input whatever the page does; the page says so and sends none.
+const observing = params.get('mode') === 'observe';
 // The token is single use; keep it out of the address bar and history once read.
 history.replaceState(null, '', '/');
 
@@ -21,14 +24,26 @@ socket.addEventListener('close', (event) => {
 
 const rfb = new RFB(document.getElementById('screen'), socket);
 rfb.scaleViewport = true;
+const viewOnly = document.getElementById('view-only');
+if (observing) {
+  document.body.dataset.mode = 'observe';
+  document.getElementById('mode-badge').hidden = false;
+  rfb.viewOnly = true;
+  viewOnly.checked = true;
+  viewOnly.disabled = true;
+  viewOnly.parentElement.title = 'This link is for watching: the relay passes none of its input to the VM';
+}
 let desktopName = '';
 rfb.addEventListener('desktopname', (event) => {
   desktopName = event.detail.name;
-  if (document.body.dataset.state === 'connected') show('connected', `Connected to ${desktopName}`);
+  if (document.body.dataset.state === 'connected') show('connected', connectedText());
 });
+function connectedText() {
+  return `${observing ? 'Observing' : 'Connected to'} ${desktopName || 'the VM'}`;
+}
 rfb.addEventListener('connect', () => {
-  show('connected', `Connected to ${desktopName || 'the VM'}`);
-  document.getElementById('ctrl-alt-del').disabled = false;
+  show('connected', connectedText());
+  document.getElementById('ctrl-alt-del').disabled = observing;
   rfb.focus();
 });
 rfb.addEventListener('disconnect', () => {
@@ -42,7 +57,7 @@ document.getElementById('ctrl-alt-del').addEventListener('click', () => rfb.send
 document.getElementById('scale').addEventListener('change', (event) => {
   rfb.scaleViewport = event.target.checked;
 });
-document.getElementById('view-only').addEventListener('change', (event) => {
+viewOnly.addEventListener('change', (event) => {
   rfb.viewOnly = event.target.checked;
 });
 // For tests and scripts: the RFB object.

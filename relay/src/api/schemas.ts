@@ -192,7 +192,13 @@ export type ControlBody = Static<typeof ControlBody>;
 
 export const SessionList = Type.Object({ value: Type.Array(SessionResource) });
 
-export const VncTokenQuery = Type.Object({ endpoint: Type.Optional(Name) }, { additionalProperties: false });
+export const VncTokenQuery = Type.Object(
+  {
+    endpoint: Type.Optional(Name),
+    mode: Type.Optional(Type.Union([Type.Literal('control'), Type.Literal('observe')], { description: 'observe: a read-only view beside the VM\'s session, where its console allows observers (docs/sharing.md); default control' })),
+  },
+  { additionalProperties: false },
+);
 
 export const VncToken = Type.Object({
   token: Type.String(),
@@ -200,6 +206,8 @@ export const VncToken = Type.Object({
   expiresAt: Type.String(),
   virtualMachine: Type.String(),
   endpoint: Type.String(),
+  /** Present for an observer's token. */
+  mode: Type.Optional(Type.Literal('observe')),
 });
 
 export const Health = Type.Object({ status: Type.String(), store: Type.Boolean(), listeners: Type.Boolean() });

@@ -81,6 +81,8 @@ export interface SessionGrant {
   keyFingerprint: string;
   /** A WebSocket VNC session's: the API token that minted its VNC token (the audit trail's actor). */
   mintedBy?: { tokenId: string; tokenName: string };
+  /** A VNC token minted to observe: its session watches read-only and displaces nobody. */
+  mode?: 'observe';
 }
 
 export type RevocationReason = 'deleted' | 'disabled' | 'expired' | 'rekeyed';

@@ -76,6 +76,7 @@ export class RelayMetrics {
   private readonly preauthOpen = new Map<string, number>();
 
   private readonly refusalsCoalesced;
+  private readonly observerDropped;
   private readonly apiConnectionsRefused;
 
   constructor(supervisor: SessionSupervisor, virtualMachines: ConsoleDirectory, audit?: { readonly healthy: boolean; readonly prunedFiles: number; readonly prunedEvents: number }) {
@@ -102,6 +103,7 @@ export class RelayMetrics {
       }
       return ['serial', 'vnc'].flatMap((kind) => ['in', 'out'].map((direction) => ({ labels: { kind, direction }, value: totals.get(`${kind}/${direction}`) ?? 0 })));
     });
+    this.observerDropped = r.counter('lifeline_vnc_observer_messages_dropped_total', 'Messages of VNC observers\' viewers the relay dropped (KeyEvent, PointerEvent, ClientCutText, XvpMessage, SetDesktopSize, QemuMessage): an observer never changes the VM.', ['message']);
     this.authFailures = r.counter('lifeline_auth_failures_total', 'Failed authentications, by method (SSH: publickey, password, keyboard-interactive, …; API: bearer).', ['method']);
     r.gauge('lifeline_preauth_connections', 'Connections not yet authenticated (ssh, api) or not yet upgraded to a WebSocket (vnc), by listener.', ['listener'], () =>
       ['ssh', 'vnc', 'api'].map((listener) => ({ labels: { listener }, value: this.preauthOpen.get(listener) ?? 0 })),
@@ -155,6 +157,10 @@ export class RelayMetrics {
 
   authFailed(method: string): void {
     this.authFailures.inc({ method });
+  }
+
+  observerMessageDropped(message: string): void {
+    this.observerDropped.inc({ message });
   }
 
   /** The pre-auth counters of one listener. */

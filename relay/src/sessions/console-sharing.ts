@@ -95,10 +95,10 @@ export class ConsoleSharing {
     this.supervisor.events?.note(type, details);
   }
 
-  /** Why `vm` cannot take one more observer (allowObservers off, maxObservers reached), or undefined. */
-  observerRefusal(vm: string, policy: { allowObservers: boolean; maxObservers: number }): string | undefined {
+  /** Why `vm` cannot take one more observer of `kind` (allowObservers off, maxObservers reached), or undefined. */
+  observerRefusal(vm: string, policy: { allowObservers: boolean; maxObservers: number }, kind: 'serial' | 'vnc' = 'serial'): string | undefined {
     if (!policy.allowObservers) return `the console of ${vm} does not allow observers (its owner can allow them: PATCH the console with allowObservers: true, or lifeline console update ${vm} --allow-observers true)`;
-    const watching = this.observers(vm).length;
+    const watching = kind === 'serial' ? this.observers(vm).length : this.supervisor.sessions.list().filter((session) => session.virtualMachine === vm && session.kind === 'vnc' && session.role === 'observer').length;
     if (watching >= policy.maxObservers) return `${vm} already has ${watching} observer${watching === 1 ? '' : 's'}, its limit (maxObservers ${policy.maxObservers}); try again when one leaves`;
     return undefined;
   }

@@ -17,7 +17,9 @@ export type CloseCode =
   /** A fleet gateway cannot reach its database: no new session can be decided. */
   | 'unavailable'
   /** An observer's console stopped allowing observers (allowObservers set to false). */
-  | 'observers-disallowed';
+  | 'observers-disallowed'
+  /** The client sent what the relay cannot follow (an observer's VNC viewer with another security type or message). */
+  | 'unsupported-client';
 
 /** A participant's part in a shared console: the one whose input reaches the VM, or one who watches (docs/sharing.md). */
 export type SessionRole = 'controller' | 'observer';
@@ -40,6 +42,7 @@ export const CLOSE_EXIT_STATUS: Readonly<Record<Exclude<CloseCode, 'client-left'
   unavailable: 19,
   'vm-disconnected': 20,
   'observers-disallowed': 21,
+  'unsupported-client': 22,
 };
 
 export interface CloseReason {

@@ -4,7 +4,13 @@ import type { WebSocket } from 'ws';
 import type { VncStream } from '../sessions/console-seam.js';
 import { CLIENT_HIGH_WATER, WriteWindow } from '../core/write-window.js';
 import type { Logger } from '../logger.js';
-import type { CloseReason, LiveSession } from '../sessions/live-session.js';
+import type { CloseReason, LiveSession, SessionRole } from '../sessions/live-session.js';
+import { RfbObserveFilter, type DroppedMessage } from '../core/rfb-observe-filter.js';
+
+/** What an observing VNC session reports: each message of its viewer that the relay dropped. */
+export interface VncObserver {
+  dropped(message: DroppedMessage): void;
+}
 
 /** The client side of a VNC session, whatever carries it (a forwarded SSH channel, a WebSocket). */
 export interface VncClient {
@@ -41,6 +47,23 @@ export function streamClient(stream: Duplex, close: (reason: string) => Promise<
   };
 }
 
+/** Closes a WebSocket with `code` and a reason (at most 123 bytes), ending it hard if the peer does not answer within 1 s. */
+export function webSocketCloser(ws: WebSocket, code: number): (reason: string) => Promise<void> {
+  return (reason) =>
+    new Promise((resolve) => {
+      if (ws.readyState === ws.CLOSED) return resolve();
+      const timer = setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, 1000);
+      ws.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    });
+}
+
 /**
  * A WebSocket client, without a stream wrapper in between: each VNC read goes out as one binary
  * message; ws's send callbacks (called once a message is handed to the kernel, or has failed)
@@ -75,6 +98,8 @@ export class VncSession implements LiveSession {
   closeReason: CloseReason | undefined;
   private ended = false;
   private readonly log: Logger;
+  /** An observer's viewer input goes through this: what would change the VM is dropped. */
+  private readonly filter: RfbObserveFilter | undefined;
 
   constructor(
     readonly virtualMachine: string,
@@ -87,8 +112,15 @@ export class VncSession implements LiveSession {
     private readonly onEnd: (session: VncSession) => void,
     /** Given when the VM's screen was opened for it before it existed (a fleet's slot is taken under this id). */
     readonly id: string = randomUUID(),
+    /** Given for a read-only session (a VNC token minted to observe). */
+    private readonly observer?: VncObserver,
   ) {
     this.log = log.child({ session: this.id, kind: 'vnc', path });
+    this.filter = observer ? new RfbObserveFilter() : undefined;
+  }
+
+  get role(): SessionRole {
+    return this.observer ? 'observer' : 'controller';
   }
 
   start(): void {
@@ -113,9 +145,11 @@ export class VncSession implements LiveSession {
       return false;
     });
     let vmBehind = false;
-    client.onData((chunk) => {
+    client.onData((data) => {
       if (this.ended) return;
-      this.bytesIn += chunk.length;
+      this.bytesIn += data.length;
+      const chunk = this.filter ? this.filtered(data) : data;
+      if (!chunk) return;
       if (vnc.write(chunk) || vmBehind) return;
       vmBehind = true;
       client.pause();
@@ -128,6 +162,18 @@ export class VncSession implements LiveSession {
     vnc.on('error', (error) => this.log.debug({ err: error.message }, 'VNC socket error'));
     client.onEnd(() => void this.close({ code: 'client-left', message: 'the client closed the session' }));
     this.log.info('VNC session started');
+  }
+
+  /** An observer's input without what would change the VM; undefined when nothing is left to send. */
+  private filtered(data: Buffer): Buffer | undefined {
+    const result = this.filter!.push(data);
+    for (const message of result.dropped) this.observer!.dropped(message);
+    if (result.error) {
+      this.log.info({ err: result.error }, 'observer VNC input refused');
+      void this.close({ code: 'unsupported-client', message: `observe mode: ${result.error}` });
+      return undefined;
+    }
+    return result.pass.length > 0 ? result.pass : undefined;
   }
 
   close(reason: CloseReason): Promise<void> {

@@ -7,7 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ConsoleDirectory, VncStream } from '../sessions/console-seam.js';
 import { normalizeRemoteAddress } from '../core/cidr.js';
 import { describeDuration } from '../core/duration.js';
-import { revocationMessage, revocationReason } from '../core/console-rules.js';
+import { revocationMessage, revocationReason, sharingOf, type ConsoleRecord } from '../core/console-rules.js';
 import type { Logger } from '../logger.js';
 import type { AdmittedConnection, CloseReason } from '../sessions/live-session.js';
 import type { ConsoleLookup, SessionSupervisor } from '../sessions/session-supervisor.js';
@@ -15,7 +15,8 @@ import { TLS_SERVER_POLICY } from '../tls/tls-material.js';
 import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { PreauthMetrics } from '../metrics/relay-metrics.js';
 import { ConnectionGate } from '../endpoints/connection-gate.js';
-import { VncSession, webSocketClient } from './vnc-session.js';
+import { VncSession, webSocketClient, webSocketCloser } from './vnc-session.js';
+import type { DroppedMessage } from '../core/rfb-observe-filter.js';
 import type { TokenRedemption, VncTokens } from './vnc-tokens.js';
 import { VncPage } from './vnc-page.js';
 import { originAllowed, refuseUpgrade } from './upgrade-refusals.js';
@@ -35,6 +36,8 @@ export interface VncWebServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** A WebSocket came with a token that is unknown, used, expired or for another endpoint (metrics). */
   onTokenRefused?: () => void;
+  /** An observer's viewer sent a message the relay dropped (metrics). */
+  onObserverDropped?: (message: DroppedMessage) => void;
   /** A connection must have upgraded to a WebSocket within this, else it is closed. */
   loginGraceTimeMs: number;
   /** MaxStartups and PerSourceMaxStartups for connections not yet upgraded. */
@@ -206,7 +209,7 @@ export class VncWebServer {
         return Promise.resolve();
       },
     };
-    const stillAdmitted = async (): Promise<{ expiration: number } | undefined> => {
+    const stillAdmitted = async (): Promise<ConsoleRecord | undefined> => {
       const current = await consoles.getConsole(grant.virtualMachine);
       const reason = revocationReason(grant, current, Date.now());
       if (reason) revoked ??= { code: reason, message: revocationMessage(reason, grant.virtualMachine) };
@@ -216,6 +219,8 @@ export class VncWebServer {
 
     const current = await stillAdmitted();
     if (!current) return refuseRevoked();
+    const observeRefusal = grant.mode === 'observe' ? supervisor.sharing.observerRefusal(vm.name, sharingOf(current), 'vnc') : undefined;
+    if (observeRefusal) return refuseUpgrade(socket, 403, observeRefusal);
     supervisor.admit(admitted, current.expiration);
     // From here, every way out but a started session forgets the connection and drops the VM's screen.
     let vnc: VncStream | undefined;
@@ -254,26 +259,13 @@ export class VncWebServer {
   private startSession(ws: WebSocket, vnc: VncStream, admitted: AdmittedConnection, log: Logger, id: string): VncSession {
     const { supervisor } = this.options;
     const { grant, endpoint, remoteAddress } = admitted;
-    const closeClient = (reason: string): Promise<void> =>
-      new Promise((resolve) => {
-        if (ws.readyState === ws.CLOSED) return resolve();
-        const timer = setTimeout(() => {
-          ws.terminate();
-          resolve();
-        }, 1000);
-        ws.once('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        // A close reason is at most 123 bytes.
-        ws.close(CLOSE_BY_RELAY, Buffer.from(reason).subarray(0, 123).toString());
-      });
     const vmLog = log.child({ vm: grant.virtualMachine });
-    const session = new VncSession(grant.virtualMachine, 'websocket', endpoint, remoteAddress, webSocketClient(ws, closeClient, vmLog), vnc, vmLog, (ended) => {
+    const observer = grant.mode === 'observe' ? { dropped: (message: DroppedMessage) => this.options.onObserverDropped?.(message) } : undefined;
+    const session = new VncSession(grant.virtualMachine, 'websocket', endpoint, remoteAddress, webSocketClient(ws, webSocketCloser(ws, CLOSE_BY_RELAY), vmLog), vnc, vmLog, (ended) => {
       clearInterval(pinger);
       supervisor.forget(admitted);
       supervisor.release(ended);
-    }, id);
+    }, id, observer);
     // Pings keep idle sessions alive through proxies and find dead peers.
     let alive = true;
     ws.on('pong', () => (alive = true));
@@ -283,7 +275,9 @@ export class VncWebServer {
       ws.ping();
     }, this.options.pingIntervalMs);
     pinger.unref();
-    supervisor.claim(session, grant, this.options.virtualMachines.get(grant.virtualMachine));
+    // An observer takes no slot and displaces nobody; any other session is the VM's one VNC session.
+    if (observer) supervisor.join(session, grant);
+    else supervisor.claim(session, grant, this.options.virtualMachines.get(grant.virtualMachine));
     session.start();
     return session;
   }

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { detailedStatus } from '../../core/console-rules.js';
+import { detailedStatus, sharingOf } from '../../core/console-rules.js';
 import { RelayError } from '../relay-error.js';
 import { hostForUrl, iso } from '../resources.js';
 import { access, callerOf, ERRORS, note, requireVm, type ApiPluginOptions } from '../route-kit.js';
@@ -7,7 +7,7 @@ import * as S from '../schemas.js';
 
 /** POST /v1/virtualMachines/{vm}/vncTokens: a single-use token and URL for the VM's screen on an endpoint. */
 const vncTokenRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps, now }) => {
-  app.post<{ Params: { vm: string }; Querystring: { endpoint?: string } }>(
+  app.post<{ Params: { vm: string }; Querystring: { endpoint?: string; mode?: 'control' | 'observe' } }>(
     '/v1/virtualMachines/:vm/vncTokens',
     { ...access({ scope: 'vnc', audit: 'vncToken.create' }), schema: { params: S.VmParams, querystring: S.VncTokenQuery, response: { 201: S.VncToken, ...ERRORS } } },
     async (request, reply) => {
@@ -27,16 +27,23 @@ const vncTokenRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps,
       if (endpoint.provisioningState !== 'Succeeded') {
         throw new RelayError(409, 'EndpointNotReady', `the endpoint "${endpointName}" is not listening; see the relay log`);
       }
-      note(request, { endpoint: endpointName });
+      const observe = request.query.mode === 'observe';
+      if (observe) {
+        if (vm.keepsOneSession) throw new RelayError(409, 'ObserveNotAvailable', `${vm.name} is on a hypervisor agent: observing goes through a standalone relay for now (docs/sharing.md)`);
+        if (!sharingOf(record).allowObservers) throw new RelayError(409, 'ObserversNotAllowed', `the console of ${vm.name} does not allow observers; its owner can PATCH it with {"allowObservers": true}`);
+      }
+      note(request, { endpoint: endpointName, ...(observe && { mode: 'observe' }) });
       const minter = callerOf(request);
-      const grant = { virtualMachine: vm.name, accessId: record.accessId, keyFingerprint: record.keyFingerprint, mintedBy: { tokenId: minter.id, tokenName: minter.name } };
+      const grant = { virtualMachine: vm.name, accessId: record.accessId, keyFingerprint: record.keyFingerprint, mintedBy: { tokenId: minter.id, tokenName: minter.name }, ...(observe && { mode: 'observe' as const }) };
       const { token, expiresAt } = await deps.vncTokens.mint(grant, endpointName);
       return reply.status(201).send({
         token,
-        url: `${deps.https ? 'https' : 'http'}://${hostForUrl(endpoint.advertiseAddress)}:${endpoint.vncPort}/?token=${token}`,
+        // The page reads mode=observe to label itself read-only; the relay enforces it whatever the page does.
+        url: `${deps.https ? 'https' : 'http'}://${hostForUrl(endpoint.advertiseAddress)}:${endpoint.vncPort}/?token=${token}${observe ? '&mode=observe' : ''}`,
         expiresAt: iso(expiresAt),
         virtualMachine: vm.name,
         endpoint: endpointName,
+        ...(observe && { mode: 'observe' as const }),
       });
     },
   );

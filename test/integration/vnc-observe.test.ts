@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
+import { startLabRelay, type LabRelay } from '../helpers/lab-relay.js';
+import { qmp } from '../helpers/qmp.js';
+
+/** A QMP screendump (binary PPM, P6) as its width, height and RGB bytes. */
+function readPpm(path: string): { width: number; height: number; pixels: Buffer } {
+  const data = readFileSync(path);
+  const header = /^P6\s+(\d+)\s+(\d+)\s+(\d+)\s/.exec(data.subarray(0, 64).toString('latin1'));
+  if (!header) throw new Error(`${path} is not a binary PPM`);
+  return { width: Number(header[1]), height: Number(header[2]), pixels: data.subarray(header[0].length) };
+}
+
+/** Pixels that differ between two screendumps of the same size. */
+function differingPixels(a: ReturnType<typeof readPpm>, b: ReturnType<typeof readPpm>): number {
+  assert.deepEqual([a.width, a.height], [b.width, b.height]);
+  let count = 0;
+  for (let i = 0; i < a.pixels.length; i += 3) {
+    if (a.pixels[i] !== b.pixels[i] || a.pixels[i + 1] !== b.pixels[i + 1] || a.pixels[i + 2] !== b.pixels[i + 2]) count++;
+  }
+  return count;
+}
+
+/*
+ * Two noVNC pages in Chromium on one lab VM, one of them observing. The observer page is made to
+ * send input anyway (its view-only switch turned off by script, as a modified client would): the
+ * relay must drop it. What the VM shows is read from QEMU itself (QMP screendump), not from a viewer.
+ */
+describe('VNC observers: two noVNC pages on one VM, one read-only by the relay', () => {
+  let env: LabRelay;
+  let close: (() => Promise<void>) | undefined;
+  let shot = 0;
+
+  const screendump = async (): Promise<ReturnType<typeof readPpm>> => {
+    const file = join(env.dir, `screen-${++shot}.ppm`);
+    await qmp(join(env.lab.vmDir('lab-1'), 'qmp.sock'), 'screendump', { filename: file });
+    return readPpm(file);
+  };
+  const mint = async (mode?: 'observe'): Promise<{ status: number; body: any }> => env.relay.api('POST', `/v1/virtualMachines/lab-1/vncTokens${mode ? `?mode=${mode}` : ''}`);
+  const dropped = async (): Promise<number> => {
+    const response = await fetch(`${env.relay.apiUrl}/metrics`, { headers: { authorization: `Bearer ${env.relay.token}` } });
+    const text = await response.text();
+    return [...text.matchAll(/^lifeline_vnc_observer_messages_dropped_total\{message="(\w+)"\} (\d+)/gm)].reduce((sum, match) => sum + Number(match[2]), 0);
+  };
+  const typeOn = async (page: Page, text: string): Promise<void> => {
+    await page.locator('#screen canvas').click();
+    await page.keyboard.type(text);
+    await page.keyboard.press('Enter');
+  };
+
+  before(async () => {
+    // The relay keeps QEMU's one QMP connection when it has one: the VM is given without it, so the test can take screendumps.
+    env = await startLabRelay('vnc-observe', {}, ({ qmp: _qmp, ...vm }) => vm);
+  });
+  after(async () => {
+    await close?.();
+    await env?.dispose();
+  });
+
+  test('a token to observe is refused until the console allows observers; then its URL says mode=observe', async () => {
+    const refused = await mint('observe');
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.error.code, 'ObserversNotAllowed');
+    assert.equal((await env.relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { allowObservers: true })).status, 200);
+    const minted = await mint('observe');
+    assert.equal(minted.status, 201, JSON.stringify(minted.body));
+    assert.equal(minted.body.mode, 'observe');
+    assert.match(minted.body.url, /\?token=[\w-]+&mode=observe$/);
+    assert.equal((await env.relay.api('POST', '/v1/virtualMachines/lab-1/vncTokens?mode=steal')).status, 400);
+  });
+
+  test('input on the observer page leaves the screen unchanged and is counted as dropped; the controller page still types; nobody is displaced', async () => {
+    const launched = await launchChromium();
+    close = launched.close;
+    const controller = await launched.browser.newPage();
+    await controller.goto((await mint()).body.url);
+    await controller.waitForFunction(() => document.body.dataset.state === 'connected', undefined, { timeout: 30_000 });
+    const observer = await launched.browser.newPage();
+    await observer.goto((await mint('observe')).body.url);
+    await observer.waitForFunction(() => document.body.dataset.state === 'connected', undefined, { timeout: 30_000 });
+    assert.equal(await observer.locator('#mode-badge').isVisible(), true, 'the page says it is observing');
+    assert.match((await observer.locator('#status').textContent()) ?? '', /^Observing QEMU \(lab-1\)/);
+    assert.equal(await observer.locator('#view-only').isDisabled(), true);
+    if (process.env.LIFELINE_SCREENSHOTS) await observer.screenshot({ path: join(process.env.LIFELINE_SCREENSHOTS, 'vnc-observe.png') });
+    const sessions = (await env.relay.api('GET', '/v1/sessions')).body.value as Array<{ kind: string; role: string }>;
+    assert.deepEqual(sessions.filter((session) => session.kind === 'vnc').map((session) => session.role).sort(), ['controller', 'observer']);
+
+    // A settled screen first: the guest's tty1 at its prompt (the VM may still be booting), nothing changing for 1 s.
+    await typeOn(controller, '');
+    let before = await screendump();
+    for (let settled = false, tries = 0; !settled; tries++) {
+      assert.ok(tries < 60, 'the screen settles within a minute');
+      await sleep(1000);
+      const next = await screendump();
+      settled = differingPixels(before, next) <= 64;
+      before = next;
+    }
+    const droppedBefore = await dropped();
+    await observer.evaluate(() => {
+      (window as unknown as { lifelineRfb: { viewOnly: boolean } }).lifelineRfb.viewOnly = false;
+    });
+    await typeOn(observer, 'echo HACK from the observer');
+    await observer.mouse.move(200, 200);
+    await observer.mouse.down();
+    await observer.mouse.up();
+    await sleep(1500);
+    const after = await screendump();
+    // The text console's blinking cursor may be caught in either phase: a few dozen pixels at most.
+    const observerChange = differingPixels(before, after);
+    assert.ok(observerChange <= 64, `the observer's typing changed ${observerChange} pixels of the screen`);
+    assert.ok((await dropped()) >= droppedBefore + 'echo HACK from the observer'.length, 'each key event was dropped and counted');
+
+    // The same check sees the controller's typing: it is not blind.
+    await typeOn(controller, 'echo typed by the controller');
+    await sleep(1500);
+    const controllerChange = differingPixels(after, await screendump());
+    assert.ok(controllerChange > 500, `the controller's typing changed ${controllerChange} pixels`);
+    assert.equal(await controller.evaluate(() => document.body.dataset.state), 'connected');
+    assert.equal(await observer.evaluate(() => document.body.dataset.state), 'connected');
+
+    // Observing off: the observer page is closed with the reason, the controller stays.
+    assert.equal((await env.relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { allowObservers: false })).status, 200);
+    await observer.waitForFunction(() => /no longer allows observers/.test(document.getElementById('status')!.textContent ?? ''), undefined, { timeout: 5000 });
+    assert.equal(await controller.evaluate(() => document.body.dataset.state), 'connected');
+  });
+});
