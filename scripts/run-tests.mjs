@@ -21,7 +21,7 @@ function testFiles(dir) {
   });
 }
 
-const missing = ['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'tmux', 'scp', 'busybox', 'chromium', 'gvnccapture', 'openssl', 'curl', 'ssh-audit', 'plink', 'puttygen', 'promtool', 'systemd-analyze', 'dbus-run-session', 'gnome-keyring-daemon', 'secret-tool', 'virsh', 'libvirtd', 'virtlogd', 'mkfs.ext4', 'e2fsck', 'losetup'].filter(
+const missing = ['qemu-system-x86_64', 'ssh', 'ssh-keygen', 'tmux', 'asciinema', 'scp', 'busybox', 'chromium', 'gvnccapture', 'openssl', 'curl', 'ssh-audit', 'plink', 'puttygen', 'promtool', 'systemd-analyze', 'dbus-run-session', 'gnome-keyring-daemon', 'secret-tool', 'virsh', 'libvirtd', 'virtlogd', 'mkfs.ext4', 'e2fsck', 'losetup'].filter(
   (tool) => which.sync(tool, { nothrow: true }) === null,
 );
 // Debian's Python SSH libraries (the SSH tests connect with them as automation does).

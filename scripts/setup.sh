@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Lifeline needs on Debian or Ubuntu, then its npm dependencies, then builds.
 # System packages: QEMU and a static busybox (lab VMs), the OpenSSH client (the console path
-# users type, and the tests), tmux and bash-completion (the CLI's interactive and completion tests), Chromium and gvnccapture (the VNC tests drive noVNC and a real
+# users type, and the tests), tmux and bash-completion (the CLI's interactive and completion tests), asciinema (an asciicast reader from outside this repository checks the recordings), Chromium and gvnccapture (the VNC tests drive noVNC and a real
 # VNC client), openssl and curl (the TLS tests check the relay's certificate as users would), ssh-audit and putty-tools (the SSH algorithms are audited and PuTTY's plink must connect), python3-paramiko and python3-asyncssh (the SSH libraries automation uses must connect), prometheus (promtool checks GET /metrics), systemd (systemd-analyze checks the relay's unit), libvirt (the discovery tests run a real libvirtd), and PostgreSQL (the fleet tests start their own server: initdb into a temp dir, own port), and a C++ toolchain (better-sqlite3 and ssh2 build from source).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 busybox-static openssh-client tmux bash-completion openssl curl ssh-audit putty-tools python3-paramiko python3-asyncssh prometheus systemd chromium gvncviewer dbus gnome-keyring libsecret-tools libsecret-1-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients python3 make g++ ca-certificates e2fsprogs mount postgresql)
+packages=(qemu-system-x86 busybox-static openssh-client tmux asciinema bash-completion openssl curl ssh-audit putty-tools python3-paramiko python3-asyncssh prometheus systemd chromium gvncviewer dbus gnome-keyring libsecret-tools libsecret-1-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients python3 make g++ ca-certificates e2fsprogs mount postgresql)
 
 if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
 if ! command -v apt-get >/dev/null; then

@@ -96,7 +96,7 @@ export function registerOperationCommands(program: Command): void {
   tokens
     .command('create <name>')
     .description('a new API token: its secret is shown once')
-    .requiredOption('--scopes <scopes>', 'comma-separated: consoles:read, consoles:write, vnc, power, endpoints, sessions, audit, admin', collect)
+    .requiredOption('--scopes <scopes>', 'comma-separated: consoles:read, consoles:write, vnc, power, endpoints, sessions, audit, metrics, recordings, admin', collect)
     .option('--vm <glob>', 'limit it to VMs matching the glob (repeat for more)', collect)
     .addOption(new Option('--expires-in <duration>', 'from now: 12h, 30d').argParser(parseDurationMs))
     .action(async (name: string, options: { scopes: string[]; vm?: string[]; expiresIn?: number }, command: Command) => {

@@ -29,6 +29,7 @@ export const CLOSE_REASONS: Record<Exclude<CloseCode, 'client-left'>, { what: st
   'vm-disconnected': { what: "{vm}'s console connection ended", next: 'is the VM running? See "lifeline vm show {vm}"' },
   'observers-disallowed': { what: 'the console of {vm} stopped allowing observers', next: 'ask its owner to allow them again ("lifeline console update {vm} --allow-observers true")' },
   'unsupported-client': { what: 'the relay could not follow what the client sent' },
+  'recording-unavailable': { what: 'the console of {vm} must be recorded and the relay cannot record it now', next: 'ask the relay\'s operator (its log says why)' },
 };
 
 /** An error with the exit code it ends the command with; `message` says what was wrong and what to do. */

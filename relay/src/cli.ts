@@ -18,6 +18,8 @@ import { createLogger, type Logger } from './logger.js';
 import { onShutdown } from './process/shutdown.js';
 import type { RelayReadyMessage } from './process/ready-message.js';
 import { createRelay } from './relay.js';
+import { RecordingLibrary } from './recordings/recording-library.js';
+import { sealedManifests, verifyRecordings } from './recordings/recording-verify.js';
 import { RELAY_VERSION } from './version.js';
 
 const USAGE = `lifeline-relay ${RELAY_VERSION}: VM serial and VNC consoles over SSH, governed by Console resources
@@ -36,6 +38,9 @@ Usage:
   lifeline-relay store import --config GATEWAY_FILE --from lifeline.db
                                             bring a stopped standalone relay's consoles (access ids kept),
                                             endpoints and API tokens into the fleet's database
+  lifeline-relay recordings verify --config FILE [--id ID]
+                                            check each recording's segments against its manifest and the
+                                            manifest against the audit trail's seal; names what does not match
   lifeline-relay lab down [--dir DIR]       stop the lab VMs started in DIR
   lifeline-relay --version | --help
 
@@ -236,6 +241,17 @@ async function store(args: string[]): Promise<void> {
   }
 }
 
+async function recordings(args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  if (action !== 'verify') fail(`unknown recordings action "${action ?? ''}"; use "recordings verify --config FILE [--id ID]"`);
+  const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, id: { type: 'string' } }, strict: true });
+  const config = readConfig('recordings verify', values.config);
+  const library = new RecordingLibrary(config.recording, () => undefined, createLogger('silent'));
+  const { lines, ok } = verifyRecordings(library, sealedManifests(await trailLines(config)), values.id);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  if (!ok) process.exit(1);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -247,6 +263,8 @@ async function main(argv: string[]): Promise<void> {
       return audit(rest);
     case 'store':
       return store(rest);
+    case 'recordings':
+      return recordings(rest);
     case 'lab':
       return lab(rest);
     case '--version':

@@ -24,6 +24,8 @@ import { openStore } from './store/open-store.js';
 import { VncWebServer } from './vnc/vnc-web-server.js';
 import { loadTlsMaterial, TLS_SERVER_POLICY, type TlsMaterial } from './tls/tls-material.js';
 import type { Store } from './store/store.js';
+import { RecordingLibrary } from './recordings/recording-library.js';
+import { RecordingService } from './recordings/recording-service.js';
 import { RELAY_VERSION } from './version.js';
 
 export interface Relay {
@@ -91,6 +93,11 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
     // A discovered VM that goes away (or comes back with new channels) ends its sessions with the reason.
     const relayConsoles = await openConsoles(config, { store, hostKey, supervisor, log, audit });
     const virtualMachines = relayConsoles.directory;
+    const recordings = new RecordingService(config.recording, relayId, virtualMachines, (type, details) => auditEvents.note(type, details), log.child({ component: 'recordings' }), (session, reason) => void session.close(reason));
+    supervisor.sharing.recorder = recordings;
+    closers.push(() => recordings.close());
+    const library = new RecordingLibrary(config.recording, (type, details) => auditEvents.note(type, details), log.child({ component: 'recordings' }));
+    closers.push(library.startSweeping((id) => recordings.isRunning(id)));
     virtualMachines.onGone((name, reason) => {
       supervisor.closeConnections((connection) => connection.grant.virtualMachine === name, { code: 'vm-gone', message: reason });
     });
@@ -108,12 +115,17 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       opened(session, grant) {
         metrics.sessionOpened(session);
         auditEvents.opened(session, grant);
+        recordings.opened(session, grant, session.terminal);
       },
       closed(session, reason) {
         metrics.sessionClosed(session, reason);
         auditEvents.closed(session, reason);
+        recordings.closed(session, reason);
       },
-      note: (type, details) => auditEvents.note(type, details),
+      note(type, details) {
+        auditEvents.note(type, details);
+        recordings.note(type, details);
+      },
     };
 
     const { vncTokens } = relayConsoles;
@@ -196,6 +208,8 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       virtualMachines,
       supervisor,
       vncTokens,
+      recordings: library,
+      recordingRunning: (id) => recordings.isRunning(id),
       log,
       audit,
       metrics,

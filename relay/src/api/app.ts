@@ -18,6 +18,7 @@ import sessionRoutes from './routes/sessions.js';
 import tokenRoutes from './routes/tokens.js';
 import virtualMachineRoutes from './routes/virtual-machines.js';
 import vncTokenRoutes from './routes/vnc-tokens.js';
+import recordingRoutes from './routes/recordings.js';
 import type { ApiDependencies, ApiPluginOptions } from './route-kit.js';
 
 export { BODY_LIMIT_BYTES } from './plugins/errors.js';
@@ -83,7 +84,7 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
   await app.register(methodNotAllowedPlugin);
   await app.register(authorization, options);
   await app.register(auditPlugin, options);
-  for (const routes of [relayRoutes, virtualMachineRoutes, consoleRoutes, vncTokenRoutes, endpointRoutes, sessionRoutes, metricsRoutes, tokenRoutes, auditRoutes, agentRoutes]) {
+  for (const routes of [relayRoutes, virtualMachineRoutes, consoleRoutes, vncTokenRoutes, endpointRoutes, sessionRoutes, metricsRoutes, tokenRoutes, auditRoutes, agentRoutes, recordingRoutes]) {
     await app.register(routes, options);
   }
   schemaCompilers.set(app, compilers);

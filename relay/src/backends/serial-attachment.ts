@@ -41,6 +41,8 @@ export class SerialAttachment extends EventEmitter implements SerialStream {
   private sinkBlocked: (() => void) | undefined;
   /** Read-only sinks (observers): each gets the output while it keeps up, and misses it while it does not. */
   private readonly observers = new Set<ObserverSink>();
+  /** Recordings: every chunk from the VM, as it came. */
+  private readonly taps = new Set<(chunk: Buffer) => void>();
   /** Input and breaks waiting behind a break, in the order they arrived. */
   private held: Array<Buffer | typeof BREAK> = [];
   private heldBytes = 0;
@@ -80,7 +82,7 @@ export class SerialAttachment extends EventEmitter implements SerialStream {
     socket.setNoDelay(true);
     this.log.info({ protocol: this.protocol }, 'serial console attached');
     // Telnet mode: one decoder per connection (a command may be split across reads).
-    const decoder = this.protocol === 'telnet' ? new TelnetDecoder() : undefined;
+    const decoder = this.protocol === 'telnet' ? new TelnetDecoder('qemu') : undefined;
     socket.on('data', (chunk: Buffer) => {
       const data = decoder ? decoder.decode(chunk) : chunk;
       if (data.length > 0) this.onOutput(data, socket);
@@ -99,6 +101,7 @@ export class SerialAttachment extends EventEmitter implements SerialStream {
 
   private onOutput(chunk: Buffer, socket: Socket): void {
     this.ring.push(chunk);
+    for (const tap of this.taps) tap(chunk);
     for (const observer of this.observers) observer.write(chunk);
     const sink = this.sink;
     if (!sink || sink.write(chunk)) return;
@@ -123,6 +126,11 @@ export class SerialAttachment extends EventEmitter implements SerialStream {
     const text = Buffer.from(`\r\n${line}\r\n`);
     this.sink?.write(text);
     for (const observer of this.observers) observer.write(text);
+  }
+
+  tap(listener: (chunk: Buffer) => void): () => void {
+    this.taps.add(listener);
+    return () => void this.taps.delete(listener);
   }
 
   observe(sink: SerialSink, owner?: StreamOwner): () => void {
@@ -244,6 +252,7 @@ export class SerialAttachment extends EventEmitter implements SerialStream {
     this.releaseBlock();
     this.sink = undefined;
     this.observers.clear();
+    this.taps.clear();
     this.connection.close();
   }
 }

@@ -29,6 +29,9 @@ const maxStartups = (fallback: string) =>
     errorMessage: 'must be "start:rate:full" (e.g. 10:30:100: from 10 pending connections drop 30% of new ones, rising to all at 100) or one number',
     description: 'Like OpenSSH MaxStartups: unauthenticated connections from which new ones are dropped at random',
   });
+/** on or off; YAML 1.1 readers turn a bare on/off into booleans, taken as meant. */
+const onOff = (fallback: boolean, description: string) =>
+  Type.Union([Type.Boolean(), Type.Literal('on'), Type.Literal('off')], { default: fallback, errorMessage: 'must be on or off', description });
 const CIDR = text({ errorMessage: 'must be an IPv4 CIDR block such as 127.0.0.0/8' });
 const SOCKET = text({ description: 'A unix socket path (relative to the config file) or tcp://host:port' });
 
@@ -179,6 +182,17 @@ export const ConfigDocument = Type.Object(
       maxAge: Type.Optional(duration()),
       refusalsPerMinute: integer(60, 1, 100_000),
     }),
+    recording: section(
+      {
+        dir: Type.Optional(text({ description: 'Where recordings are kept, relative to the config file (default: <dataDir>/recordings)' })),
+        serial: onOff(false, 'Record serial sessions of consoles whose recording is default'),
+        vnc: onOff(false, 'Record VNC sessions of consoles whose recording is default (not yet: accepted, not done)'),
+        input: onOff(false, 'Record what the controller typed too (passwords typed at a prompt end up in the recording)'),
+        retention: duration('90d', 'Recordings older than this are deleted (audited), unless on legal hold'),
+        checkpointInterval: duration('60s', 'How often a running recording\'s hashes go to the audit trail'),
+      },
+      'Session recordings (docs/recordings.md)',
+    ),
     virtualMachines: list(VirtualMachine, []),
     discover: list(Discovery, []),
     ...Fleet,

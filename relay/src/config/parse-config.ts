@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { parseCidr, type Ipv4Cidr } from '../core/cidr.js';
 import { parseDuration } from '../core/duration.js';
 import { parseMaxStartups, type MaxStartups } from '../core/preauth-limits.js';
@@ -121,9 +121,11 @@ function tlsOf(tls: ConfigDocument['api']['tls'], baseDir: string): TlsConfig {
   return { mode: tls.mode ?? (cert ? 'on' : 'auto'), ...(cert && key && { cert: resolve(baseDir, cert), key: resolve(baseDir, key) }) };
 }
 
+const isOn = (value: boolean | 'on' | 'off'): boolean => value === true || value === 'on';
+
 /** Validates a parsed config document; `source` is the file it came from (relative paths resolve against its folder). */
 export function parseConfig(document: unknown, source: string, baseDir: string): RelayConfig {
-  const { api, ssh, vnc, endpoints, consoles, serial, log, audit, role, store, agents, agent, gateways, joinToken, joinTokenFile, ...root } = checkDocument(document);
+  const { api, ssh, vnc, endpoints, consoles, serial, log, audit, recording, role, store, agents, agent, gateways, joinToken, joinTokenFile, ...root } = checkDocument(document);
   const { ipAddress, advertiseAddress } = endpoints.default;
   if (isIP(ipAddress) !== 4) throw new ConfigError('endpoints.default.ipAddress', `must be an IPv4 address such as 127.0.0.1, got ${describeValue(ipAddress)}`);
   if (advertiseAddress !== undefined && !isAdvertisable(advertiseAddress)) {
@@ -176,6 +178,14 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
       keepFiles: audit.keepFiles,
       ...(audit.maxAge !== undefined && { maxAgeMs: duration('audit.maxAge', audit.maxAge) }),
       refusalsPerMinute: audit.refusalsPerMinute,
+    },
+    recording: {
+      dir: resolve(baseDir, recording.dir ?? join(root.dataDir, 'recordings')),
+      serial: isOn(recording.serial),
+      vnc: isOn(recording.vnc),
+      input: isOn(recording.input),
+      retentionMs: duration('recording.retention', recording.retention),
+      checkpointIntervalMs: duration('recording.checkpointInterval', recording.checkpointInterval),
     },
     virtualMachines: virtualMachinesOf(root.virtualMachines, baseDir),
     discover: root.discover.map((source) => discoveryOf(source, baseDir)),

@@ -83,6 +83,8 @@ export interface SessionGrant {
   mintedBy?: { tokenId: string; tokenName: string };
   /** A VNC token minted to observe: its session watches read-only and displaces nobody. */
   mode?: 'observe';
+  /** The console's recording setting when the session was admitted. */
+  recording?: ConsoleRecording;
 }
 
 export type RevocationReason = 'deleted' | 'disabled' | 'expired' | 'rekeyed';

@@ -2,7 +2,7 @@
  * What an API token may do: scopes (KubeVirt's console/VNC split and Teleport's roles, in
  * small) and, optionally, which VMs by name glob. Pure logic.
  */
-export const SCOPES = ['consoles:read', 'consoles:write', 'vnc', 'power', 'endpoints', 'sessions', 'audit', 'metrics', 'admin'] as const;
+export const SCOPES = ['consoles:read', 'consoles:write', 'vnc', 'power', 'endpoints', 'sessions', 'audit', 'metrics', 'recordings', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export const SCOPE_DESCRIPTIONS: Record<Scope, string> = {
@@ -14,6 +14,7 @@ export const SCOPE_DESCRIPTIONS: Record<Scope, string> = {
   sessions: 'list live sessions and close them',
   audit: 'read the audit trail',
   metrics: 'scrape GET /metrics (Prometheus)',
+  recordings: 'list, play, hold and delete session recordings',
   admin: 'manage API tokens; implies every other scope (it could grant them)',
 };
 

@@ -33,3 +33,17 @@ test('input 0xFF is doubled; input without it is returned as is', () => {
   assert.equal(escapeIac(plain), plain);
   assert.deepEqual(new TelnetDecoder().decode(escapeIac(bytes(1, 255, 2, 255, 255))), bytes(1, 255, 2, 255, 255));
 });
+
+test('qemu mode: the greeting is stripped, then every byte is data, 0xFF included, however the stream is split', () => {
+  // QEMU's greeting (IAC WILL ECHO, WILL SGA, WILL BINARY, DO BINARY), then a guest's printf 'bad:\\377\\376:end'.
+  const stream = bytes(255, 251, 1, 255, 251, 3, 255, 251, 0, 255, 253, 0, 'bad:', 255, 254, ':end', 255, 255, 'x');
+  const expected = bytes('bad:', 255, 254, ':end', 255, 255, 'x');
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const decoder = new TelnetDecoder('qemu');
+    assert.deepEqual(Buffer.concat([decoder.decode(stream.subarray(0, cut)), decoder.decode(stream.subarray(cut))]), expected, `cut at ${cut}`);
+  }
+  const decoder = new TelnetDecoder('qemu');
+  decoder.decode(bytes(255, 251, 1, 'a'));
+  const later = bytes(255, 244, 'b');
+  assert.equal(decoder.decode(later), later, 'after the first data byte a chunk passes as the same buffer');
+});

@@ -72,6 +72,8 @@ export interface SerialStream {
    * function. Absent where the console cannot be shared yet.
    */
   observe?(sink: SerialSink, owner?: StreamOwner): () => void;
+  /** Hands every chunk the VM sends from now on to `listener`, exactly (no replay, none of the relay's notices): what a recording keeps. Returns the detach function. */
+  tap?(listener: (chunk: Buffer) => void): () => void;
   /** Input for the VM; false: wait for `drain`. */
   write(chunk: Buffer): boolean;
   once(event: 'drain', listener: () => void): unknown;

@@ -1,5 +1,6 @@
 import { escapeHelp, type RelayEscape } from '../core/relay-escapes.js';
 import type { Logger } from '../logger.js';
+import type { RecorderHooks } from '../recordings/recording-service.js';
 import type { LiveSession, SessionRole } from './live-session.js';
 import type { SessionSupervisor } from './session-supervisor.js';
 
@@ -40,6 +41,8 @@ export function participantName(session: LiveSession): string {
  * change is an audit event.
  */
 export class ConsoleSharing {
+  /** Where recordings hear of resizes, input and markers (set once the relay records). */
+  recorder: RecorderHooks | undefined;
   private readonly pending = new Map<string, PendingRequest>();
   /** Each VM's observers (kept here, not searched for: a keystroke asks whether its console is shared). */
   private readonly watching = new Map<string, Set<SharedSession>>();

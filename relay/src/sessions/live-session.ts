@@ -19,7 +19,9 @@ export type CloseCode =
   /** An observer's console stopped allowing observers (allowObservers set to false). */
   | 'observers-disallowed'
   /** The client sent what the relay cannot follow (an observer's VNC viewer with another security type or message). */
-  | 'unsupported-client';
+  | 'unsupported-client'
+  /** The console's recording is required and the relay cannot record it. */
+  | 'recording-unavailable';
 
 /** A participant's part in a shared console: the one whose input reaches the VM, or one who watches (docs/sharing.md). */
 export type SessionRole = 'controller' | 'observer';
@@ -43,6 +45,7 @@ export const CLOSE_EXIT_STATUS: Readonly<Record<Exclude<CloseCode, 'client-left'
   'vm-disconnected': 20,
   'observers-disallowed': 21,
   'unsupported-client': 22,
+  'recording-unavailable': 23,
 };
 
 export interface CloseReason {
@@ -75,6 +78,8 @@ export interface LiveSession {
   readonly bytesOut: number;
   /** Its part on a shared console; absent: controller (the VM's one session of its kind). */
   readonly role?: SessionRole;
+  /** Its client's terminal size, where it said (an SSH pty request). */
+  readonly terminal?: { width: number; height: number };
   /** Ends the session after telling the client `reason`; resolves once it is told. Idempotent. */
   close(reason: CloseReason): Promise<void>;
   /** Why it ended, once it has: set by the first `close`; a session that ends without one was left by its client. */

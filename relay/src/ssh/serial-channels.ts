@@ -7,6 +7,7 @@ import type { LiveSession, SessionRole } from '../sessions/live-session.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
 import { SerialSession } from './serial-session.js';
+import type { SessionRequests } from './session-requests.js';
 import type { BreakListener } from './ssh2-internals.js';
 
 /** What a connection's serial channels need to know of it. */
@@ -24,7 +25,7 @@ export interface SerialChannelContext {
 }
 
 /** Bridges an accepted channel to the VM's serial console in `role`; OpenSSH's ~B becomes a serial break. */
-export function startSerialChannel(context: SerialChannelContext, session: ssh2.Session, channel: ssh2.ServerChannel, role: SessionRole, replayLines: number | undefined): SerialSession {
+export function startSerialChannel(context: SerialChannelContext, session: ssh2.Session, channel: ssh2.ServerChannel, role: SessionRole, requests: SessionRequests): SerialSession {
   const { vm, supervisor, grant } = context;
   const serial = new SerialSession(
     vm.name,
@@ -39,10 +40,12 @@ export function startSerialChannel(context: SerialChannelContext, session: ssh2.
     },
     { role, sharing: supervisor.sharing },
   );
+  serial.terminal = requests.terminal;
+  requests.onResize = (width, height) => supervisor.sharing.recorder?.resized(serial, width, height);
   context.sessions.add(serial);
   if (role === 'observer') supervisor.join(serial, grant);
   else supervisor.claim(serial, grant, vm);
-  serial.start(grant, replayLines);
+  serial.start(grant, requests.replayLines);
   (session as unknown as EventEmitter).on('break', ((_lengthMs, reply) => reply(serial.sendBreak())) satisfies BreakListener);
   return serial;
 }
@@ -52,7 +55,7 @@ export function startSerialChannel(context: SerialChannelContext, session: ssh2.
  * has room for one more (checked against the store now, not at login). A refusal is said on stderr
  * and the channel ends with status 1.
  */
-export async function observeSerial(context: SerialChannelContext, store: Store, session: ssh2.Session, accept: () => ssh2.ServerChannel, replayLines: number | undefined, refused: (why: string) => void): Promise<void> {
+export async function observeSerial(context: SerialChannelContext, store: Store, session: ssh2.Session, accept: () => ssh2.ServerChannel, requests: SessionRequests, refused: (why: string) => void): Promise<void> {
   const { vm } = context;
   const record = await store.getConsole(vm.name);
   const why = !context.isOpen()
@@ -70,5 +73,5 @@ export async function observeSerial(context: SerialChannelContext, store: Store,
     channel.end();
     return;
   }
-  startSerialChannel(context, session, channel, 'observer', replayLines);
+  startSerialChannel(context, session, channel, 'observer', requests);
 }

@@ -37,6 +37,8 @@ export class SerialSession implements SharedSession {
   private ended = false;
   private readonly log: Logger;
   role: SessionRole;
+  /** The client's terminal size (its pty request), for a recording's header. */
+  terminal: { width: number; height: number } | undefined;
   private readonly escapes: EscapeParser | undefined;
   private sink: SerialSink | undefined;
   private owner: StreamOwner | undefined;
@@ -84,6 +86,8 @@ export class SerialSession implements SharedSession {
         chunk = input;
       }
       if (this.role !== 'controller') return this.remindObserver(chunk);
+      const recorder = this.shared?.sharing.recorder;
+      if (recorder?.recordsInput && chunk.length > 0) recorder.input(this, chunk);
       if (chunk.length > 0 && !this.attachment.write(chunk)) {
         // The VM is not taking input as fast as it arrives: stop reading the client (the SSH window then fills).
         // The attachment also signals `drain` when the VM's socket drops, so input never waits for a socket that is gone.
@@ -152,7 +156,10 @@ export class SerialSession implements SharedSession {
       this.notify('break not sent: you are observing');
       return false;
     }
-    if (this.attachment.sendBreak()) return true;
+    if (this.attachment.sendBreak()) {
+      this.shared?.sharing.recorder?.marker(this.virtualMachine, `break from ${this.id.slice(0, 8)}`);
+      return true;
+    }
     const why = this.attachment.canBreak ? 'the VM is not connected' : 'this VM\'s serial port has no break (it needs a telnet-mode chardev; see docs/relay.md)';
     this.channel.write(`\r\n[lifeline] break not sent: ${why}\r\n`);
     this.log.info('serial break refused');

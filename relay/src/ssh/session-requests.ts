@@ -13,6 +13,10 @@ const MAX_REPLAY_LINES = 100_000;
 export interface SessionRequests {
   /** `LIFELINE_REPLAY=N` (0…100000, or `all`); undefined: the whole replay. */
   replayLines: number | undefined;
+  /** The client's terminal size (its pty request, then window changes), for recordings. */
+  terminal: { width: number; height: number } | undefined;
+  /** Called on each window change once a session runs. */
+  onResize: ((width: number, height: number) => void) | undefined;
 }
 
 /** Parses `LIFELINE_REPLAY`'s value; undefined for what it cannot be. */
@@ -31,9 +35,20 @@ export function parseReplayLines(value: string): number | 'all' | undefined {
  * cmd`, scp, sftp) are accepted only to say why not on stderr, then end with status 1.
  */
 export function serveSessionRequests(session: ssh2.Session, refused: (what: string, why: string) => void, observe?: (accept: () => ssh2.ServerChannel, reject: () => void) => void): SessionRequests {
-  const requests: SessionRequests = { replayLines: undefined };
-  session.on('pty', (accept) => accept?.());
-  session.on('window-change', (accept) => accept?.());
+  const requests: SessionRequests = { replayLines: undefined, terminal: undefined, onResize: undefined };
+  const sized = (info: { cols: number; rows: number }): boolean => {
+    if (!(info.cols > 0 && info.rows > 0 && info.cols <= 10_000 && info.rows <= 10_000)) return false;
+    requests.terminal = { width: info.cols, height: info.rows };
+    return true;
+  };
+  session.on('pty', (accept, _reject, info) => {
+    sized(info);
+    accept?.();
+  });
+  session.on('window-change', (accept, _reject, info) => {
+    if (sized(info)) requests.onResize?.(info.cols, info.rows);
+    accept?.();
+  });
   session.on('env', (accept, reject, info) => {
     const lines = info.key === REPLAY_VARIABLE ? parseReplayLines(info.val) : undefined;
     if (lines === undefined) return reject?.();

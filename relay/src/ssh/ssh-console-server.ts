@@ -214,7 +214,7 @@ export class SshConsoleServer {
       const requests = serveSessionRequests(session, channelRefused, (acceptObserve, rejectObserve) => {
         const context = serialContext();
         if (!context) return rejectObserve();
-        observeSerial(context, this.options.store, session, acceptObserve, requests.replayLines, (why) => channelRefused('exec observe', why)).catch((error: unknown) => {
+        observeSerial(context, this.options.store, session, acceptObserve, requests, (why) => channelRefused('exec observe', why)).catch((error: unknown) => {
           log.error({ err: (error as Error).message }, 'observe check failed');
           rejectObserve();
         });
@@ -223,7 +223,7 @@ export class SshConsoleServer {
         const context = serialContext();
         if (!context) return rejectShell();
         // OpenSSH's ~B: a serial break where the backend has one (telnet chardev), else refused and the session goes on.
-        startSerialChannel(context, session, acceptShell(), 'controller', requests.replayLines);
+        startSerialChannel(context, session, acceptShell(), 'controller', requests);
       });
     });
 

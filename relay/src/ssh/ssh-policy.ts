@@ -44,7 +44,7 @@ export async function checkConsoleKey(ctx: PublicKeyAuthContext, store: Store, v
   if (!ctx.signature || !ctx.blob) return 'key-ok';
   const key = ssh2.utils.parseKey(record.keyData);
   if (key instanceof Error || !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return 'bad-signature';
-  return { grant: { virtualMachine: record.virtualMachine, accessId: record.accessId, keyFingerprint }, expiration: record.expiration };
+  return { grant: { virtualMachine: record.virtualMachine, accessId: record.accessId, keyFingerprint, ...(record.recording && { recording: record.recording }) }, expiration: record.expiration };
 }
 
 /**

@@ -32,6 +32,7 @@ const virtualMachineRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, {
       note(request, { powerAction: action });
       try {
         await vm.power(action);
+        deps.supervisor.sharing.recorder?.marker(vm.name, `power ${action}`);
       } catch (error) {
         if (!(error instanceof PowerActionError)) throw error;
         request.log.warn({ vm: vm.name, action, token: callerOf(request).name, err: error.message }, 'power action refused');

@@ -34,7 +34,7 @@ const vncTokenRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps,
       }
       note(request, { endpoint: endpointName, ...(observe && { mode: 'observe' }) });
       const minter = callerOf(request);
-      const grant = { virtualMachine: vm.name, accessId: record.accessId, keyFingerprint: record.keyFingerprint, mintedBy: { tokenId: minter.id, tokenName: minter.name }, ...(observe && { mode: 'observe' as const }) };
+      const grant = { virtualMachine: vm.name, accessId: record.accessId, keyFingerprint: record.keyFingerprint, mintedBy: { tokenId: minter.id, tokenName: minter.name }, ...(observe && { mode: 'observe' as const }), ...(record.recording && { recording: record.recording }) };
       const { token, expiresAt } = await deps.vncTokens.mint(grant, endpointName);
       return reply.status(201).send({
         token,
