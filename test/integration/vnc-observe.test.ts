@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import { launchChromium } from '../helpers/browser.js';
 import { startLabRelay, type LabRelay } from '../helpers/lab-relay.js';
+import { OpenSshSession } from '../helpers/openssh.js';
 import { qmp } from '../helpers/qmp.js';
 
 /** A QMP screendump (binary PPM, P6) as its width, height and RGB bytes. */
@@ -90,14 +91,22 @@ describe('VNC observers: two noVNC pages on one VM, one read-only by the relay',
     const sessions = (await env.relay.api('GET', '/v1/sessions')).body.value as Array<{ kind: string; role: string }>;
     assert.deepEqual(sessions.filter((session) => session.kind === 'vnc').map((session) => session.role).sort(), ['controller', 'observer']);
 
-    // A settled screen first: the guest's tty1 at its prompt (the VM may still be booting), nothing changing for 1 s.
+    // A settled screen first: the guest booted (its serial console at a prompt; tty1's shell starts with it), then
+    // tty1 at its prompt, nothing changing for 2 s in a row.
+    const serial = new OpenSshSession({ port: env.relay.sshPort, user: env.user, key: env.key.privateKeyPath });
+    serial.send('\r');
+    await serial.waitFor(/lab-1:[^\n]*# /, 90_000);
+    serial.close();
     await typeOn(controller, '');
     let before = await screendump();
+    let stillFor = 0;
     for (let settled = false, tries = 0; !settled; tries++) {
       assert.ok(tries < 60, 'the screen settles within a minute');
       await sleep(1000);
       const next = await screendump();
-      settled = differingPixels(before, next) <= 64;
+      const quiet = differingPixels(before, next) <= 64;
+      settled = quiet && stillFor > 0;
+      stillFor = quiet ? stillFor + 1 : 0;
       before = next;
     }
     const droppedBefore = await dropped();
