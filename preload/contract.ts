@@ -59,6 +59,8 @@ export interface VmView {
     keyFingerprint?: string;
     /** True when the console's key is the one this app keeps for the VM. */
     ownKey: boolean;
+    /** Whether key holders may watch it read-only (docs/sharing.md); absent from older relays. */
+    allowObservers?: boolean;
   };
 }
 
@@ -84,7 +86,12 @@ export interface TabView {
   expiresAt: string;
   /** Serial tabs: whether the VM's serial port takes a break (SysRq); absent from older relays. */
   serialBreak?: boolean;
+  /** How the tab was opened: `observer` watches read-only beside the VM's session (docs/sharing.md); absent: controller. */
+  role?: 'controller' | 'observer';
 }
+
+/** What a tab asks of a shared console (the relay's escapes, docs/sharing.md). */
+export type ConsoleControl = 'request' | 'approve' | 'deny' | 'handover';
 
 export interface EmbeddedStatus {
   state: 'starting' | 'running' | 'stopped' | 'unavailable' | 'failed';
@@ -117,6 +124,8 @@ export interface OpenConsoleOptions {
    * app's key (that locks out whoever holds it). Without it, such a console is not re-keyed.
    */
   replaceKey?: string;
+  /** Watch read-only beside whoever has the console (it must allow observers and hold this app's key); nothing about the console is changed. */
+  observe?: boolean;
 }
 
 export interface DesktopApi {
@@ -145,6 +154,8 @@ export interface DesktopApi {
   resizeTerminal(tabId: string, cols: number, rows: number): Promise<void>;
   /** A serial break, then `sysrqKey` (one letter or digit) when given. */
   sendBreak(tabId: string, sysrqKey?: string): Promise<void>;
+  /** Asks for control, answers a request, or hands control over on a shared serial console; the relay's answer arrives as a consoleNotice. */
+  consoleControl(tabId: string, action: ConsoleControl): Promise<string>;
   setAutoRenew(enabled: boolean): Promise<void>;
   setTheme(theme: ThemeSetting): Promise<void>;
 }
@@ -154,7 +165,9 @@ export type DesktopEvent =
   | { type: 'tabClosed'; tabId: string; reason: string }
   | { type: 'embeddedStatus'; status: EmbeddedStatus }
   | { type: 'keychainStatus'; status: KeychainStatus }
-  | { type: 'consoleRenewed'; relayId: string; vm: string; expiresAt: string };
+  | { type: 'consoleRenewed'; relayId: string; vm: string; expiresAt: string }
+  /** A line the relay sent a tab outside the console's stream (joins, leaves, control changes, recording), with what it means for the tab. */
+  | { type: 'consoleNotice'; tabId: string; text: string; role?: 'controller' | 'observer'; recorded?: boolean; controlRequested?: boolean };
 
 export const DESKTOP_API_METHODS = [
   'getEmbeddedStatus',
@@ -179,6 +192,7 @@ export const DESKTOP_API_METHODS = [
   'closeTab',
   'resizeTerminal',
   'sendBreak',
+  'consoleControl',
   'setAutoRenew',
   'setTheme',
 ] as const satisfies ReadonlyArray<keyof DesktopApi>;

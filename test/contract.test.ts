@@ -81,6 +81,7 @@ const SAMPLE_CALLS = {
   closeTab: ['tab-1'],
   resizeTerminal: ['tab-1', 120, 40],
   sendBreak: ['tab-1', 'h'],
+  consoleControl: ['tab-1', 'request'],
   setAutoRenew: [false],
   setTheme: ['dark'],
 } satisfies Record<(typeof DESKTOP_API_METHODS)[number], unknown[]>;

@@ -50,7 +50,7 @@ export class ConsoleManager {
       serialBreak: vm.serialBreak === true,
       ...(vm.agent !== undefined && { agent: vm.agent }),
       allowed: { consoles: this.relays.allows(relayId, 'consoles:write'), power: this.relays.allows(relayId, 'power') },
-      console: { state, expiresAt: c?.expiration, keyFingerprint: c?.keyFingerprint, ownKey: Boolean(c && own && own.fingerprint === c.keyFingerprint) },
+      console: { state, expiresAt: c?.expiration, keyFingerprint: c?.keyFingerprint, ownKey: Boolean(c && own && own.fingerprint === c.keyFingerprint), ...(c?.allowObservers !== undefined && { allowObservers: c.allowObservers }) },
     };
   }
 

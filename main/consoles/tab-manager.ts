@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConsoleResource } from '@lifeline/relay/client';
-import type { ConsoleKind, DesktopEvent, OpenConsoleOptions, TabView } from '../../preload/contract.js';
+import type { ConsoleControl, ConsoleKind, DesktopEvent, OpenConsoleOptions, TabView } from '../../preload/contract.js';
+import { noticeMeaning } from '../services/sharing-notices.js';
 import type { KeyStore } from '../keys/key-store.js';
 import type { MainLogger } from '../services/main-log.js';
 import type { RelayRegistry } from '../relays/relay-registry.js';
@@ -19,6 +20,8 @@ interface Tab {
   connection: ConsoleConnection;
   renewTimer?: NodeJS.Timeout;
   ttlMs: number;
+  /** Opened to watch: reconnects watch again, whatever role the tab has come to since. */
+  observing: boolean;
 }
 
 /**
@@ -40,7 +43,7 @@ export class TabManager {
     private readonly log: MainLogger,
   ) {}
 
-  private async connect(relayId: string, kind: ConsoleKind, key: KeyPair, console: ConsoleResource): Promise<ConsoleConnection> {
+  private async connect(relayId: string, kind: ConsoleKind, key: KeyPair, console: ConsoleResource, observe = false): Promise<ConsoleConnection> {
     const record = this.relays.relay(relayId);
     const api = await this.relays.api(relayId);
     const endpoint = (await api.endpoints()).find((e) => e.name === record.endpoint);
@@ -53,6 +56,7 @@ export class TabManager {
       privateKey: key.privateKey,
       hostKeyFingerprint: record.hostKeyFingerprint,
       kind,
+      observe,
     });
   }
 
@@ -62,7 +66,7 @@ export class TabManager {
     return (found as { serialBreak?: boolean } | undefined)?.serialBreak === true;
   }
 
-  private attach(tabId: string, relayId: string, vm: string, kind: ConsoleKind, connection: ConsoleConnection, console: ConsoleResource, ttlMs: number, serialBreak = false): TabView {
+  private attach(tabId: string, relayId: string, vm: string, kind: ConsoleKind, connection: ConsoleConnection, console: ConsoleResource, ttlMs: number, serialBreak = false, observe = false): TabView {
     const previous = this.tabs.get(tabId);
     if (previous) {
       clearInterval(previous.renewTimer);
@@ -73,14 +77,15 @@ export class TabManager {
       relayId,
       vm,
       kind,
-      title: `${vm} — ${kind === 'serial' ? 'serial' : 'VNC'}`,
+      title: `${vm} — ${kind === 'serial' ? 'serial' : 'VNC'}${observe ? ' (observing)' : ''}`,
       streamId: randomUUID(),
       keyFingerprint: console.keyFingerprint,
       expiresAt: console.expiration,
-      ...(kind === 'serial' && { serialBreak }),
+      ...(kind === 'serial' && { serialBreak: serialBreak && !observe }),
+      ...(observe && { role: 'observer' as const }),
     };
     const log = previous?.log ?? this.log.child({ tab: tabId, relay: relayId, vm, kind });
-    const tab: Tab = { view, connection, ttlMs, log };
+    const tab: Tab = { view, connection, ttlMs, log, observing: observe };
     this.tabs.set(tabId, tab);
     this.streams.set(view.streamId, tabId);
     log.info({ keyFingerprint: console.keyFingerprint, expiresAt: console.expiration }, `${vm}: ${kind} console ${previous ? 'reconnected' : 'opened'}`);
@@ -90,6 +95,15 @@ export class TabManager {
       log.info({ reason }, `${vm}: ${kind} console closed: ${reason}`);
       this.emit({ type: 'tabClosed', tabId, reason });
     });
+    connection.onNotice((line: string) => {
+      if (this.tabs.get(tabId)?.connection !== connection) return;
+      const meaning = noticeMeaning(line);
+      if (!meaning) return;
+      if (meaning.role) tab.view.role = meaning.role;
+      this.emit({ type: 'consoleNotice', tabId, ...meaning });
+    });
+    // An observer changes nothing about the console: its owner renews it.
+    if (observe) return view;
     tab.renewTimer = setInterval(() => void this.renew(tab), RENEW_CHECK_MS);
     tab.renewTimer.unref();
     return view;
@@ -113,12 +127,33 @@ export class TabManager {
   }
 
   async open(relayId: string, vm: string, kind: ConsoleKind, options: OpenConsoleOptions = {}): Promise<TabView> {
+    if (options.observe) return this.openObserver(relayId, vm, kind);
     const api = await this.relays.api(relayId);
     const key = await this.keys.keyFor(relayId, vm);
     const ttlMs = await this.consoles.defaultTtlMs(api);
     const console = await this.consoles.readyConsole(api, vm, key, ttlMs, options.replaceKey);
     const connection = await this.connect(relayId, kind, key, console);
     return this.attach(randomUUID(), relayId, vm, kind, connection, console, ttlMs, kind === 'serial' && (await this.serialBreak(api, vm)));
+  }
+
+  /** Watching: the console as it is (never created, enabled, renewed or re-keyed), with this app's key if it is the console's. */
+  private async openObserver(relayId: string, vm: string, kind: ConsoleKind, tabId: string = randomUUID()): Promise<TabView> {
+    const api = await this.relays.api(relayId);
+    const console = await api.console(vm);
+    if (!console) throw new Error(`${vm} has no console to watch; its owner creates one.`);
+    if (console.detailedStatus !== 'Ready') throw new Error(`The console of ${vm} is ${console.detailedStatus.toLowerCase()}: there is no session to watch.`);
+    if (console.allowObservers === false) throw new Error(`The console of ${vm} does not allow observers; its owner can allow them (lifeline console update ${vm} --allow-observers true).`);
+    const key = await this.keys.keyFor(relayId, vm);
+    if (key.fingerprint !== console.keyFingerprint) throw new Error(`Watching ${vm} uses the console's key, and this app does not hold it (the console has ${console.keyFingerprint}); open it from the app that does.`);
+    const connection = await this.connect(relayId, kind, key, console, true);
+    return this.attach(tabId, relayId, vm, kind, connection, console, 0, false, true);
+  }
+
+  /** The relay's escape for a shared console (docs/sharing.md), for a tab's buttons. */
+  async control(tabId: string, action: ConsoleControl): Promise<string> {
+    const { view, connection } = this.tab(tabId);
+    if (view.kind !== 'serial') throw new Error('Control is handed over on a serial console; a VNC screen changes hands by opening it.');
+    return connection.control(action);
   }
 
   private tab(tabId: string): Tab {
@@ -128,8 +163,9 @@ export class TabManager {
   }
 
   async reconnect(tabId: string): Promise<TabView> {
-    const { view, connection } = this.tab(tabId);
+    const { view, connection, observing } = this.tab(tabId);
     connection.close('reconnecting');
+    if (observing) return this.openObserver(view.relayId, view.vm, view.kind, tabId);
     const api = await this.relays.api(view.relayId);
     const key = await this.keys.keyFor(view.relayId, view.vm);
     const ttlMs = await this.consoles.defaultTtlMs(api);
@@ -144,7 +180,8 @@ export class TabManager {
    * key, the old one goes back into the keychain: at no point does the console hold a key nobody has.
    */
   async reconnectWithNewKey(tabId: string): Promise<TabView> {
-    const { view } = this.tab(tabId);
+    const { view, observing } = this.tab(tabId);
+    if (observing) throw new Error('A tab that watches does not change the console\'s key: its owner does. Use Reconnect.');
     const api = await this.relays.api(view.relayId);
     this.tab(tabId).log.info({}, `${view.vm}: rotating the console key`);
     const { fresh, result: console } = await this.keys.rotate(view.relayId, view.vm, (key) => api.patchConsole(view.vm, { enabled: true, sshPublicKey: { keyData: key.publicKey } }));

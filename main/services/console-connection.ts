@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { sendSshBreak } from '@lifeline/relay/client';
 import ssh2, { type ClientChannel } from 'ssh2';
 import type { ConsoleKind } from '../../preload/contract.js';
+import { LineSplitter } from './sharing-notices.js';
 import { fingerprintOfBlob } from './ssh-keys.js';
 
 export class HostKeyMismatchError extends Error {
@@ -25,11 +26,15 @@ export interface ConsoleConnectionOptions {
   kind: ConsoleKind;
   cols?: number;
   rows?: number;
+  /** Watch read-only (the relay's `observe` command, or the `vnc-observe:5900` forward). */
+  observe?: boolean;
 }
 
 /**
  * One SSH connection from main to the relay as the console's access id, carrying the serial
- * shell or the `vnc:5900` forward. Emits `closed` (reason) once, whoever closed it.
+ * shell or the `vnc:5900` forward (or, to watch, `observe` and `vnc-observe:5900`). Emits `closed`
+ * (reason) once, whoever closed it, and `notice` (line) for each `[lifeline] …` line the relay
+ * sends on the channel's stderr (docs/sharing.md).
  */
 export class ConsoleConnection extends EventEmitter {
   private readonly client = new ssh2.Client();
@@ -58,6 +63,10 @@ export class ConsoleConnection extends EventEmitter {
             return reject(new Error(options.kind === 'vnc' ? `The relay refused the VNC stream: ${error.message}` : `The relay refused the serial console: ${error.message}`));
           }
           this.channel = channel;
+          const lines = new LineSplitter();
+          channel.stderr?.on('data', (data: Buffer) => {
+            for (const line of lines.push(data.toString('utf8'))) if (line.startsWith('[lifeline] ')) this.notice(line);
+          });
           if (options.kind === 'serial') {
             // Watch the output for the relay's reason line, but stay paused until the renderer's stream
             // attaches: bridgeStream resumes the flow at once (no ack needed first), so nothing is lost.
@@ -73,11 +82,10 @@ export class ConsoleConnection extends EventEmitter {
           });
           resolve();
         };
-        if (options.kind === 'serial') {
-          this.client.shell({ term: 'xterm-256color', cols: options.cols ?? 80, rows: options.rows ?? 24 }, onChannel);
-        } else {
-          this.client.forwardOut('127.0.0.1', 0, 'vnc', 5900, onChannel);
-        }
+        const pty = { term: 'xterm-256color', cols: options.cols ?? 80, rows: options.rows ?? 24 };
+        if (options.kind === 'serial' && options.observe) this.client.exec('observe', { pty }, onChannel);
+        else if (options.kind === 'serial') this.client.shell(pty, onChannel);
+        else this.client.forwardOut('127.0.0.1', 0, options.observe ? 'vnc-observe' : 'vnc', 5900, onChannel);
       });
       // `on`, not `once`: ssh2 can report more than one error on a connection, and an unhandled second one would kill main.
       this.client.on('error', (error) => {
@@ -102,6 +110,23 @@ export class ConsoleConnection extends EventEmitter {
         },
       });
     });
+  }
+
+  /** Notices that came before anyone listened (the relay speaks as the session starts). */
+  private readonly earlyNotices: string[] = [];
+
+  private notice(line: string): void {
+    if (this.listenerCount('notice') === 0) {
+      if (this.earlyNotices.length < 50) this.earlyNotices.push(line);
+    } else {
+      this.emit('notice', line);
+    }
+  }
+
+  /** Listens to the relay's notices, the ones that came before first. */
+  onNotice(listener: (line: string) => void): void {
+    this.on('notice', listener);
+    for (const line of this.earlyNotices.splice(0)) listener(line);
   }
 
   /** Keeps the tail of the output to recover the relay's `[lifeline] session closed: …` line. */
@@ -136,6 +161,20 @@ export class ConsoleConnection extends EventEmitter {
       channel.write(key);
     }
     return sent;
+  }
+
+  /** `control <verb>` on a second channel: the relay escape for this connection's serial session; resolves with the relay's answer. */
+  control(verb: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new Error('The console is closed.'));
+      this.client.exec(`control ${verb}`, (error, channel) => {
+        if (error) return reject(new Error(`The relay refused the request: ${error.message}`));
+        let answer = '';
+        channel.on('data', (data: Buffer) => (answer += data.toString('utf8')));
+        channel.stderr.on('data', (data: Buffer) => (answer += data.toString('utf8')));
+        channel.on('close', () => resolve(answer.replace(/\[lifeline\] /g, '').trim()));
+      });
+    });
   }
 
   resize(cols: number, rows: number): void {

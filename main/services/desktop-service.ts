@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import type { CertificateView, ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, KeychainStatus, OpenConsoleOptions, PowerAction, RelayView, TabView, ThemeSetting, VmView } from '../../preload/contract.js';
+import type { CertificateView, ConsoleControl, ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, KeychainStatus, OpenConsoleOptions, PowerAction, RelayView, TabView, ThemeSetting, VmView } from '../../preload/contract.js';
 import { ConsoleManager } from '../consoles/console-manager.js';
 import { TabManager } from '../consoles/tab-manager.js';
 import { KeyStore } from '../keys/key-store.js';
@@ -160,6 +160,10 @@ export class DesktopService implements DesktopApi {
 
   sendBreak(tabId: string, sysrqKey?: string): Promise<void> {
     return this.tabs.sendBreak(tabId, sysrqKey);
+  }
+
+  consoleControl(tabId: string, action: ConsoleControl): Promise<string> {
+    return this.tabs.control(tabId, action);
   }
 
   // --- endpoints -------------------------------------------------------------------------

@@ -152,6 +152,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       failures,
       maxSessions: config.ssh.maxSessions,
       refusals,
+      onObserverDropped: (message) => metrics.observerMessageDropped(message),
     });
     closers.push(() => ssh.close());
     const vncWeb = new VncWebServer({

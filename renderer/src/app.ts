@@ -35,6 +35,7 @@ export class App {
       removeRelay: (relay) => void this.removeRelay(relay),
       showEndpoints: (relay) => void this.run(() => endpointsDialog(bridge, relay, () => this.refresh())),
       open: (vm, kind) => void this.open(vm, kind),
+      watch: (vm, kind) => void this.watch(vm, kind),
       renew: (vm) => void this.run(async () => {
         await bridge.api.renewConsole(vm.relayId, vm.name);
         await this.refresh();
@@ -133,6 +134,8 @@ export class App {
     } else if (event.type === 'consoleRenewed') {
       this.workspace.renewed(event.relayId, event.vm, event.expiresAt);
       void this.refresh();
+    } else if (event.type === 'consoleNotice') {
+      this.workspace.notice(event.tabId, event);
     }
   }
 
@@ -210,6 +213,16 @@ export class App {
       this.notices.info(`${POWER_ACTION_LABELS[action]}: sent to ${vm.name}.`);
       await this.refresh();
     });
+  }
+
+  /** A read-only tab beside whoever has the console: nothing about the console changes. */
+  private async watch(vm: VmView, kind: ConsoleKind): Promise<void> {
+    const existing = this.workspace.find(vm.relayId, vm.name, kind, 'observer');
+    if (existing) return this.workspace.select(existing);
+    this.notices.busy(`Joining the ${kind === 'serial' ? 'serial' : 'VNC'} console of ${vm.name} to watch…`);
+    const view = await this.run(() => this.bridge.api.openConsole(vm.relayId, vm.name, kind, { observe: true }));
+    this.notices.clearProgress();
+    if (view) await this.workspace.add(view);
   }
 
   private async open(vm: VmView, kind: ConsoleKind): Promise<void> {

@@ -9,6 +9,8 @@ export interface SidebarActions {
   removeRelay(relay: RelayView): void;
   showEndpoints(relay: RelayView): void;
   open(vm: VmView, kind: ConsoleKind): void;
+  /** Watch read-only beside whoever has the console (docs/sharing.md). */
+  watch(vm: VmView, kind: ConsoleKind): void;
   renew(vm: VmView): void;
   disable(vm: VmView): void;
   deleteConsole(vm: VmView): void;
@@ -143,6 +145,11 @@ export class Sidebar {
     const consolesDenied = vm.allowed.consoles ? undefined : missingScope(vm, 'consoles:write');
     const open = (kind: ConsoleKind, label: string): HTMLButtonElement[] =>
       vm.consoleTypes.includes(kind) ? [button(label, () => this.actions.open(vm, kind), { icon: kind, name: `Open ${kind === 'serial' ? 'serial' : 'VNC'} console`, title: `Open the ${kind === 'serial' ? 'serial' : 'VNC'} console of ${vm.name}`, variant: 'primary', disabledBecause: consolesDenied })] : [];
+    // Watching needs a console that allows observers and holds this app's key; it changes nothing on the console.
+    const watch = (kind: ConsoleKind): HTMLButtonElement[] =>
+      vm.consoleTypes.includes(kind) && vm.console.allowObservers && vm.console.ownKey && state === 'enabled'
+        ? [button(`Watch ${kind === 'serial' ? 'serial' : 'VNC'}`, () => this.actions.watch(vm, kind), { icon: 'watch', name: `Watch ${kind === 'serial' ? 'serial' : 'VNC'} console`, title: `Watch the ${kind === 'serial' ? 'serial' : 'VNC'} console of ${vm.name} read-only, beside whoever has it`, variant: 'ghost' })]
+        : [];
     return element('li', { 'aria-label': vm.name, 'data-console': state, 'data-relay': vm.relayId, class: 'vm' },
       element('div', { class: 'row-main' },
         element('span', { class: `dot ${powerTone(vm.powerState)}`, 'aria-hidden': 'true' }),
@@ -161,6 +168,8 @@ export class Sidebar {
       element('div', { class: 'row-actions' },
         ...open('serial', 'Serial'),
         ...open('vnc', 'VNC'),
+        ...watch('serial'),
+        ...watch('vnc'),
         ...(state !== 'none' ? [
           button('Renew console', () => this.actions.renew(vm), { icon: 'renew', iconOnly: true, variant: 'ghost', title: `Renew the console of ${vm.name} for its full lifetime`, disabledBecause: consolesDenied }),
           ...(state === 'enabled' ? [button('Disable console', () => this.actions.disable(vm), { icon: 'disable', iconOnly: true, variant: 'ghost', title: `Disable the console of ${vm.name} (closes its sessions)`, disabledBecause: consolesDenied })] : []),

@@ -105,7 +105,8 @@ export class VncTab {
     this.rfb = rfb;
     rfb.scaleViewport = this.scale;
     rfb.resizeSession = false;
-    rfb.viewOnly = this.viewOnly;
+    // A watching tab sends no input (the relay would drop it anyway).
+    rfb.viewOnly = this.viewOnly || tab.role === 'observer';
     rfb.background = 'transparent';
     let name = '';
     rfb.addEventListener('desktopname', (event: CustomEvent<{ name: string }>) => {

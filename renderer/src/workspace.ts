@@ -3,6 +3,7 @@ import { button, element } from './dom.js';
 import { elapsed, EXPIRY_WARNING_MS, timeLeft } from './format.js';
 import { icon } from './icons.js';
 import type { Notices } from './notices.js';
+import { EarlyNotices, SharingStrip, type SharingNotice } from './sharing-strip.js';
 import { SerialTab } from './serial-tab.js';
 import type { Theme, ThemeController } from './theme.js';
 import { VncTab } from './vnc-tab.js';
@@ -15,6 +16,8 @@ export interface OpenTab {
   banner: HTMLElement;
   keyLabel: HTMLElement;
   content: SerialTab | VncTab;
+  /** Observing or in control, recorded, the relay's sharing notices and the control buttons. */
+  sharing: SharingStrip;
   /** When the current session started; undefined once it closed. */
   connectedAt: number | undefined;
   closedReason?: string;
@@ -36,6 +39,7 @@ export class Workspace {
     element('p', { class: 'hint' }, 'Ctrl+Shift+F searches VMs · Ctrl+? lists every shortcut'),
   );
   private readonly tabs = new Map<string, OpenTab>();
+  private readonly early = new EarlyNotices();
   private active: OpenTab | undefined;
 
   constructor(
@@ -53,8 +57,16 @@ export class Workspace {
     this.renderStatus();
   }
 
-  find(relayId: string, vm: string, kind: string): OpenTab | undefined {
-    return [...this.tabs.values()].find((t) => t.view.vm === vm && t.view.relayId === relayId && t.view.kind === kind);
+  /** The tab opened for that console, as controller (default) or observer. */
+  find(relayId: string, vm: string, kind: string, role: 'controller' | 'observer' = 'controller'): OpenTab | undefined {
+    return [...this.tabs.values()].find((t) => t.view.vm === vm && t.view.relayId === relayId && t.view.kind === kind && (t.view.role ?? 'controller') === role);
+  }
+
+  /** A relay notice for a tab: its sharing strip shows it (role, recorded, a request). */
+  notice(tabId: string, event: SharingNotice): void {
+    const tab = this.tabs.get(tabId);
+    if (tab) tab.sharing.notice(event.text, event);
+    else this.early.keep(tabId, event);
   }
 
   get activeTab(): OpenTab | undefined {
@@ -73,6 +85,7 @@ export class Workspace {
     const tab: OpenTab = {
       view,
       content,
+      sharing: new SharingStrip(this.bridge, view, (error) => this.notices.error(error.message)),
       banner,
       keyLabel,
       tab: tabButton,
@@ -91,6 +104,7 @@ export class Workspace {
         element('span', { class: 'spacer' }),
         keyLabel,
       ),
+      tab.sharing.root,
       banner,
       content.screen,
     );
@@ -99,6 +113,7 @@ export class Workspace {
     this.tabList.append(tab.item);
     this.panels.append(tab.panel);
     this.tabs.set(view.id, tab);
+    for (const early of this.early.take(view.id)) tab.sharing.notice(early.text, early);
     this.select(tab);
     await content.connect(view);
   }

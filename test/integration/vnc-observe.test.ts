@@ -6,7 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import { launchChromium } from '../helpers/browser.js';
 import { startLabRelay, type LabRelay } from '../helpers/lab-relay.js';
-import { OpenSshSession } from '../helpers/openssh.js';
+import { waitForPort } from '../bench/clients.js';
+import { OpenSshSession, spawnLocalForward } from '../helpers/openssh.js';
+import { freeVncPort, gvnccapture, pngSize } from '../helpers/vnc-client.js';
 import { qmp } from '../helpers/qmp.js';
 
 /** A QMP screendump (binary PPM, P6) as its width, height and RGB bytes. */
@@ -131,6 +133,21 @@ describe('VNC observers: two noVNC pages on one VM, one read-only by the relay',
     assert.ok(controllerChange > 500, `the controller's typing changed ${controllerChange} pixels`);
     assert.equal(await controller.evaluate(() => document.body.dataset.state), 'connected');
     assert.equal(await observer.evaluate(() => document.body.dataset.state), 'connected');
+
+    // The same read-only view over SSH (ssh -L …:vnc-observe:5900): gvnccapture gets a picture, nobody is displaced.
+    const port = await freeVncPort();
+    const forward = spawnLocalForward({ port: env.relay.sshPort, user: env.user, key: env.key.privateKeyPath, localPort: port, destination: 'vnc-observe:5900' });
+    try {
+      await waitForPort(port);
+      const file = join(env.dir, 'observe-forward.png');
+      const capture = await gvnccapture(port, file);
+      assert.equal(capture.status, 0, capture.output);
+      const size = pngSize(file);
+      assert.ok(size.width >= 640 && size.height >= 400, JSON.stringify(size));
+    } finally {
+      forward.kill('SIGKILL');
+    }
+    assert.equal(await controller.evaluate(() => document.body.dataset.state), 'connected', 'the SSH observer displaced nobody');
 
     // Observing off: the observer page is closed with the reason, the controller stays.
     assert.equal((await env.relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { allowObservers: false })).status, 200);

@@ -7,7 +7,7 @@ import type { LiveSession, SessionRole } from '../sessions/live-session.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
 import { SerialSession } from './serial-session.js';
-import type { SessionRequests } from './session-requests.js';
+import type { ControlVerb, SessionRequests } from './session-requests.js';
 import type { BreakListener } from './ssh2-internals.js';
 
 /** What a connection's serial channels need to know of it. */
@@ -74,4 +74,22 @@ export async function observeSerial(context: SerialChannelContext, store: Store,
     return;
   }
   startSerialChannel(context, session, channel, 'observer', requests);
+}
+
+/**
+ * `control <verb>` on a second channel of a connection: the relay escape `verb` for the
+ * connection's serial session (what a client without a line start to type at uses: the desktop's
+ * buttons). The answer, as for the escape, arrives on that session's stderr.
+ */
+export function controlSerial(sessions: Set<LiveSession>, supervisor: SessionSupervisor, channel: ssh2.ServerChannel, verb: ControlVerb): void {
+  const serial = [...sessions].find((session): session is SerialSession => session instanceof SerialSession);
+  if (!serial) {
+    channel.stderr.write('[lifeline] no serial console session on this connection: open one (shell or observe) first\r\n');
+    channel.exit(1);
+  } else {
+    supervisor.sharing.command(serial, verb);
+    channel.write(`${verb}: sent\r\n`);
+    channel.exit(0);
+  }
+  channel.end();
 }

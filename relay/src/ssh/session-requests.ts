@@ -4,6 +4,15 @@ export const EXEC_REFUSAL = 'this is a VM console: it runs no commands. Connect 
 
 /** The one command a console session takes: `ssh -t -p 2222 <accessId>@<host> observe` joins read-only (docs/sharing.md). */
 export const OBSERVE_COMMAND = 'observe';
+/** `control request|approve|deny|handover|who` on another channel of a connection acts for its serial session (the desktop's buttons). */
+const CONTROL_COMMAND = /^control (request|approve|deny|handover|who)$/;
+export type ControlVerb = 'request' | 'approve' | 'deny' | 'handover' | 'who';
+
+/** The commands a console connection takes besides a shell. */
+export interface CommandHandlers {
+  observe?: (accept: () => ssh2.ServerChannel, reject: () => void) => void;
+  control?: (accept: () => ssh2.ServerChannel, verb: ControlVerb) => void;
+}
 
 /** The one environment variable a console session takes (OpenSSH `SetEnv`, `lifeline connect --replay N`): lines of kept output to replay. */
 export const REPLAY_VARIABLE = 'LIFELINE_REPLAY';
@@ -34,7 +43,7 @@ export function parseReplayLines(value: string): number | 'all' | undefined {
  * forwarding refused; `exec observe` goes to `observe`; any other `exec` and `subsystem` (`ssh host
  * cmd`, scp, sftp) are accepted only to say why not on stderr, then end with status 1.
  */
-export function serveSessionRequests(session: ssh2.Session, refused: (what: string, why: string) => void, observe?: (accept: () => ssh2.ServerChannel, reject: () => void) => void): SessionRequests {
+export function serveSessionRequests(session: ssh2.Session, refused: (what: string, why: string) => void, handlers: CommandHandlers = {}): SessionRequests {
   const requests: SessionRequests = { replayLines: undefined, terminal: undefined, onResize: undefined };
   const sized = (info: { cols: number; rows: number }): boolean => {
     if (!(info.cols > 0 && info.rows > 0 && info.cols <= 10_000 && info.rows <= 10_000)) return false;
@@ -60,7 +69,10 @@ export function serveSessionRequests(session: ssh2.Session, refused: (what: stri
   }
   for (const request of ['exec', 'subsystem'] as const) {
     session.on(request, (acceptRequest: () => ssh2.ServerChannel, rejectRequest: () => void, info: { command?: string; name?: string }) => {
-      if (request === 'exec' && observe && info.command?.trim() === OBSERVE_COMMAND) return observe(acceptRequest, rejectRequest);
+      const command = request === 'exec' ? info.command?.trim() : undefined;
+      if (command === OBSERVE_COMMAND && handlers.observe) return handlers.observe(acceptRequest, rejectRequest);
+      const control = command === undefined ? null : CONTROL_COMMAND.exec(command);
+      if (control && handlers.control) return handlers.control(acceptRequest, control[1] as ControlVerb);
       const channel = acceptRequest();
       refused(request, EXEC_REFUSAL);
       channel.stderr.write(`[lifeline] ${EXEC_REFUSAL}\r\n`);

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import ssh2, { type AuthContext, type Connection, type PublicKeyAuthContext } from 'ssh2';
 import type { ConsoleDirectory } from '../sessions/console-seam.js';
@@ -14,15 +13,17 @@ import type { AdmittedConnection, CloseReason, LiveSession } from '../sessions/l
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store } from '../store/store.js';
 import type { HostKey } from './host-key.js';
-import { streamClient, VncSession } from '../vnc/vnc-session.js';
+import { openVncChannel } from './vnc-channels.js';
 import { channelRefusals, OPEN_FAILURE, routeBreakRequests, sendAuthBanner, socketOf } from './ssh2-internals.js';
-import { observeSerial, startSerialChannel, type SerialChannelContext } from './serial-channels.js';
+import { controlSerial, observeSerial, startSerialChannel, type SerialChannelContext } from './serial-channels.js';
 import { serveSessionRequests } from './session-requests.js';
 import type { RefusalRecorder } from '../audit/refusal-recorder.js';
 
 /** The reserved forward destination for a VM's screen: `ssh -L 5901:vnc:5900`. */
 export const VNC_HOST = 'vnc';
 export const VNC_PORT = 5900;
+/** The same screen read-only, beside the VM's VNC session (docs/sharing.md). */
+export const VNC_OBSERVE_HOST = 'vnc-observe';
 const MAX_AUTH_ATTEMPTS = 6;
 
 const DISCONNECT_GRACE_MS = 500;
@@ -48,6 +49,8 @@ export interface SshConsoleServerOptions {
   maxSessions: number;
   /** Failed logins and refused channels go to the audit trail through this. */
   refusals?: RefusalRecorder;
+  /** A VNC observer's viewer sent a message the relay dropped (metrics). */
+  onObserverDropped?: (message: string) => void;
 }
 
 /**
@@ -211,13 +214,16 @@ export class SshConsoleServer {
         if (!grant || !vm?.serial || !admitted || revoked) return undefined;
         return { vm, grant, endpoint, remoteAddress, log, supervisor: this.options.supervisor, sessions, isOpen: () => !revoked && !clientClosed };
       };
-      const requests = serveSessionRequests(session, channelRefused, (acceptObserve, rejectObserve) => {
-        const context = serialContext();
-        if (!context) return rejectObserve();
-        observeSerial(context, this.options.store, session, acceptObserve, requests, (why) => channelRefused('exec observe', why)).catch((error: unknown) => {
-          log.error({ err: (error as Error).message }, 'observe check failed');
-          rejectObserve();
-        });
+      const requests = serveSessionRequests(session, channelRefused, {
+        observe: (acceptObserve, rejectObserve) => {
+          const context = serialContext();
+          if (!context) return rejectObserve();
+          observeSerial(context, this.options.store, session, acceptObserve, requests, (why) => channelRefused('exec observe', why)).catch((error: unknown) => {
+            log.error({ err: (error as Error).message }, 'observe check failed');
+            rejectObserve();
+          });
+        },
+        control: (acceptControl, verb) => controlSerial(sessions, this.options.supervisor, acceptControl(), verb),
       });
       session.on('shell', (acceptShell, rejectShell) => {
         const context = serialContext();
@@ -232,39 +238,11 @@ export class SshConsoleServer {
       if (revoked) return refuse(reject, 'direct-tcpip', 'the console no longer admits this connection');
       const vm = grant && this.options.virtualMachines.get(grant.virtualMachine);
       const dest = `${info.destIP.slice(0, 64)}:${info.destPort}`;
-      if (info.destIP !== VNC_HOST || info.destPort !== VNC_PORT) return refuse(reject, `direct-tcpip ${dest}`, `only vnc:5900 can be forwarded (the VM's screen: ssh -L 5901:vnc:5900), not ${dest}`);
+      const observe = info.destIP === VNC_OBSERVE_HOST;
+      if ((info.destIP !== VNC_HOST && !observe) || info.destPort !== VNC_PORT) return refuse(reject, `direct-tcpip ${dest}`, `only vnc:5900 can be forwarded (the VM's screen: ssh -L 5901:vnc:5900; vnc-observe:5900 to watch it read-only), not ${dest}`);
       if (!vm?.consoleTypes.includes('vnc') || !admitted) return refuse(reject, `direct-tcpip ${dest}`, `${grant?.virtualMachine ?? 'this VM'} has no VNC console`);
       if (!mayOpen(reject, `direct-tcpip ${dest}`)) return;
-      const sessionId = randomUUID();
-      vm.openVnc({ grant, remoteAddress, path: 'ssh', session: sessionId, endpoint }).then(
-        (vnc) => {
-          // Revoked or gone while the VM's screen was opening: never admitted.
-          if (clientClosed || revoked) {
-            vnc.socket.destroy();
-            if (!clientClosed) reject();
-            return;
-          }
-          const channel = accept();
-          counted(channel);
-          const closeChannel = async (): Promise<void> => {
-            // A forwarded channel has no room for a reason: the client sees the stream end.
-            try {
-              channel.close();
-            } catch {
-              // Gone with its connection.
-            }
-          };
-          const vmLog = log.child({ vm: vm.name });
-          const session = new VncSession(vm.name, 'ssh', endpoint, remoteAddress, streamClient(channel, closeChannel, vmLog), vnc, vmLog, (ended) => {
-            sessions.delete(ended);
-            this.options.supervisor.release(ended);
-          }, sessionId);
-          sessions.add(session);
-          this.options.supervisor.claim(session, grant, vm);
-          session.start();
-        },
-        (error: Error) => refuse(reject, 'direct-tcpip vnc:5900', `the VM's screen cannot be opened now (${error.message.slice(0, 120)}); is the VM running?`, OPEN_FAILURE.connectFailed),
-      );
+      openVncChannel({ vm, grant: grant!, endpoint, remoteAddress, log, supervisor: this.options.supervisor, store: this.options.store, sessions, isOpen: () => !clientClosed && !revoked, clientGone: () => clientClosed, counted, refuse, onObserverDropped: this.options.onObserverDropped }, accept, reject, observe);
     });
     // Remote forwards, other global requests and unix-socket channels: refused.
     client.on('openssh.streamlocal', (_accept, reject) => reject());
