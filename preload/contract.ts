@@ -90,6 +90,20 @@ export interface TabView {
   role?: 'controller' | 'observer';
 }
 
+/** A session recording of a VM's serial console (docs/recordings.md). */
+export interface RecordingView {
+  id: string;
+  vm: string;
+  startedAt: string;
+  endedAt?: string;
+  /** False while recording, or never sealed (its relay stopped): it plays up to its last checkpoint. */
+  complete: boolean;
+  participants: Array<{ role: string; remoteAddress: string; path: string }>;
+  /** Seconds into the recording. */
+  markers: Array<{ time: number; label: string }>;
+  onHold: boolean;
+}
+
 /** What a tab asks of a shared console (the relay's escapes, docs/sharing.md). */
 export type ConsoleControl = 'request' | 'approve' | 'deny' | 'handover';
 
@@ -156,6 +170,10 @@ export interface DesktopApi {
   sendBreak(tabId: string, sysrqKey?: string): Promise<void>;
   /** Asks for control, answers a request, or hands control over on a shared serial console; the relay's answer arrives as a consoleNotice. */
   consoleControl(tabId: string, action: ConsoleControl): Promise<string>;
+  /** The VM's recordings, newest first (the relay's token needs the recordings scope). */
+  listRecordings(relayId: string, vm: string): Promise<RecordingView[]>;
+  /** A recording's serial output as asciicast v2 text, for playback and export. */
+  recordingCast(relayId: string, id: string): Promise<string>;
   setAutoRenew(enabled: boolean): Promise<void>;
   setTheme(theme: ThemeSetting): Promise<void>;
 }
@@ -193,6 +211,8 @@ export const DESKTOP_API_METHODS = [
   'resizeTerminal',
   'sendBreak',
   'consoleControl',
+  'listRecordings',
+  'recordingCast',
   'setAutoRenew',
   'setTheme',
 ] as const satisfies ReadonlyArray<keyof DesktopApi>;

@@ -82,6 +82,8 @@ const SAMPLE_CALLS = {
   resizeTerminal: ['tab-1', 120, 40],
   sendBreak: ['tab-1', 'h'],
   consoleControl: ['tab-1', 'request'],
+  listRecordings: ['relay-1', 'lab-1'],
+  recordingCast: ['relay-1', '3f0c2a11-1b2c-4d5e-8f90-123456789abc'],
   setAutoRenew: [false],
   setTheme: ['dark'],
 } satisfies Record<(typeof DESKTOP_API_METHODS)[number], unknown[]>;

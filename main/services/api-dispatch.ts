@@ -43,6 +43,8 @@ export const METHOD_ARGUMENTS = {
   resizeTerminal: Type.Tuple([id, Type.Integer({ minimum: 1, maximum: 1000 }), Type.Integer({ minimum: 1, maximum: 1000 })]),
   sendBreak: Type.Union([Type.Tuple([id]), Type.Tuple([id, Type.String({ pattern: '^[a-z0-9]$', description: 'one SysRq letter or digit' })])]),
   consoleControl: Type.Tuple([id, Type.Union([Type.Literal('request'), Type.Literal('approve'), Type.Literal('deny'), Type.Literal('handover')])]),
+  listRecordings: Type.Tuple([id, name]),
+  recordingCast: Type.Tuple([id, Type.String({ pattern: '^[0-9a-f-]{36}$' })]),
   setAutoRenew: Type.Tuple([Type.Boolean()]),
   setTheme: Type.Tuple([Type.Union([Type.Literal('system'), Type.Literal('light'), Type.Literal('dark')])]),
 } satisfies { [M in Method]: TSchema & { static: Parameters<DesktopApi[M]> } };

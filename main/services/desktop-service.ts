@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import type { CertificateView, ConsoleControl, ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, KeychainStatus, OpenConsoleOptions, PowerAction, RelayView, TabView, ThemeSetting, VmView } from '../../preload/contract.js';
+import type { CertificateView, ConsoleControl, ConsoleKind, DesktopApi, DesktopEvent, DesktopSettings, EmbeddedStatus, EndpointView, KeychainStatus, OpenConsoleOptions, PowerAction, RecordingView, RelayView, TabView, ThemeSetting, VmView } from '../../preload/contract.js';
 import { ConsoleManager } from '../consoles/console-manager.js';
 import { TabManager } from '../consoles/tab-manager.js';
 import { KeyStore } from '../keys/key-store.js';
@@ -164,6 +164,24 @@ export class DesktopService implements DesktopApi {
 
   consoleControl(tabId: string, action: ConsoleControl): Promise<string> {
     return this.tabs.control(tabId, action);
+  }
+
+  async listRecordings(relayId: string, vm: string): Promise<RecordingView[]> {
+    const recordings = await (await this.relays.api(relayId)).recordings(vm);
+    return recordings.map((r) => ({
+      id: r.id,
+      vm: r.virtualMachine,
+      startedAt: r.startedAt,
+      ...(r.endedAt && { endedAt: r.endedAt }),
+      complete: r.complete,
+      participants: r.participants.map((p) => ({ role: p.role, remoteAddress: p.remoteAddress, path: p.path })),
+      markers: r.markers,
+      onHold: r.hold !== undefined,
+    }));
+  }
+
+  async recordingCast(relayId: string, id: string): Promise<string> {
+    return (await this.relays.api(relayId)).recordingCast(id);
   }
 
   // --- endpoints -------------------------------------------------------------------------

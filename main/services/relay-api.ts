@@ -1,4 +1,4 @@
-import { fleetSchemas, schemas, type ConsolePatchBody, type ConsolePutBody, type ConsoleResource, type EndpointResource, type VirtualMachineResource } from '@lifeline/relay/client';
+import { fleetSchemas, schemas, type ConsolePatchBody, type ConsolePutBody, type ConsoleResource, type RecordingResource, type EndpointResource, type VirtualMachineResource } from '@lifeline/relay/client';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { relayRequest, TlsTrustError, type HttpAnswer, type TrustStore } from './relay-tls.js';
@@ -40,6 +40,20 @@ export class RelayApi {
 
   /** One API call; the reply is checked against `reply` (the relay's own schema), never trusted as cast. */
   private async call<T extends TSchema>(method: string, path: string, reply: T, body?: unknown): Promise<Static<T>> {
+    const { parsed, status } = await this.send(method, path, body);
+    if (!Value.Check(reply, parsed)) {
+      const issue = Value.Errors(reply, parsed).First();
+      throw new RelayApiError(
+        `The relay at ${this.url} answered ${method} ${path.split('?')[0]} with a reply this app cannot read (${issue ? `${issue.path || 'the body'}: ${issue.message}` : 'unexpected shape'}); is it a Lifeline relay of another version?`,
+        status,
+        'UnexpectedReply',
+      );
+    }
+    return parsed as Static<T>;
+  }
+
+  /** A request and its answer: refusals are RelayApiErrors; a JSON reply is parsed, any other is kept as text (`raw`). */
+  private async send(method: string, path: string, body?: unknown, raw = false): Promise<{ parsed: unknown; text: string; status: number }> {
     let response: HttpAnswer;
     try {
       response = await relayRequest(new URL(`${this.url.replace(/\/+$/, '')}${path}`), {
@@ -57,7 +71,7 @@ export class RelayApi {
     }
     let parsed: unknown;
     try {
-      parsed = response.body ? JSON.parse(response.body) : undefined;
+      parsed = response.body && (!raw || response.status >= 300) ? JSON.parse(response.body) : undefined;
     } catch {
       throw new RelayApiError(`${this.url} did not answer like a Lifeline relay (HTTP ${response.status}).`, response.status, 'NotARelay');
     }
@@ -68,15 +82,17 @@ export class RelayApi {
       if (response.status === 403) throw new RelayApiError(`Not allowed with this relay's API token: ${error?.message ?? 'forbidden'}. Ask the relay's administrator for a token with that scope.`, 403, 'Forbidden');
       throw new RelayApiError(error?.message ?? `HTTP ${response.status}`, response.status, error?.code ?? 'HttpError');
     }
-    if (!Value.Check(reply, parsed)) {
-      const issue = Value.Errors(reply, parsed).First();
-      throw new RelayApiError(
-        `The relay at ${this.url} answered ${method} ${path.split('?')[0]} with a reply this app cannot read (${issue ? `${issue.path || 'the body'}: ${issue.message}` : 'unexpected shape'}); is it a Lifeline relay of another version?`,
-        response.status,
-        'UnexpectedReply',
-      );
-    }
-    return parsed;
+    return { parsed, text: response.body ?? '', status: response.status };
+  }
+
+  /** The VM's session recordings, newest first (scope recordings). */
+  async recordings(vm: string): Promise<RecordingResource[]> {
+    return (await this.call('GET', `/v1/recordings?vm=${encodeURIComponent(vm)}`, schemas.RecordingList)).value;
+  }
+
+  /** A recording's asciicast v2 text. */
+  async recordingCast(id: string): Promise<string> {
+    return (await this.send('GET', `/v1/recordings/${encodeURIComponent(id)}/serial.cast`, undefined, true)).text;
   }
 
   info(): Promise<RelayInfoReply> {

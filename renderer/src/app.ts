@@ -3,6 +3,7 @@ import { addRelayDialog, editRelayDialog, endpointsDialog, helpDialog } from './
 import { button, checkbox, confirmDialog, element } from './dom.js';
 import { icon } from './icons.js';
 import { Notices } from './notices.js';
+import { recordingsDialog } from './recordings.js';
 import { POWER_ACTION_LABELS, Sidebar } from './sidebar.js';
 import { ThemeController } from './theme.js';
 import { Workspace } from './workspace.js';
@@ -36,6 +37,7 @@ export class App {
       showEndpoints: (relay) => void this.run(() => endpointsDialog(bridge, relay, () => this.refresh())),
       open: (vm, kind) => void this.open(vm, kind),
       watch: (vm, kind) => void this.watch(vm, kind),
+      recordings: (vm) => void this.run(() => recordingsDialog(bridge, vm, this.theme, (error) => this.notices.error(error.message))),
       renew: (vm) => void this.run(async () => {
         await bridge.api.renewConsole(vm.relayId, vm.name);
         await this.refresh();

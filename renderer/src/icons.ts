@@ -1,5 +1,5 @@
 import {
-  CircleHelp, CircleDot, Clipboard, Hand, ClipboardPaste, Copy, createElement, Eraser, Expand, Eye, Fullscreen, KeyRound, Keyboard, LifeBuoy, Monitor, Moon, Network, Pencil, Plus,
+  CircleHelp, CircleDot, Clipboard, Hand, Pause, Play, ClipboardPaste, Copy, createElement, Eraser, Expand, Eye, Fullscreen, KeyRound, Keyboard, LifeBuoy, Monitor, Moon, Network, Pencil, Plus,
   RefreshCw, Save, Search, Server, SquareTerminal, Sun, TimerReset, Trash2, TriangleAlert, X, ZoomIn, ZoomOut, Camera, ChevronUp, ChevronDown, Power, Ban, Zap, Lock, ShieldCheck, HardDrive, type IconNode,
 } from 'lucide';
 
@@ -45,6 +45,8 @@ const ICONS = {
   record: CircleDot,
   hand: Hand,
   watch: Eye,
+  play: Play,
+  pause: Pause,
 } satisfies Record<string, IconNode>;
 
 export type IconName = keyof typeof ICONS;

@@ -11,6 +11,8 @@ export interface SidebarActions {
   open(vm: VmView, kind: ConsoleKind): void;
   /** Watch read-only beside whoever has the console (docs/sharing.md). */
   watch(vm: VmView, kind: ConsoleKind): void;
+  /** The VM's session recordings, to play and export. */
+  recordings(vm: VmView): void;
   renew(vm: VmView): void;
   disable(vm: VmView): void;
   deleteConsole(vm: VmView): void;
@@ -170,6 +172,7 @@ export class Sidebar {
         ...open('vnc', 'VNC'),
         ...watch('serial'),
         ...watch('vnc'),
+        ...(vm.consoleTypes.includes('serial') ? [button('Recordings', () => this.actions.recordings(vm), { icon: 'record', iconOnly: true, variant: 'ghost', name: `Recordings of ${vm.name}`, title: `Play the recorded sessions of ${vm.name}` })] : []),
         ...(state !== 'none' ? [
           button('Renew console', () => this.actions.renew(vm), { icon: 'renew', iconOnly: true, variant: 'ghost', title: `Renew the console of ${vm.name} for its full lifetime`, disabledBecause: consolesDenied }),
           ...(state === 'enabled' ? [button('Disable console', () => this.actions.disable(vm), { icon: 'disable', iconOnly: true, variant: 'ghost', title: `Disable the console of ${vm.name} (closes its sessions)`, disabledBecause: consolesDenied })] : []),

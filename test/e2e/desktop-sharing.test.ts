@@ -95,4 +95,39 @@ describe('desktop: watching a shared serial console, handing over control, the r
     await page.keyboard.press('Enter');
     await waitUntil(() => guestSaid().includes('taken-16'), 15_000, 'the new controller\'s command ran in the guest');
   });
+
+  test('the Recordings view lists the session once it ends and plays it: seeking to the end shows the typed commands, markers are listed, .cast export downloads it', { timeout: 120_000 }, async () => {
+    for (const title of ['lab-1 — serial (observing)', 'lab-1 — serial']) {
+      await page.getByRole('button', { name: `Close ${title}`, exact: true }).click();
+    }
+    await vmRow(page, 'lab-1').getByRole('button', { name: 'Recordings of lab-1' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Recordings of lab-1' });
+    await dialog.waitFor();
+    const play = dialog.getByRole('button', { name: /^Play the recording of / }).first();
+    await play.click();
+    const player = dialog.locator('.cast-player');
+    await player.waitFor();
+    assert.ok((await dialog.getByRole('list', { name: 'Markers' }).getByRole('listitem').count()) >= 3, 'joins, the hand-over and leaves are markers');
+    await dialog.getByRole('button', { name: /^Go to control to session/ }).first().click();
+    const rows = player.locator('.xterm-rows');
+    await waitUntil(async () => /owner-21/.test((await rows.textContent()) ?? ''), 5000, 'the owner\'s command at the hand-over marker');
+    // To the end: the new controller's command is there too.
+    await player.getByRole('slider', { name: 'Position in the recording' }).fill(await player.getByRole('slider').getAttribute('max') ?? '0');
+    await waitUntil(async () => /taken-16/.test((await rows.textContent()) ?? ''), 5000, 'the last command at the end');
+    await dialog.getByRole('combobox', { name: 'Playback speed' }).selectOption('16');
+    if (process.env.LIFELINE_SCREENSHOTS) {
+      for (const scheme of ['light', 'dark'] as const) {
+        await page.emulateMedia({ colorScheme: scheme });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await page.screenshot({ path: join(process.env.LIFELINE_SCREENSHOTS, `recordings-${scheme}.png`) });
+      }
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
+    const [download] = await Promise.all([page.waitForEvent('download'), dialog.getByRole('button', { name: 'Export .cast' }).click()]);
+    const saved = join(tmp.path, 'export.cast');
+    await download.saveAs(saved);
+    const exported = readFileSync(saved, 'utf8');
+    assert.equal(JSON.parse(exported.split('\n')[0]!).version, 2);
+    assert.match(exported, /taken-16/);
+  });
 });

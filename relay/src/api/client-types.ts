@@ -6,6 +6,7 @@ export type {
   EndpointPutBody,
   EndpointResource,
   ErrorBody,
+  RecordingResource,
   RelayInfo,
   SessionResource,
   TokenCreateBody,

@@ -226,3 +226,26 @@ export type TokenResource = Static<typeof TokenResource>;
 export type TokenCreateBody = Static<typeof TokenCreateBody>;
 export type TokenCreated = Static<typeof TokenCreated>;
 export type AuditQuery = Static<typeof AuditQuery>;
+
+/** A session recording's manifest (docs/recordings.md), with its legal hold. */
+export const RecordingResource = Type.Object(
+  {
+    format: Type.String(),
+    id: Type.String(),
+    relayId: Type.String(),
+    virtualMachine: Type.String(),
+    kind: Type.Literal('serial'),
+    startedAt: Type.String(),
+    endedAt: Type.Optional(Type.String()),
+    complete: Type.Boolean({ description: 'false while recording, and for a recording its relay never sealed' }),
+    input: Type.Boolean(),
+    terminal: Type.Object({ width: Type.Integer(), height: Type.Integer() }),
+    participants: Type.Array(Type.Object({ session: Type.String(), role: Type.String(), path: Type.String(), remoteAddress: Type.String(), joinedAt: Type.String(), leftAt: Type.Optional(Type.String()), leftBecause: Type.Optional(Type.String()) }, { additionalProperties: true })),
+    markers: Type.Array(Type.Object({ time: Type.Number(), label: Type.String() })),
+    segments: Type.Array(Type.Object({ name: Type.String(), bytes: Type.Integer(), sha256: Type.String() })),
+    hold: Type.Optional(Type.Object({ reason: Type.String(), since: Type.String() })),
+  },
+  { additionalProperties: true },
+);
+export const RecordingList = Type.Object({ value: Type.Array(RecordingResource) });
+export type RecordingResource = Static<typeof RecordingResource>;

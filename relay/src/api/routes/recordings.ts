@@ -25,7 +25,7 @@ const recordingRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps
     return recording;
   };
 
-  app.get<{ Querystring: { vm?: string; since?: string } }>('/v1/recordings', { ...access({ scope: 'recordings' }), schema: { querystring: ListQuery, response: ERRORS } }, async (request) => {
+  app.get<{ Querystring: { vm?: string; since?: string } }>('/v1/recordings', { ...access({ scope: 'recordings' }), schema: { querystring: ListQuery, response: { 200: S.RecordingList, ...ERRORS } } }, async (request) => {
     const since = request.query.since === undefined ? undefined : Date.parse(request.query.since);
     if (since !== undefined && !Number.isFinite(since)) throw new RelayError(400, 'InvalidSince', 'since must be an RFC 3339 time such as 2026-12-01T00:00:00Z');
     const token = callerOf(request);
@@ -33,7 +33,7 @@ const recordingRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps
     return { value };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/recordings/:id', { ...access({ scope: 'recordings' }), schema: { params: Params, response: ERRORS } }, async (request) => visible(request, request.params.id));
+  app.get<{ Params: { id: string } }>('/v1/recordings/:id', { ...access({ scope: 'recordings' }), schema: { params: Params, response: { 200: S.RecordingResource, ...ERRORS } } }, async (request) => visible(request, request.params.id));
 
   app.get<{ Params: { id: string; segment: string } }>('/v1/recordings/:id/:segment', { ...access({ scope: 'recordings' }), schema: { params: SegmentParams, response: ERRORS } }, async (request, reply) => {
     const { id, segment } = request.params;
