@@ -111,7 +111,7 @@ describe('audit limits and refusals with reasons', () => {
       15_000,
       'the forward to be refused',
     ).catch((error: Error) => assert.fail(`${error.message}; ssh said: ${stderr}`));
-    assert.match(stderr, /open failed: administratively prohibited: only vnc:5900 can be forwarded \(the VM's screen: ssh -L 5901:vnc:5900\), not example\.com:80/);
+    assert.match(stderr, /open failed: administratively prohibited: only vnc:5900 can be forwarded \(the VM's screen: ssh -L 5901:vnc:5900; vnc-observe:5900 to watch it read-only\), not example\.com:80/);
   });
 
   test('at most ssh.maxSessions channels at once on a connection, and per console a minute, each refusal saying so', async () => {
