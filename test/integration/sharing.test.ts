@@ -70,7 +70,7 @@ describe('a shared serial console over OpenSSH: observers, hand-over, audit', ()
     owner.send('echo OWNER$((20+22))\r');
     await observer.waitFor('OWNER42', 5000, from);
     const latency = Date.now() - typed;
-    console.log(`# the owner's command output reached the observer ${latency} ms after it was typed (typing, the guest's echo and run included)`);
+    console.error(`# the owner's command output reached the observer ${latency} ms after it was typed (typing, the guest's echo and run included)`);
     assert.ok(latency < 500, `the owner's output reached the observer in ${latency} ms`);
     await owner.waitFor('OWNER42');
     // Whatever the guest received it would have echoed: QEMU's log of its output has the owner's line and no HACK.
