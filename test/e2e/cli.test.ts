@@ -111,8 +111,8 @@ describe('lifeline CLI', () => {
     tmux.type('connect', 'uname -a');
     tmux.send('connect', 'Enter');
     await tmux.waitFor('connect', /Linux lab-1 \S+ .*x86_64/);
-    tmux.send('connect', 'Enter');
-    tmux.type('connect', '~.');
+    // Enter and ~. in one write (tmux's answer to the prompt's ESC[6n must not come between them).
+    tmux.send('connect', 'Enter', '~.');
     const pane = await tmux.waitFor('connect', /EXIT=\d+/);
     // ~. is OpenSSH's own disconnect: it exits 255 (no session status from the relay).
     assert.match(pane, /EXIT=255/);
@@ -193,23 +193,26 @@ describe('lifeline CLI', () => {
     tmux.type('ssh', 'echo via-$((6*7))');
     tmux.send('ssh', 'Enter');
     await tmux.waitFor('ssh', /via-42/);
-    tmux.send('ssh', 'Enter');
-    tmux.type('ssh', '~B');
+    // Enter and ~B in one write: the guest's prompt ends with ESC[6n, and tmux's answer typed between them would
+    // make the ~ not the start of a line for OpenSSH (under load it arrived first, and ~Bh went to the guest as text).
+    tmux.send('ssh', 'Enter', '~B');
     await new Promise((resolve) => setTimeout(resolve, 300));
     tmux.type('ssh', 'h');
     await tmux.waitFor('ssh', /sysrq: HELP/, 15_000);
-    tmux.send('ssh', 'Enter');
-    tmux.type('ssh', '~.');
+    tmux.send('ssh', 'Enter', '~.');
     await tmux.waitFor('ssh', /SSH-EXIT=255/);
     // A key rotated after the blocks were written (as the desktop's one-click rotation does): ssh lab-1 still gets in.
     assert.equal((await lifeline(['console', 'update', 'lab-1', '--generate'])).code, 0);
     const rotated = spawn('ssh', ['-F', file, '-tt', 'lab-1'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let seen = '';
     rotated.stdout!.on('data', (chunk: Buffer) => (seen += chunk.toString()));
+    // Typed again until it runs: what is typed before the session is attached is not delivered.
+    const retype = setInterval(() => rotated.stdin!.write('echo rotated-$((6*7))\n'), 1000);
     rotated.stdin!.write('echo rotated-$((6*7))\n');
     try {
       await waitUntil(() => seen.includes('rotated-42'), 20_000, 'the command through ssh lab-1 after the key was rotated');
     } finally {
+      clearInterval(retype);
       rotated.kill();
     }
     const copy = await new Promise<{ code: number | null; stderr: string }>((resolve) => {

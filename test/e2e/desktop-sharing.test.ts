@@ -103,8 +103,9 @@ describe('desktop: watching a shared serial console, handing over control, the r
     await vmRow(page, 'lab-1').getByRole('button', { name: 'Recordings of lab-1' }).click();
     const dialog = page.getByRole('dialog', { name: 'Recordings of lab-1' });
     await dialog.waitFor();
-    const play = dialog.getByRole('button', { name: /^Play the recording of / }).first();
-    await play.click();
+    // The recording with the observer and the hand-over (the list is newest first, and may hold others).
+    const shared = dialog.getByRole('listitem').filter({ hasText: 'observer' }).first();
+    await shared.getByRole('button', { name: /^Play the recording of / }).click();
     const player = dialog.locator('.cast-player');
     await player.waitFor();
     assert.ok((await dialog.getByRole('list', { name: 'Markers' }).getByRole('listitem').count()) >= 3, 'joins, the hand-over and leaves are markers');

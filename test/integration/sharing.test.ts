@@ -141,12 +141,15 @@ describe('a shared serial console over OpenSSH: observers, hand-over, audit', ()
     assert.doesNotMatch(guestSaid(), /OLDCTL/, 'the old controller is an observer now');
 
     // The owner asks back: refused, then asks again and nobody answers.
+    // Waits look only at what came after the step (the typing reminder also says "~~r asks for control").
+    const colleagueFrom = colleague.output.length;
     owner.send('\r~~r');
-    await colleague.waitFor(/asks for control/, 5000);
+    await colleague.waitFor(/session [0-9a-f]{8} \([^)]*\) asks for control:/, 5000, colleagueFrom);
     colleague.send('\r~~d');
     await owner.waitFor('your request for control was refused; you are still observing', 5000);
+    const ownerFrom = owner.output.length;
     owner.send('\r~~r');
-    await owner.waitFor(/waiting up to 30 s/, 5000);
+    await owner.waitFor(/waiting up to 30 s/, 5000, ownerFrom);
     await owner.waitFor('no answer to your request for control', 40_000);
 
     // The colleague hands over (to the longest-watching observer: the owner), then an operator forces it back.
