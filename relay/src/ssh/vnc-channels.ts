@@ -1,26 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type ssh2 from 'ssh2';
-import { sharingOf, type SessionGrant } from '../core/console-rules.js';
-import type { Logger } from '../logger.js';
-import type { VmConsole } from '../sessions/console-seam.js';
-import type { LiveSession } from '../sessions/live-session.js';
-import type { SessionSupervisor } from '../sessions/session-supervisor.js';
+import { sharingOf } from '../core/console-rules.js';
 import type { Store } from '../store/store.js';
 import { streamClient, VncSession } from '../vnc/vnc-session.js';
+import type { SerialChannelContext } from './serial-channels.js';
 import { OPEN_FAILURE } from './ssh2-internals.js';
 
-/** What a connection's VNC forwards need to know of it. */
-export interface VncChannelContext {
-  vm: VmConsole;
-  grant: SessionGrant;
-  endpoint: string;
-  remoteAddress: string;
-  log: Logger;
-  supervisor: SessionSupervisor;
+/** What a connection's VNC forwards need to know of it: what its serial channels do, and more. */
+export interface VncChannelContext extends SerialChannelContext {
   store: Store;
-  sessions: Set<LiveSession>;
-  /** False once the console stopped admitting the connection, or it closed. */
-  isOpen(): boolean;
   clientGone(): boolean;
   counted(channel: { once(event: 'close', listener: () => void): unknown }): void;
   refuse(reject: () => void, what: string, why: string, code?: number): void;
