@@ -186,10 +186,11 @@ export const ConfigDocument = Type.Object(
       {
         dir: Type.Optional(text({ description: 'Where recordings are kept, relative to the config file (default: <dataDir>/recordings)' })),
         serial: onOff(false, 'Record serial sessions of consoles whose recording is default'),
-        vnc: onOff(false, 'Record VNC sessions of consoles whose recording is default (not yet: accepted, not done)'),
+        vnc: onOff(false, 'Record VNC sessions of consoles whose recording is default'),
         input: onOff(false, 'Record what the controller typed too (passwords typed at a prompt end up in the recording)'),
         retention: duration('90d', 'Recordings older than this are deleted (audited), unless on legal hold'),
         checkpointInterval: duration('60s', 'How often a running recording\'s hashes go to the audit trail'),
+        vncSegment: duration('30s', 'How long a VNC recording\'s segments run: each starts with a full frame, so playback seeks within this'),
       },
       'Session recordings (docs/recordings.md)',
     ),

@@ -95,7 +95,7 @@ export interface RelayConfig {
   audit: { maxFileBytes: number; keepFiles: number; maxAgeMs?: number; refusalsPerMinute: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   /** Session recordings (docs/recordings.md): where, what by default, and for how long. */
-  recording: { dir: string; serial: boolean; vnc: boolean; input: boolean; retentionMs: number; checkpointIntervalMs: number };
+  recording: { dir: string; serial: boolean; vnc: boolean; input: boolean; retentionMs: number; checkpointIntervalMs: number; vncSegmentMs: number };
   virtualMachines: VirtualMachineConfig[];
   discover: DiscoverySourceConfig[];
 }

@@ -186,6 +186,7 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
       input: isOn(recording.input),
       retentionMs: duration('recording.retention', recording.retention),
       checkpointIntervalMs: duration('recording.checkpointInterval', recording.checkpointInterval),
+      vncSegmentMs: duration('recording.vncSegment', recording.vncSegment),
     },
     virtualMachines: virtualMachinesOf(root.virtualMachines, baseDir),
     discover: root.discover.map((source) => discoveryOf(source, baseDir)),

@@ -15,6 +15,9 @@ export interface SegmentState {
   name: string;
   bytes: number;
   sha256: string;
+  /** A VNC segment's first and last moments, in seconds into the recording (the last one absent while it is written). */
+  start?: number;
+  end?: number;
 }
 
 export interface RecordedParticipant {
@@ -33,14 +36,17 @@ export interface RecordingManifest {
   id: string;
   relayId: string;
   virtualMachine: string;
-  kind: 'serial';
+  kind: 'serial' | 'vnc';
   startedAt: string;
   endedAt?: string;
   /** False while recording, and for ever if the relay died before sealing it: the segments' hashes are then the last checkpoint's. */
   complete: boolean;
   /** Whether the controller's typing is in the recording (`recording.input: on`). */
   input: boolean;
-  terminal: { width: number; height: number };
+  /** A serial recording's terminal size at the start. */
+  terminal?: { width: number; height: number };
+  /** A VNC recording's screen (its first size; a segment's header has the size it starts with). */
+  screen?: { width: number; height: number; name: string };
   participants: RecordedParticipant[];
   /** Joins, control changes, breaks, power actions, the end: seconds into the recording, as in the cast's `m` events. */
   markers: Array<{ time: number; label: string }>;
@@ -48,7 +54,7 @@ export interface RecordingManifest {
 }
 
 /** One file of a bundle, written synchronously (so a checkpoint's hash is of bytes the file has) with a running SHA-256. */
-class Segment {
+export class Segment {
   private readonly fd: number;
   private readonly hash: Hash = createHash('sha256');
   private bytes = 0;
@@ -78,31 +84,77 @@ class Segment {
 }
 
 /**
- * A serial recording being written: `serial.cast` (asciicast v2), `serial.raw` (the exact bytes the
- * VM sent), and `manifest.json`, rewritten whole (durably) at the start, on every participant
- * change and checkpoint, and at the seal. A relay killed mid-session leaves a manifest with
- * `complete: false` and the last checkpoint's hashes, and segments that are at least that long.
+ * A recording being written: its folder, its segments and `manifest.json`, rewritten whole
+ * (durably) at the start, on every participant change and checkpoint, and at the seal. A relay
+ * killed mid-session leaves a manifest with `complete: false` and the last checkpoint's hashes,
+ * and segments that are at least that long. The serial and VNC bundles say what the segments are.
  */
-export class RecordingBundle {
+export abstract class RecordingBundle {
   readonly dir: string;
-  private readonly cast: Segment;
-  private readonly raw: Segment;
-  private readonly encoder: AsciicastEncoder;
-  private readonly startedAt = performance.now();
-  private sealed = false;
+  protected readonly startedAt = performance.now();
+  protected sealed = false;
 
   constructor(
     root: string,
     readonly manifest: RecordingManifest,
-    title: string,
   ) {
     this.dir = join(root, manifest.id);
     mkdirSync(root, { recursive: true, mode: 0o700 });
     mkdirSync(this.dir, { mode: 0o700 });
+  }
+
+  /** Seconds into the recording, monotonic. */
+  protected now(): number {
+    return Math.round(performance.now() - this.startedAt) / 1000;
+  }
+
+  /** The segments' state now (closed ones as they ended). */
+  protected abstract segmentStates(): SegmentState[];
+  /** Writes what ends the segments and closes them. */
+  protected abstract closeSegments(): void;
+
+  marker(label: string): void {
+    if (!this.sealed) this.manifest.markers.push({ time: this.now(), label });
+  }
+
+  /** Rewrites the manifest with the segments as they are now; returns their state (for the audit checkpoint). */
+  checkpoint(): SegmentState[] {
+    this.writeManifest();
+    return this.manifest.segments;
+  }
+
+  protected writeManifest(): void {
+    this.manifest.segments = this.segmentStates();
+    writeFileDurable(join(this.dir, MANIFEST_FILE), `${JSON.stringify(this.manifest, null, 2)}\n`, 0o600);
+  }
+
+  /** Ends the recording: the last bytes, `complete: true`, the final manifest. Returns the manifest's SHA-256 (what the audit trail seals). */
+  seal(): string {
+    if (this.sealed) throw new Error('the recording is sealed already');
+    this.closeSegments();
+    this.sealed = true;
+    this.manifest.complete = true;
+    this.manifest.endedAt = new Date().toISOString();
+    this.manifest.segments = this.segmentStates();
+    const text = `${JSON.stringify(this.manifest, null, 2)}\n`;
+    writeFileDurable(join(this.dir, MANIFEST_FILE), text, 0o600);
+    return createHash('sha256').update(text).digest('hex');
+  }
+}
+
+/** A serial recording: `serial.cast` (asciicast v2, markers included) and `serial.raw` (the exact bytes the VM sent). */
+export class SerialBundle extends RecordingBundle {
+  private readonly cast: Segment;
+  private readonly raw: Segment;
+  private readonly encoder: AsciicastEncoder;
+
+  constructor(root: string, manifest: RecordingManifest, title: string) {
+    super(root, manifest);
+    const terminal = manifest.terminal ?? { width: 80, height: 24 };
     this.encoder = new AsciicastEncoder(this.startedAt);
     this.cast = new Segment(this.dir, CAST_FILE);
     this.raw = new Segment(this.dir, RAW_FILE);
-    this.cast.write(AsciicastEncoder.header({ width: manifest.terminal.width, height: manifest.terminal.height, timestamp: Math.floor(Date.parse(manifest.startedAt) / 1000), title, env: { TERM: 'xterm-256color' } }));
+    this.cast.write(AsciicastEncoder.header({ width: terminal.width, height: terminal.height, timestamp: Math.floor(Date.parse(manifest.startedAt) / 1000), title, env: { TERM: 'xterm-256color' } }));
     this.writeManifest();
   }
 
@@ -120,36 +172,20 @@ export class RecordingBundle {
     if (!this.sealed) this.cast.write(this.encoder.resize(performance.now(), columns, rows));
   }
 
-  marker(label: string): void {
+  override marker(label: string): void {
     if (this.sealed) return;
     const line = this.encoder.marker(performance.now(), label);
     this.cast.write(line);
     this.manifest.markers.push({ time: (JSON.parse(line) as [number])[0], label });
   }
 
-  /** Rewrites the manifest with the segments as they are now; returns their state (for the audit checkpoint). */
-  checkpoint(): SegmentState[] {
-    this.writeManifest();
-    return this.manifest.segments;
+  protected segmentStates(): SegmentState[] {
+    return [this.cast.state(), this.raw.state()];
   }
 
-  private writeManifest(): void {
-    this.manifest.segments = [this.cast.state(), this.raw.state()];
-    writeFileDurable(join(this.dir, MANIFEST_FILE), `${JSON.stringify(this.manifest, null, 2)}\n`, 0o600);
-  }
-
-  /** Ends the recording: the last bytes, `complete: true`, the final manifest. Returns the manifest's SHA-256 (what the audit trail seals). */
-  seal(): string {
-    if (this.sealed) throw new Error('the recording is sealed already');
+  protected closeSegments(): void {
     this.cast.write(this.encoder.end(performance.now()));
-    this.sealed = true;
-    this.manifest.complete = true;
-    this.manifest.endedAt = new Date().toISOString();
-    this.manifest.segments = [this.cast.state(), this.raw.state()];
     this.cast.close();
     this.raw.close();
-    const text = `${JSON.stringify(this.manifest, null, 2)}\n`;
-    writeFileDurable(join(this.dir, MANIFEST_FILE), text, 0o600);
-    return createHash('sha256').update(text).digest('hex');
   }
 }

@@ -5,6 +5,7 @@ import type { RelayConfig } from '../config/config.js';
 import { writeFileDurable } from '../store/durable-file.js';
 import type { Logger } from '../logger.js';
 import { CAST_FILE, HOLD_FILE, MANIFEST_FILE, MANIFEST_FORMAT, type RecordingManifest } from './recording-bundle.js';
+import { wholeRecordsEnd } from './rfb-format.js';
 
 /** A recording's id is a UUID: nothing else names a folder of the recordings directory. */
 const RECORDING_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -104,15 +105,18 @@ export class RecordingLibrary {
   }
 
   /**
-   * A segment's bytes for playback. An incomplete recording's cast ends at its last whole line (a
-   * relay killed mid-write may have left half of one), so any asciicast player can read it.
+   * A segment's bytes for playback. An incomplete recording's cast ends at its last whole line, and
+   * a VNC segment at its last whole record (a relay killed mid-write may have left half of one), so
+   * a player can read it.
    */
   segment(id: string, name: string): Buffer | undefined {
     const dir = this.folder(id);
     const manifest = dir && this.get(id);
     if (!dir || !manifest || !manifest.segments.some((segment) => segment.name === name)) return undefined;
     const data = readFileSync(join(dir, name));
-    if (manifest.complete || name !== CAST_FILE) return data;
+    if (manifest.complete) return data;
+    if (name.endsWith('.rfb')) return data.subarray(0, wholeRecordsEnd(data));
+    if (name !== CAST_FILE) return data;
     const end = data.lastIndexOf(0x0a);
     return end < 0 ? data.subarray(0, 0) : data.subarray(0, end + 1);
   }

@@ -7,10 +7,12 @@ import { access, callerOf, ERRORS, note, type ApiPluginOptions } from '../route-
 import * as S from '../schemas.js';
 
 const Params = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
-const SegmentParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }), segment: Type.Union([Type.Literal('serial.cast'), Type.Literal('serial.raw')]) }, { additionalProperties: false });
+const SegmentParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }), segment: Type.String({ pattern: '^(serial\\.cast|serial\\.raw|vnc-[0-9]{4,6}\\.rfb)$', description: 'serial.cast, serial.raw, or a VNC segment vnc-0000.rfb' }) }, { additionalProperties: false });
 const ListQuery = Type.Object({ vm: Type.Optional(S.Name), since: Type.Optional(Type.String({ maxLength: 64, description: 'RFC 3339: recordings started at or after' })) }, { additionalProperties: false });
 const HoldBody = Type.Object({ hold: Type.Boolean(), reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false });
 const SEGMENT_TYPES: Record<string, string> = { 'serial.cast': 'application/x-asciicast', 'serial.raw': 'application/octet-stream' };
+/** A VNC segment (docs/recordings.md#vnc-segments). */
+const RFB_TYPE = 'application/vnd.lifeline.rfb';
 
 /** Session recordings (docs/recordings.md): listed, read, played, held and deleted; scope `recordings`, VM globs apply. */
 const recordingRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps }) => {
@@ -40,7 +42,7 @@ const recordingRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps
     visible(request, id);
     const data = library.segment(id, segment);
     if (!data) throw new RelayError(404, 'SegmentNotFound', `recording ${id} has no ${segment}`);
-    return reply.header('content-type', SEGMENT_TYPES[segment] ?? 'application/octet-stream').header('content-disposition', `attachment; filename="${id}-${segment}"`).send(data);
+    return reply.header('content-type', SEGMENT_TYPES[segment] ?? RFB_TYPE).header('content-disposition', `attachment; filename="${id}-${segment}"`).send(data);
   });
 
   app.put<{ Params: { id: string }; Body: { hold: boolean; reason?: string } }>('/v1/recordings/:id/hold', { ...access({ scope: 'recordings', audit: 'recording.hold' }), schema: { params: Params, body: HoldBody, response: ERRORS } }, async (request) => {
