@@ -90,10 +90,13 @@ export interface TabView {
   role?: 'controller' | 'observer';
 }
 
-/** A session recording of a VM's serial console (docs/recordings.md). */
+/** A session recording of a VM's serial console or screen (docs/recordings.md). */
 export interface RecordingView {
   id: string;
   vm: string;
+  kind: 'serial' | 'vnc';
+  /** A VNC recording's segments (each starts with a full frame, `start` seconds into the recording). */
+  segments: Array<{ name: string; start: number }>;
   startedAt: string;
   endedAt?: string;
   /** False while recording, or never sealed (its relay stopped): it plays up to its last checkpoint. */
@@ -174,6 +177,8 @@ export interface DesktopApi {
   listRecordings(relayId: string, vm: string): Promise<RecordingView[]>;
   /** A recording's serial output as asciicast v2 text, for playback and export. */
   recordingCast(relayId: string, id: string): Promise<string>;
+  /** One segment of a VNC recording, base64 (lifeline-rfb/1, docs/recordings.md#vnc-segments). */
+  recordingSegment(relayId: string, id: string, segment: string): Promise<string>;
   setAutoRenew(enabled: boolean): Promise<void>;
   setTheme(theme: ThemeSetting): Promise<void>;
 }
@@ -213,6 +218,7 @@ export const DESKTOP_API_METHODS = [
   'consoleControl',
   'listRecordings',
   'recordingCast',
+  'recordingSegment',
   'setAutoRenew',
   'setTheme',
 ] as const satisfies ReadonlyArray<keyof DesktopApi>;

@@ -84,6 +84,7 @@ const SAMPLE_CALLS = {
   consoleControl: ['tab-1', 'request'],
   listRecordings: ['relay-1', 'lab-1'],
   recordingCast: ['relay-1', '3f0c2a11-1b2c-4d5e-8f90-123456789abc'],
+  recordingSegment: ['relay-1', '3f0c2a11-1b2c-4d5e-8f90-123456789abc', 'vnc-0003.rfb'],
   setAutoRenew: [false],
   setTheme: ['dark'],
 } satisfies Record<(typeof DESKTOP_API_METHODS)[number], unknown[]>;

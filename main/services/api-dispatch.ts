@@ -45,6 +45,7 @@ export const METHOD_ARGUMENTS = {
   consoleControl: Type.Tuple([id, Type.Union([Type.Literal('request'), Type.Literal('approve'), Type.Literal('deny'), Type.Literal('handover')])]),
   listRecordings: Type.Tuple([id, name]),
   recordingCast: Type.Tuple([id, Type.String({ pattern: '^[0-9a-f-]{36}$' })]),
+  recordingSegment: Type.Tuple([id, Type.String({ pattern: '^[0-9a-f-]{36}$' }), Type.String({ pattern: '^vnc-[0-9]{4,6}\\.rfb$' })]),
   setAutoRenew: Type.Tuple([Type.Boolean()]),
   setTheme: Type.Tuple([Type.Union([Type.Literal('system'), Type.Literal('light'), Type.Literal('dark')])]),
 } satisfies { [M in Method]: TSchema & { static: Parameters<DesktopApi[M]> } };

@@ -171,6 +171,8 @@ export class DesktopService implements DesktopApi {
     return recordings.map((r) => ({
       id: r.id,
       vm: r.virtualMachine,
+      kind: r.kind,
+      segments: r.kind === 'vnc' ? r.segments.map((segment) => ({ name: segment.name, start: segment.start ?? 0 })) : [],
       startedAt: r.startedAt,
       ...(r.endedAt && { endedAt: r.endedAt }),
       complete: r.complete,
@@ -182,6 +184,10 @@ export class DesktopService implements DesktopApi {
 
   async recordingCast(relayId: string, id: string): Promise<string> {
     return (await this.relays.api(relayId)).recordingCast(id);
+  }
+
+  async recordingSegment(relayId: string, id: string, segment: string): Promise<string> {
+    return (await (await this.relays.api(relayId)).recordingSegment(id, segment)).toString('base64');
   }
 
   // --- endpoints -------------------------------------------------------------------------

@@ -53,7 +53,7 @@ export class RelayApi {
   }
 
   /** A request and its answer: refusals are RelayApiErrors; a JSON reply is parsed, any other is kept as text (`raw`). */
-  private async send(method: string, path: string, body?: unknown, raw = false): Promise<{ parsed: unknown; text: string; status: number }> {
+  private async send(method: string, path: string, body?: unknown, raw = false): Promise<{ parsed: unknown; text: string; bytes: Buffer; status: number }> {
     let response: HttpAnswer;
     try {
       response = await relayRequest(new URL(`${this.url.replace(/\/+$/, '')}${path}`), {
@@ -82,7 +82,7 @@ export class RelayApi {
       if (response.status === 403) throw new RelayApiError(`Not allowed with this relay's API token: ${error?.message ?? 'forbidden'}. Ask the relay's administrator for a token with that scope.`, 403, 'Forbidden');
       throw new RelayApiError(error?.message ?? `HTTP ${response.status}`, response.status, error?.code ?? 'HttpError');
     }
-    return { parsed, text: response.body ?? '', status: response.status };
+    return { parsed, text: response.body ?? '', bytes: response.bytes, status: response.status };
   }
 
   /** The VM's session recordings, newest first (scope recordings). */
@@ -93,6 +93,11 @@ export class RelayApi {
   /** A recording's asciicast v2 text. */
   async recordingCast(id: string): Promise<string> {
     return (await this.send('GET', `/v1/recordings/${encodeURIComponent(id)}/serial.cast`, undefined, true)).text;
+  }
+
+  /** One VNC segment of a recording (docs/recordings.md#vnc-segments), as bytes. */
+  async recordingSegment(id: string, name: string): Promise<Buffer> {
+    return (await this.send('GET', `/v1/recordings/${encodeURIComponent(id)}/${encodeURIComponent(name)}`, undefined, true)).bytes;
   }
 
   info(): Promise<RelayInfoReply> {

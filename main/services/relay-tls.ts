@@ -158,6 +158,8 @@ export async function trustedConnection(url: URL, pin: string | undefined, trust
 export interface HttpAnswer {
   status: number;
   body: string;
+  /** The body as it came (a recording's binary segment). */
+  bytes: Buffer;
 }
 
 /** One request on its own connection: https through `trustedConnection`, plain http as is. */
@@ -182,7 +184,10 @@ export async function relayRequest(
       (response: IncomingMessage) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        response.on('end', () => {
+          const bytes = Buffer.concat(chunks);
+          resolve({ status: response.statusCode ?? 0, body: bytes.toString('utf8'), bytes });
+        });
         response.on('error', reject);
       },
     );

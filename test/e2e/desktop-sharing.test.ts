@@ -105,7 +105,7 @@ describe('desktop: watching a shared serial console, handing over control, the r
     await dialog.waitFor();
     // The recording with the observer and the hand-over (the list is newest first, and may hold others).
     const shared = dialog.getByRole('listitem').filter({ hasText: 'observer' }).first();
-    await shared.getByRole('button', { name: /^Play the recording of / }).click();
+    await shared.getByRole('button', { name: /^Play the serial recording of / }).click();
     const player = dialog.locator('.cast-player');
     await player.waitFor();
     assert.ok((await dialog.getByRole('list', { name: 'Markers' }).getByRole('listitem').count()) >= 3, 'joins, the hand-over and leaves are markers');
