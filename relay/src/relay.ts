@@ -25,6 +25,7 @@ import { VncWebServer } from './vnc/vnc-web-server.js';
 import { loadTlsMaterial, TLS_SERVER_POLICY, type TlsMaterial } from './tls/tls-material.js';
 import type { Store } from './store/store.js';
 import { RecordingLibrary } from './recordings/recording-library.js';
+import { announceVncViewer } from './sessions/vnc-notices.js';
 import { RecordingService } from './recordings/recording-service.js';
 import { RELAY_VERSION } from './version.js';
 
@@ -116,11 +117,13 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
         metrics.sessionOpened(session);
         auditEvents.opened(session, grant);
         recordings.opened(session, grant, session.terminal);
+        announceVncViewer(supervisor.sessions.list(), session, 'joined');
       },
       closed(session, reason) {
         metrics.sessionClosed(session, reason);
         auditEvents.closed(session, reason);
         recordings.closed(session, reason);
+        announceVncViewer(supervisor.sessions.list(), session, 'left');
       },
       note(type, details) {
         auditEvents.note(type, details);

@@ -10,6 +10,7 @@ import { waitForPort } from '../bench/clients.js';
 import { OpenSshSession, spawnLocalForward } from '../helpers/openssh.js';
 import { freeVncPort, gvnccapture, pngSize } from '../helpers/vnc-client.js';
 import { qmp } from '../helpers/qmp.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** A QMP screendump (binary PPM, P6) as its width, height and RGB bytes. */
 function readPpm(path: string): { width: number; height: number; pixels: Buffer } {
@@ -58,7 +59,8 @@ describe('VNC observers: two noVNC pages on one VM, one read-only by the relay',
 
   before(async () => {
     // The relay keeps QEMU's one QMP connection when it has one: the VM is given without it, so the test can take screendumps.
-    env = await startLabRelay('vnc-observe', {}, ({ qmp: _qmp, ...vm }) => vm);
+    // Recorded too: the recorder's own connection to the screen changes nothing for the viewers, and the pages say it.
+    env = await startLabRelay('vnc-observe', { recording: { vnc: 'on' } }, ({ qmp: _qmp, ...vm }) => vm);
   });
   after(async () => {
     await close?.();
@@ -92,6 +94,14 @@ describe('VNC observers: two noVNC pages on one VM, one read-only by the relay',
     if (process.env.LIFELINE_SCREENSHOTS) await observer.screenshot({ path: join(process.env.LIFELINE_SCREENSHOTS, 'vnc-observe.png') });
     const sessions = (await env.relay.api('GET', '/v1/sessions')).body.value as Array<{ kind: string; role: string }>;
     assert.deepEqual(sessions.filter((session) => session.kind === 'vnc').map((session) => session.role).sort(), ['controller', 'observer']);
+    // Out of the RFB stream, each page is told: the controller of the observer's arrival, the observer of who is in control, both that it is recorded.
+    const notices = (page: Page): Promise<string[]> => page.evaluate(() => (window as unknown as { lifelineNotices: string[] }).lifelineNotices);
+    await controller.waitForFunction(() => (window as unknown as { lifelineNotices: string[] }).lifelineNotices.some((line) => / joined as an observer \(2 on this screen\)$/.test(line)), undefined, { timeout: 5000 });
+    assert.ok((await notices(observer)).some((line) => /^also on this screen: session \w{8} \(127\.0\.0\.1 via the browser\), in control$/.test(line)), (await notices(observer)).join('\n'));
+    for (const page of [controller, observer]) {
+      assert.ok((await notices(page)).some((line) => /^this session is recorded \(recording \w{8}; docs\/recordings\.md\)$/.test(line)));
+      assert.equal(await page.locator('#recorded-badge').isVisible(), true);
+    }
 
     // A settled screen first: the guest booted (its serial console at a prompt; tty1's shell starts with it), then
     // tty1 at its prompt, nothing changing for 2 s in a row.
@@ -153,5 +163,14 @@ describe('VNC observers: two noVNC pages on one VM, one read-only by the relay',
     assert.equal((await env.relay.api('PATCH', '/v1/virtualMachines/lab-1/console', { allowObservers: false })).status, 200);
     await observer.waitForFunction(() => /no longer allows observers/.test(document.getElementById('status')!.textContent ?? ''), undefined, { timeout: 5000 });
     assert.equal(await controller.evaluate(() => document.body.dataset.state), 'connected');
+    await controller.waitForFunction(() => (window as unknown as { lifelineNotices: string[] }).lifelineNotices.some((line) => / left \(1 on this screen\)$/.test(line)), undefined, { timeout: 5000 });
+    // The recording has every viewer as a participant (the SSH observer too), sealed once the last left.
+    await controller.close();
+    await waitUntil(async () => ((await env.relay.api('GET', '/v1/recordings')).body.value as Array<{ kind: string; complete: boolean }>).some((r) => r.kind === 'vnc' && r.complete), 10_000, 'the VNC recording sealed');
+    const recording = ((await env.relay.api('GET', '/v1/recordings')).body.value as Array<{ kind: string; participants: Array<{ role: string }> }>).find((r) => r.kind === 'vnc')!;
+    // The observer page, and the SSH forward's viewer (gvnccapture may connect more than once).
+    const roles = recording.participants.map((p) => p.role);
+    assert.equal(roles.filter((role) => role === 'controller').length, 1);
+    assert.ok(roles.filter((role) => role === 'observer').length >= 2, roles.join(', '));
   });
 });

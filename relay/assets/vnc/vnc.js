@@ -15,14 +15,53 @@ function show(state, text) {
 }
 
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-// Our own WebSocket, handed to noVNC, so the relay's close reason can be shown.
-const socket = new WebSocket(`${scheme}://${location.host}/?token=${encodeURIComponent(token)}`, ['binary']);
+// Our own WebSocket, so the relay's close reason can be shown. It offers "lifeline.notices": the relay
+// then sends its notices (who joined or left, that the session is recorded) as text messages beside
+// the binary RFB ones; noVNC gets only the binary ones, through the channel below.
+const socket = new WebSocket(`${scheme}://${location.host}/?token=${encodeURIComponent(token)}`, ['lifeline.notices', 'binary']);
+socket.binaryType = 'arraybuffer';
 let closeReason = '';
 socket.addEventListener('close', (event) => {
   closeReason = event.reason || (event.code === 1006 ? 'the connection was refused or lost' : '');
 });
 
-const rfb = new RFB(document.getElementById('screen'), socket);
+const notice = document.getElementById('notice');
+const notices = [];
+function showNotice(line) {
+  if (/^this session is recorded/.test(line)) document.getElementById('recorded-badge').hidden = false;
+  notices.push(line);
+  notice.hidden = false;
+  notice.textContent = line;
+  notice.title = notices.slice(-10).join('\n');
+}
+// For tests and scripts: every notice so far.
+window.lifelineNotices = notices;
+
+const channel = {
+  binaryType: 'arraybuffer',
+  get protocol() { return socket.protocol; },
+  get readyState() { return socket.readyState; },
+  onopen: null,
+  onmessage: null,
+  onclose: null,
+  onerror: null,
+  send: (data) => socket.send(data),
+  close: () => socket.close(),
+};
+socket.onopen = (event) => channel.onopen?.(event);
+socket.onclose = (event) => channel.onclose?.(event);
+socket.onerror = (event) => channel.onerror?.(event);
+socket.onmessage = (event) => {
+  if (typeof event.data !== 'string') return channel.onmessage?.(event);
+  try {
+    const message = JSON.parse(event.data);
+    if (typeof message.notice === 'string') showNotice(message.notice);
+  } catch {
+    // Not a notice: nothing to show.
+  }
+};
+
+const rfb = new RFB(document.getElementById('screen'), channel);
 rfb.scaleViewport = true;
 const viewOnly = document.getElementById('view-only');
 if (observing) {

@@ -27,7 +27,12 @@ export interface VncClient {
   onEnd(listener: () => void): void;
   /** Tells the client why, where the transport can carry a reason, and closes it. */
   close(reason: string): Promise<void>;
+  /** A line for the viewer outside the RFB stream; present where the client asked for notices (the relay's noVNC page). */
+  notice?(line: string): void;
 }
+
+/** The WebSocket subprotocol a viewer offers to get the relay's notices as text messages beside the binary RFB ones (docs/vnc.md). */
+export const NOTICES_PROTOCOL = 'lifeline.notices';
 
 /** A stream client (an SSH `direct-tcpip` channel): written through a WriteWindow; no room for a reason. */
 export function streamClient(stream: Duplex, close: (reason: string) => Promise<void>, log: Logger): VncClient {
@@ -80,6 +85,11 @@ export function webSocketClient(ws: WebSocket, close: (reason: string) => Promis
     resume: () => ws.resume(),
     onEnd: (listener) => void ws.once('close', listener),
     close,
+    ...(ws.protocol === NOTICES_PROTOCOL && {
+      notice: (line: string) => {
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ notice: line }));
+      },
+    }),
   };
 }
 
@@ -121,6 +131,11 @@ export class VncSession implements LiveSession {
 
   get role(): SessionRole {
     return this.observer ? 'observer' : 'controller';
+  }
+
+  /** A line for its viewer outside the screen's stream (joins, leaves, recording), where the viewer asked for them. */
+  notify(line: string): void {
+    if (!this.ended) this.client.notice?.(line);
   }
 
   start(): void {

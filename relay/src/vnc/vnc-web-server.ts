@@ -15,7 +15,7 @@ import { TLS_SERVER_POLICY } from '../tls/tls-material.js';
 import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { PreauthMetrics } from '../metrics/relay-metrics.js';
 import { ConnectionGate } from '../endpoints/connection-gate.js';
-import { VncSession, webSocketClient, webSocketCloser } from './vnc-session.js';
+import { NOTICES_PROTOCOL, VncSession, webSocketClient, webSocketCloser } from './vnc-session.js';
 import type { DroppedMessage } from '../core/rfb-observe-filter.js';
 import type { TokenRedemption, VncTokens } from './vnc-tokens.js';
 import { VncPage } from './vnc-page.js';
@@ -61,8 +61,9 @@ export class VncWebServer {
     noServer: true,
     perMessageDeflate: false,
     maxPayload: MAX_CLIENT_MESSAGE,
-    // noVNC asks for "binary"; websockify clients may ask for nothing. Anything else is answered without a protocol.
-    handleProtocols: (protocols) => (protocols.has('binary') ? 'binary' : false),
+    // noVNC asks for "binary"; websockify clients may ask for nothing. The relay's own page also offers
+    // "lifeline.notices" (text messages with the relay's notices beside the RFB ones). Anything else is answered without a protocol.
+    handleProtocols: (protocols) => (protocols.has(NOTICES_PROTOCOL) ? NOTICES_PROTOCOL : protocols.has('binary') ? 'binary' : false),
     // ws checks the opening handshake (method, Upgrade, key, version, protocols) first and only then
     // calls this: so a malformed handshake neither uses up its token nor opens the VM's screen.
     verifyClient: (info: { req: IncomingMessage }, done: (verified: boolean) => void) => this.verify(info.req, done),
