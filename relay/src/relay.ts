@@ -26,7 +26,9 @@ import { loadTlsMaterial, TLS_SERVER_POLICY, type TlsMaterial } from './tls/tls-
 import type { Store } from './store/store.js';
 import { RecordingLibrary } from './recordings/recording-library.js';
 import { announceVncViewer } from './sessions/vnc-notices.js';
+import { localCatalog } from './recordings/recording-catalog.js';
 import { RecordingService } from './recordings/recording-service.js';
+import { FleetRecordings } from './fleet/fleet-recordings.js';
 import { RELAY_VERSION } from './version.js';
 
 export interface Relay {
@@ -212,8 +214,8 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       virtualMachines,
       supervisor,
       vncTokens,
-      recordings: library,
-      recordingRunning: (id) => recordings.isRunning(id),
+      // A gateway's recordings are its agents' (they record their VMs); a standalone relay's are on its disk.
+      recordings: relayConsoles.fleet ? new FleetRecordings(() => relayConsoles.fleet!.directory.peers()) : localCatalog(library, (id) => recordings.isRunning(id)),
       log,
       audit,
       metrics,

@@ -13,7 +13,7 @@ import type { ConsoleService } from '../sessions/console-service.js';
 import type { SessionSupervisor } from '../sessions/session-supervisor.js';
 import type { Store, TokenRecord } from '../store/store.js';
 import type { VncTokens } from '../vnc/vnc-tokens.js';
-import type { RecordingLibrary } from '../recordings/recording-library.js';
+import type { RecordingCatalog } from '../recordings/recording-catalog.js';
 import type { ConnectionLimits } from './connection-limits.js';
 import type { AgentResource } from './fleet-schemas.js';
 import * as S from './schemas.js';
@@ -26,10 +26,8 @@ export interface ApiDependencies {
   virtualMachines: ConsoleDirectory;
   supervisor: SessionSupervisor;
   vncTokens: VncTokens;
-  /** Session recordings on this relay's disk (absent: the recordings routes are not served). */
-  recordings?: RecordingLibrary;
-  /** Whether recording `id` is still being written. */
-  recordingRunning?: (id: string) => boolean;
+  /** Session recordings: this relay's, or on a fleet gateway its agents' (absent: the recordings routes are not served). */
+  recordings?: RecordingCatalog;
   relayInfo: () => Omit<S.RelayInfo, 'endpoints' | 'caller'>;
   log: Logger;
   audit: AuditTrail;

@@ -1,18 +1,24 @@
 import type { Duplex } from 'node:stream';
 import { revocationMessage, revocationReason, type RevocationReason } from '../core/console-rules.js';
+import { RfbObserveFilter } from '../core/rfb-observe-filter.js';
 import type { Logger } from '../logger.js';
 import type { ConsoleDirectory, SerialSink, VmConsole } from '../sessions/console-seam.js';
 import type { CloseReason } from '../sessions/live-session.js';
 import type { StreamRequest } from './agent-tunnel.js';
-import type { ConsoleView, StreamEndedMessage } from './fleet-protocol.js';
+import type { AgentRecordings, StreamParticipant } from './agent-recordings.js';
+import type { AgentMessage, ConsoleView } from './fleet-protocol.js';
 
 /** The gateway tunnel a stream came through: where its `stream-ended` goes. */
 export interface StreamGateway {
-  send(message: StreamEndedMessage): void;
+  send(message: AgentMessage): void;
 }
 
 interface Served {
   request: StreamRequest;
+  /** Its session as the agent's recordings see it. */
+  participant?: StreamParticipant;
+  /** Why the agent ended it, when it did. */
+  reason?: CloseReason;
   gateway: StreamGateway;
   expiration: number | undefined;
   timer: NodeJS.Timeout | undefined;
@@ -37,6 +43,8 @@ export class AgentStreams {
   private readonly served = new Set<Served>();
   /** The last Console resource each VM was told of: a new holder (re-keyed, deleted) must not see the old holder's output. */
   private readonly consoles = new Map<string, ConsoleView | null>();
+  /** Where streams' sessions join and leave the VMs' recordings (set by the agent). */
+  recordings: AgentRecordings | undefined;
 
   constructor(
     private readonly directory: ConsoleDirectory,
@@ -51,6 +59,8 @@ export class AgentStreams {
   /** A stream a gateway opened; `accept` gives its channel. */
   serve(request: StreamRequest, accept: () => Duplex, reject: () => void, gateway: StreamGateway): void {
     const vm = this.directory.get(request.virtualMachine);
+    if (request.kind === 'recording') return this.recordings ? this.recordings.serveSegment(request, accept, reject) : reject();
+    if (request.kind === 'serial-observe' || request.kind === 'vnc-observe') return this.serveObserver(vm, request, accept, reject, gateway);
     const slot = AgentStreams.slot(request.virtualMachine, request.kind);
     if (!vm || !vm.consoleTypes.includes(request.kind) || (request.kind === 'serial' && !vm.serial)) return reject();
     const newer = this.highest.get(slot);
@@ -80,6 +90,56 @@ export class AgentStreams {
     this.armExpiry(served);
     if (request.kind === 'serial') this.serveSerial(vm, served, accept());
     else this.serveVnc(vm, served, accept, reject);
+    this.join(served);
+  }
+
+  /** The stream's session joins its VM's recording (if it is recorded); it may be closed at once (recording required and impossible). */
+  private join(served: Served): void {
+    if (!this.recordings || served.ended) return;
+    const { request, gateway } = served;
+    served.participant = this.recordings.joined(request, (line) => gateway.send({ type: 'notice', session: request.session, line }), (reason) => this.end(served, reason));
+  }
+
+  /**
+   * A read-only stream beside the VM's session: outside the fencing (it displaces nobody and is
+   * never displaced), but checked against the console like any stream and ended when it stops
+   * admitting its grant. Serial: the console's observe (the replay, then the output; a slow observer
+   * misses output); VNC: the screen with the observer's input filtered here too.
+   */
+  private serveObserver(vm: VmConsole | undefined, request: StreamRequest, accept: () => Duplex, reject: () => void, gateway: StreamGateway): void {
+    const kind = request.kind === 'serial-observe' ? 'serial' : 'vnc';
+    if (!vm || !vm.consoleTypes.includes(kind) || (kind === 'serial' && !vm.serial?.observe)) return reject();
+    const current = request.console ?? this.consoles.get(request.virtualMachine);
+    if (request.grant && current !== undefined) {
+      const why = this.refusal(request.virtualMachine, request.grant, current);
+      if (why) {
+        gateway.send({ type: 'stream-ended', session: request.session, reason: { code: why, message: revocationMessage(why, request.virtualMachine) } });
+        return reject();
+      }
+    }
+    const served: Served = { request, gateway, expiration: request.expiration ?? (current ? current.expiration : undefined), timer: undefined, stop: () => {}, ended: false };
+    this.served.add(served);
+    this.armExpiry(served);
+    this.join(served);
+    if (served.ended) return reject();
+    if (kind === 'vnc') return this.serveVnc(vm, served, accept, reject, new RfbObserveFilter());
+    const channel = accept();
+    const { replayLines } = request;
+    const detach = vm.serial!.observe!(
+      { write: (chunk) => channel.write(chunk), onceDrain: (listener) => void channel.once('drain', listener), cancelDrain: (listener) => void channel.off('drain', listener) },
+      { grant: undefined, remoteAddress: 'gateway', path: 'ssh', ...(typeof replayLines === 'number' && { replayLines }) },
+    );
+    // An observer's typing goes nowhere.
+    channel.on('data', () => undefined);
+    channel.on('error', (error: Error) => this.log.debug({ err: error.message }, 'serial observer stream error'));
+    served.stop = () => {
+      detach();
+      channel.destroy();
+    };
+    channel.once('close', () => {
+      detach();
+      this.forget(served);
+    });
   }
 
   private serveSerial(vm: VmConsole, served: Served, channel: Duplex): void {
@@ -106,7 +166,7 @@ export class AgentStreams {
     channel.once('close', () => this.forget(served));
   }
 
-  private serveVnc(vm: VmConsole, served: Served, accept: () => Duplex, reject: () => void): void {
+  private serveVnc(vm: VmConsole, served: Served, accept: () => Duplex, reject: () => void, filter?: RfbObserveFilter): void {
     vm.openVnc().then(
       (vnc) => {
         if (served.ended) {
@@ -121,7 +181,15 @@ export class AgentStreams {
           channel.once('drain', () => socket.resume());
           return false;
         });
-        channel.pipe(socket);
+        if (filter) {
+          channel.on('data', (data: Buffer) => {
+            const result = filter.push(data);
+            if (result.pass.length > 0) socket.write(result.pass);
+            if (result.error) channel.destroy();
+          });
+        } else {
+          channel.pipe(socket);
+        }
         channel.on('error', (error: Error) => this.log.debug({ err: error.message }, 'VNC stream error'));
         socket.on('error', (error: Error) => this.log.debug({ err: error.message }, 'VNC socket error'));
         socket.once('close', () => {
@@ -158,6 +226,7 @@ export class AgentStreams {
   /** Ends a stream: the gateway hears why first, then the channel closes. */
   private end(served: Served, reason: CloseReason): void {
     if (served.ended) return;
+    served.reason = reason;
     served.gateway.send({ type: 'stream-ended', session: served.request.session, reason });
     this.log.info({ vm: served.request.virtualMachine, kind: served.request.kind, session: served.request.session, reason: reason.code }, 'stream ended at the agent');
     served.stop();
@@ -165,6 +234,8 @@ export class AgentStreams {
   }
 
   private forget(served: Served): void {
+    if (served.participant) this.recordings?.left(served.participant, served.reason ?? { code: 'client-left', message: 'the session ended' });
+    served.participant = undefined;
     served.ended = true;
     clearTimeout(served.timer);
     this.served.delete(served);

@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { fingerprintOf } from '../core/ssh-public-key.js';
-import type { ConsoleView } from './fleet-protocol.js';
+import type { StreamRequest } from './fleet-protocol.js';
 import { socketOf } from '../ssh/ssh2-internals.js';
 import type { Logger } from '../logger.js';
 
@@ -32,24 +32,7 @@ export const TUNNEL_ALGORITHMS = {
 };
 const BIND = { address: 'lifeline', port: 1 };
 
-/** What a gateway asks a stream for. */
-export interface StreamRequest {
-  kind: 'serial' | 'vnc';
-  virtualMachine: string;
-  /** The session slot's fencing number: the agent keeps only the newest stream per VM and kind. */
-  fence: number;
-  /** The stream's id (the slot's holder), named in `stream-ended` messages. */
-  session: string;
-  /** What the session was admitted with: the agent ends the stream when the console no longer admits it. */
-  grant?: { accessId: string; keyFingerprint: string };
-  /** The console's expiration when the stream opened (epoch ms): the agent ends it then unless told of a later one. */
-  expiration?: number;
-  /** The Console resource as the slot's transaction read it: fresher than any the agent was told before. */
-  console?: ConsoleView;
-  /** Who opened it (`session 1a2b3c4d from 10.0.0.5 via SSH`), for the reason line of the session it displaces; serial: the lines to replay (absent: all). */
-  owner?: string;
-  replayLines?: number;
-}
+export type { StreamRequest } from './fleet-protocol.js';
 
 export type ControlMessage = { type: string } & Record<string, unknown>;
 

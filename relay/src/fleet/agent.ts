@@ -12,6 +12,7 @@ import { loadOrCreateHostKey } from '../ssh/host-key.js';
 import { checkDataDirModes } from '../store/data-dir-modes.js';
 import { writeFileDurable } from '../store/durable-file.js';
 import { RELAY_VERSION } from '../version.js';
+import { AgentRecordings } from './agent-recordings.js';
 import { AgentStreams } from './agent-streams.js';
 import { GatewayDialer } from './gateway-dialer.js';
 import { describeVm, type GatewayMessage, type ResultMessage } from './fleet-protocol.js';
@@ -57,6 +58,17 @@ export async function createAgent(config: RelayConfig, options: AgentOptions): P
     const virtualMachines = new VirtualMachineRegistry(config.virtualMachines, config.serial.replayBytes, log);
     const streams = new AgentStreams(virtualMachines, log.child({ component: 'streams' }));
     closers.push(() => virtualMachines.close());
+    const dialers = new Map<string, GatewayDialer>();
+    // The agent records its VMs' sessions (docs/recordings.md#in-a-fleet); the events go to one connected gateway.
+    const recordings = new AgentRecordings(config, settings.name, virtualMachines, {
+      send: (message) => {
+        const dialer = [...dialers.values()].find((candidate) => candidate.connected);
+        dialer?.send(message);
+        return dialer !== undefined;
+      },
+    }, log.child({ component: 'recordings' }));
+    streams.recordings = recordings;
+    closers.push(() => recordings.close());
     virtualMachines.onGone((name, reason) => streams.endVm(name, { code: 'vm-gone', message: reason }));
     virtualMachines.start();
     const discovery = new Discovery(await Promise.all(config.discover.map((source) => createSource(source, log.child({ component: 'discovery' })))), virtualMachines, log.child({ component: 'discovery' }));
@@ -79,7 +91,9 @@ export async function createAgent(config: RelayConfig, options: AgentOptions): P
     const onMessage = (dialer: GatewayDialer, message: GatewayMessage): void => {
       switch (message.type) {
         case 'welcome':
-          return;
+          return recordings.flush();
+        case 'recordings':
+          return dialer.send({ type: 'result', id: message.id, ...recordings.answer(message) });
         case 'console':
           return streams.console(message.virtualMachine, message.console);
         case 'gateways':
@@ -105,7 +119,6 @@ export async function createAgent(config: RelayConfig, options: AgentOptions): P
       }
     };
 
-    const dialers = new Map<string, GatewayDialer>();
     const configured = new Set(settings.gateways.map(hostPortText));
     const dial = (address: string, target: HostPort): void => {
       if (dialers.has(address)) return;

@@ -7,8 +7,8 @@ import type { ConsoleType, PowerAction, PowerState, VmConsole } from '../session
  * The control messages of the agent tunnel (JSON lines on the `lifeline-agent/1` channel). Each
  * side ignores a message type it does not know, so either can grow first.
  *
- * agent → gateway: hello, virtualMachines, stream-ended, result
- * gateway → agent: welcome, console, power, break, gateways, conflicts
+ * agent → gateway: hello, virtualMachines, stream-ended, result, notice, audit
+ * gateway → agent: welcome, console, power, break, gateways, conflicts, recordings
  */
 
 /** A VM as the agent reports it: what the gateway's API and sessions show. */
@@ -50,6 +50,31 @@ export function consoleView(record: ConsoleRecord | undefined): ConsoleView | nu
   return record ? { accessId: record.accessId, enabled: record.enabled, keyFingerprint: record.keyFingerprint, expiration: record.expiration, updatedAt: record.updatedAt } : null;
 }
 
+/** What a gateway asks a stream for. */
+export interface StreamRequest {
+  /** `*-observe`: read-only streams beside the VM's session, outside its slot (no fencing); `recording`: one segment (`recordingId`, `segment`) of a recording the agent keeps. */
+  kind: 'serial' | 'vnc' | 'serial-observe' | 'vnc-observe' | 'recording';
+  virtualMachine: string;
+  /** The session slot's fencing number: the agent keeps only the newest stream per VM and kind. */
+  fence: number;
+  /** The stream's id (the slot's holder), named in `stream-ended` messages. */
+  session: string;
+  /** What the session was admitted with: the agent ends the stream when the console no longer admits it. */
+  grant?: { accessId: string; keyFingerprint: string };
+  /** The console's expiration when the stream opened (epoch ms): the agent ends it then unless told of a later one. */
+  expiration?: number;
+  /** The Console resource as the slot's transaction read it: fresher than any the agent was told before. */
+  console?: ConsoleView;
+  /** Who opened it (`session 1a2b3c4d from 10.0.0.5 via SSH`), for the reason line of the session it displaces; serial: the lines to replay (absent: all). */
+  owner?: string;
+  replayLines?: number;
+  /** The gateway session it is for (a recording's participant), and its console's `recording` setting (the agent records by it and its own config). */
+  participant?: { session: string; path: 'ssh' | 'websocket'; endpoint: string; remoteAddress: string; terminal?: { width: number; height: number } };
+  recording?: 'required' | 'off' | 'default';
+  recordingId?: string;
+  segment?: string;
+}
+
 export interface HelloMessage {
   type: 'hello';
   name: string;
@@ -74,6 +99,33 @@ export interface ResultMessage {
   id: number;
   ok: boolean;
   error?: { code: string; message: string };
+  /** What a `recordings` request asked for. */
+  value?: unknown;
+}
+
+/** A line for the user of the session a stream is for (its id as the stream's `session`), outside the console's stream: "this session is recorded". */
+export interface NoticeMessage {
+  type: 'notice';
+  session: string;
+  line: string;
+}
+
+/** An event of the agent's recordings (`recording.*`) for the fleet's audit trail; the agent keeps it in its own trail too. */
+export interface AuditMessage {
+  type: 'audit';
+  event: { type: string } & Record<string, unknown>;
+}
+
+/** The recordings an agent keeps (docs/recordings.md#in-a-fleet): listed, read, held, deleted for a gateway's API. */
+export interface RecordingsMessage {
+  type: 'recordings';
+  id: number;
+  op: 'list' | 'get' | 'hold' | 'delete';
+  recording?: string;
+  virtualMachine?: string;
+  since?: number;
+  hold?: boolean;
+  reason?: string;
 }
 
 /** The gateway's answer to a hello: its id, and the VM names another agent holds (refused here). */
@@ -114,5 +166,5 @@ export interface ConflictsMessage {
   virtualMachines: Array<{ name: string; heldBy: string }>;
 }
 
-export type AgentMessage = HelloMessage | VirtualMachinesMessage | StreamEndedMessage | ResultMessage;
-export type GatewayMessage = WelcomeMessage | ConsoleMessage | PowerMessage | BreakMessage | GatewaysMessage | ConflictsMessage;
+export type AgentMessage = HelloMessage | VirtualMachinesMessage | StreamEndedMessage | ResultMessage | NoticeMessage | AuditMessage;
+export type GatewayMessage = WelcomeMessage | ConsoleMessage | PowerMessage | BreakMessage | GatewaysMessage | ConflictsMessage | RecordingsMessage;

@@ -79,6 +79,7 @@ export class GatewayFleet implements FleetApi {
         return views;
       },
       gateways: () => this.alive,
+      audit: (event) => options.audit(event),
       log: log.child({ component: 'fleet' }),
     });
     this.server = new AgentTunnelServer({

@@ -5,7 +5,7 @@ import type { CloseReason } from '../sessions/live-session.js';
 import type { AgentLink, ControlMessage, StreamRequest } from './agent-tunnel.js';
 import type { AgentRecord } from './fleet-store.js';
 import type { ConsoleView, VmDescriptor } from './fleet-protocol.js';
-import { RemoteVm, type AgentPeer, type ClaimSlot, type ReleaseSlot } from './remote-vm.js';
+import { RemoteVm, type AgentPeer, type AgentRequest, type AgentResult, type ClaimSlot, type ReleaseSlot } from './remote-vm.js';
 
 /** How long an agent has to say hello once its control channel is open. */
 const HELLO_TIMEOUT_MS = 10_000;
@@ -23,35 +23,47 @@ export interface RemoteDirectoryOptions {
   consoleViews(virtualMachines: string[]): Promise<Map<string, ConsoleView | null>>;
   /** The agent addresses of the fleet's gateways alive now. */
   gateways(): string[];
+  /** The fleet's audit trail: an agent's recordings' events go there. */
+  audit?: (event: { type: string } & Record<string, unknown>) => void;
   log: Logger;
 }
 
 /** One agent's tunnel to this gateway, as its VMs use it. */
 class LinkedAgent implements AgentPeer {
   private nextId = 1;
-  private readonly pending = new Map<number, (result: { ok: boolean; error?: { code: string; message: string } }) => void>();
+  private readonly pending = new Map<number, (result: AgentResult) => void>();
   private readonly ended = new Map<string, (reason: CloseReason) => void>();
+  private readonly notices = new Map<string, (line: string) => void>();
   version = '';
 
-  constructor(readonly link: AgentLink) {}
+  constructor(
+    readonly link: AgentLink,
+    /** The fleet's audit trail, for the agent's `recording.*` events. */
+    private readonly audit: (event: { type: string } & Record<string, unknown>) => void,
+  ) {}
 
   get name(): string {
     return this.link.name;
   }
 
-  async openStream(request: StreamRequest, ended: (reason: CloseReason) => void): Promise<Duplex> {
+  async openStream(request: StreamRequest, ended: (reason: CloseReason) => void, notice?: (line: string) => void): Promise<Duplex> {
     this.ended.set(request.session, ended);
+    if (notice) this.notices.set(request.session, notice);
+    const forget = (): void => {
+      this.ended.delete(request.session);
+      this.notices.delete(request.session);
+    };
     try {
       const channel = await this.link.openStream(request);
-      channel.once('close', () => this.ended.delete(request.session));
+      channel.once('close', forget);
       return channel;
     } catch (error) {
-      this.ended.delete(request.session);
+      forget();
       throw error;
     }
   }
 
-  request(message: { type: 'power' | 'break'; virtualMachine: string; action?: string }): Promise<{ ok: boolean; error?: { code: string; message: string } }> {
+  request(message: AgentRequest): Promise<AgentResult> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -72,8 +84,14 @@ class LinkedAgent implements AgentPeer {
       const reason = message.reason as CloseReason | undefined;
       if (reason && typeof reason.code === 'string' && typeof reason.message === 'string') this.ended.get(message.session)?.({ code: reason.code, message: reason.message.slice(0, 300), ...(typeof reason.by === 'string' && { by: reason.by }) });
     } else if (message.type === 'result' && typeof message.id === 'number') {
-      this.pending.get(message.id)?.({ ok: message.ok === true, ...(typeof message.error === 'object' && message.error !== null && { error: message.error as { code: string; message: string } }) });
+      this.pending.get(message.id)?.({ ok: message.ok === true, ...(typeof message.error === 'object' && message.error !== null && { error: message.error as { code: string; message: string } }), ...('value' in message && { value: message.value }) });
       this.pending.delete(message.id);
+    } else if (message.type === 'notice' && typeof message.session === 'string' && typeof message.line === 'string') {
+      this.notices.get(message.session)?.(message.line.slice(0, 500));
+    } else if (message.type === 'audit' && typeof message.event === 'object' && message.event !== null) {
+      const event = message.event as { type?: unknown } & Record<string, unknown>;
+      // An agent writes its recordings' events and nothing else into the fleet's trail.
+      if (typeof event.type === 'string' && event.type.startsWith('recording.')) this.audit({ ...event, type: event.type, agent: this.name });
     }
   }
 
@@ -123,10 +141,15 @@ export class RemoteConsoleDirectory implements ConsoleDirectory {
     return [...this.agents.keys()];
   }
 
+  /** The agents whose tunnels end here now, for what is asked of every agent (their recordings). */
+  peers(): AgentPeer[] {
+    return [...this.agents.values()];
+  }
+
   /** A new agent tunnel: it must say hello first. */
   addLink(link: AgentLink): void {
     const { log } = this.options;
-    const agent = new LinkedAgent(link);
+    const agent = new LinkedAgent(link, (event) => this.options.audit?.(event));
     let helloSeen = false;
     // One report at a time, in order: a change right after the hello is applied after it.
     let reports = Promise.resolve();

@@ -7,14 +7,22 @@ import type { Logger } from '../logger.js';
 import { PowerActionError, type ConsoleType, type PowerAction, type PowerState, type SerialSink, type SerialStream, type StreamOwner, type VmConsole, type VncStream } from '../sessions/console-seam.js';
 import type { CloseCode, CloseReason } from '../sessions/live-session.js';
 import type { StreamRequest } from './agent-tunnel.js';
-import type { ConsoleView, VmDescriptor } from './fleet-protocol.js';
+import type { ConsoleView, RecordingsMessage, VmDescriptor } from './fleet-protocol.js';
 
 /** What a remote VM needs of the agent it lives on, while that agent's tunnel to this gateway is up. */
 export interface AgentPeer {
   readonly name: string;
-  /** Opens a stream; `ended` hears the agent's reason (a `stream-ended` message) before the channel closes. */
-  openStream(request: StreamRequest, ended: (reason: CloseReason) => void): Promise<Duplex>;
-  request(message: { type: 'power'; virtualMachine: string; action: PowerAction } | { type: 'break'; virtualMachine: string }): Promise<{ ok: boolean; error?: { code: string; message: string } }>;
+  /** Opens a stream; `ended` hears the agent's reason (a `stream-ended` message) before the channel closes, `notice` the agent's lines for its user. */
+  openStream(request: StreamRequest, ended: (reason: CloseReason) => void, notice?: (line: string) => void): Promise<Duplex>;
+  request(message: AgentRequest): Promise<AgentResult>;
+}
+
+/** What a gateway asks an agent on the control channel, answered by a `result`. */
+export type AgentRequest = { type: 'power'; virtualMachine: string; action: PowerAction } | { type: 'break'; virtualMachine: string } | Omit<RecordingsMessage, 'id'>;
+export interface AgentResult {
+  ok: boolean;
+  error?: { code: string; message: string };
+  value?: unknown;
 }
 
 /** Takes the VM's session slot in the fleet's database: the fencing number and the console's expiration. */
@@ -73,22 +81,25 @@ export class RemoteVm implements VmConsole {
     return this.descriptor.vncUnavailable;
   }
 
+  /** A new connection to the screen: the VM's VNC session (its slot claimed first), or an observer's stream beside it (no slot: it displaces nobody). */
   async openVnc(owner?: StreamOwner): Promise<VncStream> {
     const peer = this.peer;
     if (!peer) throw new Error(this.vncUnavailable);
     const given: StreamOwner = owner ?? { grant: undefined, remoteAddress: 'unknown', path: 'ssh' };
-    const session = given.session ?? randomUUID();
+    const observe = given.observe === true;
+    // An observer's stream has an id of its own: the session's id names the slot holder's stream only.
+    const session = observe ? randomUUID() : (given.session ?? randomUUID());
     let reason: CloseReason | undefined;
     let channel: Duplex;
     try {
-      const { fence, console } = await this.slots.claim(this.name, 'vnc', session, given);
-      channel = await peer.openStream(streamRequest('vnc', this.name, session, fence, given, console), (why) => (reason = why));
+      const { fence, console } = observe ? { fence: 0, console: null } : await this.slots.claim(this.name, 'vnc', session, given);
+      channel = await peer.openStream(streamRequest(observe ? 'vnc-observe' : 'vnc', this.name, session, fence, given, console), (why) => (reason = why), given.notify);
     } catch (error) {
-      this.slots.release(this.name, 'vnc', session);
+      if (!observe) this.slots.release(this.name, 'vnc', session);
       // The agent's own reason (displaced, revoked) when it gave one before refusing.
       throw new Error((reason ?? openFailure(error, this.name, this.agent)).message, { cause: error });
     }
-    channel.once('close', () => this.slots.release(this.name, 'vnc', session));
+    if (!observe) channel.once('close', () => this.slots.release(this.name, 'vnc', session));
     return {
       socket: channel,
       reader: {
@@ -108,7 +119,7 @@ export class RemoteVm implements VmConsole {
   }
 }
 
-function streamRequest(kind: 'serial' | 'vnc', vm: string, session: string, fence: number, owner: StreamOwner, console: ConsoleView | null): StreamRequest {
+function streamRequest(kind: StreamRequest['kind'], vm: string, session: string, fence: number, owner: StreamOwner, console: ConsoleView | null): StreamRequest {
   return {
     kind,
     virtualMachine: vm,
@@ -116,14 +127,17 @@ function streamRequest(kind: 'serial' | 'vnc', vm: string, session: string, fenc
     session,
     ...(owner.grant && { grant: { accessId: owner.grant.accessId, keyFingerprint: owner.grant.keyFingerprint } }),
     ...(console && { expiration: console.expiration, console }),
-    owner: describeOwner(session, owner),
+    owner: describeOwner(owner.session ?? session, owner),
     ...(owner.replayLines !== undefined && { replayLines: owner.replayLines }),
+    participant: { session: owner.session ?? session, path: owner.path, endpoint: owner.endpoint ?? 'default', remoteAddress: owner.remoteAddress, ...(owner.terminal && { terminal: owner.terminal }) },
+    ...(owner.grant?.recording && { recording: owner.grant.recording }),
   };
 }
 
 /**
  * A remote VM's serial console: each attached session gets its own stream to the agent (its slot
  * claimed first), which carries the replay and the live output; input goes to the newest attachment.
+ * Observers (and a recording's tap) get read-only streams of their own, beside it.
  */
 export class RemoteSerial extends EventEmitter implements SerialStream {
   private current: { channel: Duplex | undefined; queued: Buffer[] } | undefined;
@@ -144,13 +158,25 @@ export class RemoteSerial extends EventEmitter implements SerialStream {
   }
 
   attach(sink: SerialSink, owner?: StreamOwner): () => void {
+    return this.stream(sink, owner, false);
+  }
+
+  /** A read-only stream beside the attached one: no slot, no input; the agent serves it from its console's observe (a slow one misses output, never holding up the VM). */
+  observe(sink: SerialSink, owner?: StreamOwner): () => void {
+    return this.stream(sink, owner, true);
+  }
+
+  private stream(sink: SerialSink, owner: StreamOwner | undefined, observe: boolean): () => void {
     const vm = this.vm;
     const given: StreamOwner = owner ?? { grant: undefined, remoteAddress: 'unknown', path: 'ssh' };
-    const session = given.session ?? randomUUID();
+    const session = observe ? randomUUID() : (given.session ?? randomUUID());
     const attachment: { channel: Duplex | undefined; queued: Buffer[] } = { channel: undefined, queued: [] };
-    this.current = attachment;
+    if (!observe) this.current = attachment;
     let detached = false;
     let reason: CloseReason | undefined;
+    const release = (): void => {
+      if (!observe) this.slots.release(vm.name, 'serial', session);
+    };
     const end = (why: CloseReason): void => {
       if (detached) return;
       detached = true;
@@ -159,9 +185,9 @@ export class RemoteSerial extends EventEmitter implements SerialStream {
     const open = async (): Promise<void> => {
       const peer = vm.peer;
       if (!peer) throw new Error(`its hypervisor agent ${vm.agent} is not connected to this gateway`);
-      const { fence, console } = await this.slots.claim(vm.name, 'serial', session, given);
-      if (detached) return this.slots.release(vm.name, 'serial', session);
-      const channel = await peer.openStream(streamRequest('serial', vm.name, session, fence, given, console), (why) => (reason = why));
+      const { fence, console } = observe ? { fence: 0, console: null } : await this.slots.claim(vm.name, 'serial', session, given);
+      if (detached) return release();
+      const channel = await peer.openStream(streamRequest(observe ? 'serial-observe' : 'serial', vm.name, session, fence, given, console), (why) => (reason = why), given.notify);
       if (detached) {
         channel.destroy();
         return;
@@ -180,14 +206,14 @@ export class RemoteSerial extends EventEmitter implements SerialStream {
       channel.on('error', (error: Error) => this.log.debug({ err: error.message }, 'serial stream error'));
       channel.once('close', () => {
         sink.cancelDrain(resume);
-        this.slots.release(vm.name, 'serial', session);
+        release();
         if (this.current === attachment) this.current = undefined;
         this.emit('drain');
         end(reason ?? { code: 'vm-disconnected', message: `the serial console of ${vm.name} ended (its hypervisor agent ${vm.agent} closed the stream)` });
       });
     };
     open().catch((error: unknown) => {
-      this.slots.release(vm.name, 'serial', session);
+      release();
       // The agent's own reason (displaced, revoked) when it gave one before refusing.
       end(reason ?? openFailure(error, vm.name, vm.agent));
     });

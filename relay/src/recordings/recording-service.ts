@@ -77,6 +77,8 @@ export class RecordingService implements RecorderHooks {
 
   opened(session: LiveSession, grant: SessionGrant | undefined, terminal?: { width: number; height: number }): void {
     const vm = session.virtualMachine;
+    // A fleet gateway's VMs are recorded by their agents (docs/recordings.md#in-a-fleet).
+    if (this.directory.get(vm)?.agent !== undefined) return;
     const kind: Kind = session.kind === 'vnc' ? 'vnc' : 'serial';
     let active = this.active.get(keyOf(kind, vm));
     if (!active) {
@@ -101,7 +103,7 @@ export class RecordingService implements RecorderHooks {
 
   private start(vm: string, terminal: { width: number; height: number }): ActiveRecording {
     const serial = this.directory.get(vm)?.serial;
-    if (!serial?.tap) throw new Error('this VM\'s serial stream cannot be recorded here (a fleet gateway records nothing yet)');
+    if (!serial?.tap) throw new Error('this VM\'s serial stream cannot be recorded (it has no serial port, or its backend cannot be tapped)');
     const bundle = new SerialBundle(this.config.dir, this.manifest(vm, 'serial', { input: this.config.input, terminal }), `${vm} serial console`);
     const detach = serial.tap((chunk) => bundle.output(chunk));
     return this.track(vm, 'serial', { bundle, serial: bundle, open: new Map(), sessions: new Map(), detach, checkpoints: this.checkpoints('serial', vm) });
@@ -131,7 +133,7 @@ export class RecordingService implements RecorderHooks {
    */
   private startVnc(vm: string, required: boolean): ActiveRecording {
     const console = this.directory.get(vm);
-    if (!console || console.agent !== undefined) throw new Error('this VM\'s screen cannot be recorded here (a fleet gateway records nothing yet)');
+    if (!console) throw new Error('the VM is gone');
     if (console.vncUnavailable) throw new Error(console.vncUnavailable);
     const bundle = new VncBundle(this.config.dir, this.manifest(vm, 'vnc', {}), this.config.vncSegmentMs / 1000);
     const capture = new VncCapture(console, bundle, this.log);

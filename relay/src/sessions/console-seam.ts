@@ -56,6 +56,12 @@ export interface StreamOwner {
   endpoint?: string;
   /** How many lines of the kept output to replay (OpenSSH `SetEnv LIFELINE_REPLAY=N`); absent: all of it. */
   replayLines?: number;
+  /** A read-only stream beside the VM's session (an observer's): a remote console opens it without taking the session slot. */
+  observe?: boolean;
+  /** The session's terminal size at the start (an SSH pty request), for a remote console's recording. */
+  terminal?: { width: number; height: number };
+  /** Tells the session's user a line from the console (a remote console's recorder: "this session is recorded"). */
+  notify?: (line: string) => void;
 }
 
 /** A VM's serial console, shared by its sessions: output (after a replay of recent output) to the attached sink, input, and break. */

@@ -61,7 +61,7 @@ export async function observeSerial(context: SerialChannelContext, store: Store,
   const why = !context.isOpen()
     ? 'the console no longer admits this connection'
     : !vm.serial?.observe
-    ? `${vm.name}'s console cannot be observed here (observing goes through a standalone relay for now; see docs/sharing.md)`
+    ? `${vm.name}'s serial console cannot be observed (it has no serial port, or its backend cannot share it)`
     : record
       ? context.supervisor.sharing.observerRefusal(vm.name, sharingOf(record))
       : `the console for ${vm.name} was deleted`;

@@ -73,7 +73,16 @@ export class SerialSession implements SharedSession {
       end: (reason) => void this.close(reason),
     };
     this.sink = counted;
-    this.owner = { grant, remoteAddress: this.remoteAddress, path: 'ssh', session: this.id, endpoint: this.endpoint, ...(replayLines !== undefined && { replayLines }) };
+    this.owner = {
+      grant,
+      remoteAddress: this.remoteAddress,
+      path: 'ssh',
+      session: this.id,
+      endpoint: this.endpoint,
+      ...(replayLines !== undefined && { replayLines }),
+      ...(this.terminal && { terminal: this.terminal }),
+      notify: (line) => this.notify(line),
+    };
     this.detach = this.connect(this.owner);
     channel.on('data', (data: Buffer) => {
       // A closed session's keystrokes never reach the VM, even while its channel is still closing.

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type ssh2 from 'ssh2';
 import { sharingOf } from '../core/console-rules.js';
 import type { Store } from '../store/store.js';
-import { streamClient, VncSession } from '../vnc/vnc-session.js';
+import { noticeQueue, streamClient, VncSession } from '../vnc/vnc-session.js';
 import type { SerialChannelContext } from './serial-channels.js';
 import { OPEN_FAILURE } from './ssh2-internals.js';
 
@@ -18,7 +18,6 @@ export interface VncChannelContext extends SerialChannelContext {
 /** Why `vm`'s screen cannot be watched now, or undefined (checked against the store when the forward opens). */
 async function observeRefusal(context: VncChannelContext): Promise<string | undefined> {
   const { vm } = context;
-  if (vm.keepsOneSession) return `${vm.name} is on a hypervisor agent: observing goes through a standalone relay for now (docs/sharing.md)`;
   const record = await context.store.getConsole(vm.name);
   if (!record) return `the console for ${vm.name} was deleted`;
   return context.supervisor.sharing.observerRefusal(vm.name, sharingOf(record), 'vnc');
@@ -37,8 +36,10 @@ export function openVncChannel(context: VncChannelContext, accept: () => ssh2.Se
     const why = observe ? await observeRefusal(context) : undefined;
     if (why) return context.refuse(reject, what, why);
     let vnc;
+    // A remote console's lines for the session ("recorded") may come before the session exists.
+    const notices = noticeQueue();
     try {
-      vnc = await vm.openVnc({ grant, remoteAddress, path: 'ssh', session: sessionId, endpoint });
+      vnc = await vm.openVnc({ grant, remoteAddress, path: 'ssh', session: sessionId, endpoint, ...(observe && { observe: true }), notify: notices.notify });
     } catch (error) {
       return context.refuse(reject, what, `the VM's screen cannot be opened now (${(error as Error).message.slice(0, 120)}); is the VM running?`, OPEN_FAILURE.connectFailed);
     }
@@ -64,6 +65,7 @@ export function openVncChannel(context: VncChannelContext, accept: () => ssh2.Se
       supervisor.release(ended);
     }, sessionId, observer);
     context.sessions.add(session);
+    notices.deliver((line) => session.notify(line));
     if (observer) supervisor.join(session, grant);
     else supervisor.claim(session, grant, vm);
     session.start();

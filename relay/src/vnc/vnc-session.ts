@@ -31,6 +31,19 @@ export interface VncClient {
   notice?(line: string): void;
 }
 
+/** Lines for a session that may arrive before it exists (a remote console's, while its screen opens): kept, then handed to `deliver`'s target. */
+export function noticeQueue(): { notify: (line: string) => void; deliver: (to: (line: string) => void) => void } {
+  const early: string[] = [];
+  let target: ((line: string) => void) | undefined;
+  return {
+    notify: (line) => (target ? target(line) : early.length < 20 && early.push(line)),
+    deliver: (to) => {
+      target = to;
+      for (const line of early.splice(0)) to(line);
+    },
+  };
+}
+
 /** The WebSocket subprotocol a viewer offers to get the relay's notices as text messages beside the binary RFB ones (docs/vnc.md). */
 export const NOTICES_PROTOCOL = 'lifeline.notices';
 

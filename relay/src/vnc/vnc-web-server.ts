@@ -15,7 +15,7 @@ import { TLS_SERVER_POLICY } from '../tls/tls-material.js';
 import type { FailureBackoff, StartupLimiter } from '../core/preauth-limits.js';
 import type { PreauthMetrics } from '../metrics/relay-metrics.js';
 import { ConnectionGate } from '../endpoints/connection-gate.js';
-import { NOTICES_PROTOCOL, VncSession, webSocketClient, webSocketCloser } from './vnc-session.js';
+import { noticeQueue, NOTICES_PROTOCOL, VncSession, webSocketClient, webSocketCloser } from './vnc-session.js';
 import type { DroppedMessage } from '../core/rfb-observe-filter.js';
 import type { TokenRedemption, VncTokens } from './vnc-tokens.js';
 import { VncPage } from './vnc-page.js';
@@ -226,13 +226,15 @@ export class VncWebServer {
     // From here, every way out but a started session forgets the connection and drops the VM's screen.
     let vnc: VncStream | undefined;
     const sessionId = randomUUID();
+    // A remote console's lines for the session ("recorded") may come before the session exists.
+    const notices = noticeQueue();
     const abandon = (): void => {
       vnc?.socket.destroy();
       supervisor.forget(admitted);
     };
     try {
       try {
-        vnc = await vm.openVnc({ grant, remoteAddress, path: 'websocket', session: sessionId, endpoint });
+        vnc = await vm.openVnc({ grant, remoteAddress, path: 'websocket', session: sessionId, endpoint, ...(grant.mode === 'observe' && { observe: true }), notify: notices.notify });
       } catch (error) {
         abandon();
         return refuseUpgrade(socket, 503, (error as Error).message);
@@ -251,7 +253,9 @@ export class VncWebServer {
     return {
       start: (ws) => {
         this.gate.passed(request.socket);
-        session = this.startSession(ws, opened, admitted, log, sessionId);
+        const started = this.startSession(ws, opened, admitted, log, sessionId);
+        session = started;
+        notices.deliver((line) => started.notify(line));
       },
       abandon,
     };

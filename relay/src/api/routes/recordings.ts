@@ -19,8 +19,8 @@ const recordingRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps
   const library = deps.recordings;
   if (!library) return;
   /** The recording, if the caller's token may see its VM; a 404 otherwise, as for one that does not exist. */
-  const visible = (request: Parameters<typeof callerOf>[0], id: string): RecordingSummary => {
-    const recording = library.get(id);
+  const visible = async (request: Parameters<typeof callerOf>[0], id: string): Promise<RecordingSummary> => {
+    const recording = await library.get(id);
     if (!recording || !vmAllowed(callerOf(request), recording.virtualMachine)) {
       throw new RelayError(404, 'RecordingNotFound', `no recording with id "${id.slice(0, 64)}"; list them with GET /v1/recordings`);
     }
@@ -31,7 +31,7 @@ const recordingRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps
     const since = request.query.since === undefined ? undefined : Date.parse(request.query.since);
     if (since !== undefined && !Number.isFinite(since)) throw new RelayError(400, 'InvalidSince', 'since must be an RFC 3339 time such as 2026-12-01T00:00:00Z');
     const token = callerOf(request);
-    const value = library.list({ ...(request.query.vm && { virtualMachine: request.query.vm }), ...(since !== undefined && { since }) }).filter((recording) => vmAllowed(token, recording.virtualMachine));
+    const value = (await library.list({ ...(request.query.vm && { virtualMachine: request.query.vm }), ...(since !== undefined && { since }) })).filter((recording) => vmAllowed(token, recording.virtualMachine));
     return { value };
   });
 
@@ -39,23 +39,23 @@ const recordingRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps
 
   app.get<{ Params: { id: string; segment: string } }>('/v1/recordings/:id/:segment', { ...access({ scope: 'recordings' }), schema: { params: SegmentParams, response: ERRORS } }, async (request, reply) => {
     const { id, segment } = request.params;
-    visible(request, id);
-    const data = library.segment(id, segment);
+    await visible(request, id);
+    const data = await library.segment(id, segment);
     if (!data) throw new RelayError(404, 'SegmentNotFound', `recording ${id} has no ${segment}`);
     return reply.header('content-type', SEGMENT_TYPES[segment] ?? RFB_TYPE).header('content-disposition', `attachment; filename="${id}-${segment}"`).send(data);
   });
 
   app.put<{ Params: { id: string }; Body: { hold: boolean; reason?: string } }>('/v1/recordings/:id/hold', { ...access({ scope: 'recordings', audit: 'recording.hold' }), schema: { params: Params, body: HoldBody, response: ERRORS } }, async (request) => {
-    const recording = visible(request, request.params.id);
+    const recording = await visible(request, request.params.id);
     note(request, { recording: recording.id, virtualMachine: recording.virtualMachine, hold: request.body.hold, ...(request.body.reason && { reason: request.body.reason }) });
-    const hold = library.hold(recording.id, request.body.hold, request.body.reason);
+    const hold = await library.hold(recording.id, request.body.hold, request.body.reason);
     return { id: recording.id, hold };
   });
 
   app.delete<{ Params: { id: string } }>('/v1/recordings/:id', { ...access({ scope: 'recordings', audit: 'recording.delete' }), schema: { params: Params, response: ERRORS } }, async (request, reply) => {
-    const recording = visible(request, request.params.id);
+    const recording = await visible(request, request.params.id);
     note(request, { recording: recording.id, virtualMachine: recording.virtualMachine });
-    const outcome = library.delete(recording.id, (id) => deps.recordingRunning?.(id) ?? false);
+    const outcome = await library.delete(recording.id);
     if (outcome === 'held') throw new RelayError(409, 'RecordingOnHold', `recording ${recording.id} is on legal hold (${recording.hold?.reason || 'no reason given'}); take it off with PUT /v1/recordings/${recording.id}/hold {"hold": false} first`);
     if (outcome === 'running') throw new RelayError(409, 'RecordingRunning', `recording ${recording.id} is still being written; delete it once its session has ended`);
     return reply.status(204).send();

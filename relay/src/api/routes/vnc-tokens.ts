@@ -29,7 +29,6 @@ const vncTokenRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps,
       }
       const observe = request.query.mode === 'observe';
       if (observe) {
-        if (vm.keepsOneSession) throw new RelayError(409, 'ObserveNotAvailable', `${vm.name} is on a hypervisor agent: observing goes through a standalone relay for now (docs/sharing.md)`);
         if (!sharingOf(record).allowObservers) throw new RelayError(409, 'ObserversNotAllowed', `the console of ${vm.name} does not allow observers; its owner can PATCH it with {"allowObservers": true}`);
       }
       note(request, { endpoint: endpointName, ...(observe && { mode: 'observe' }) });
