@@ -1,81 +1,32 @@
-import { Terminal } from '@xterm/xterm';
 import type { DesktopBridge, RecordingView, VmView } from '../../preload/contract.js';
 import { button, element, modal } from './dom.js';
-import { TimelinePlayer } from './playback.js';
+import { CastPlayer } from './cast-player.js';
 import { RfbPlayer } from './rfb-player.js';
-import { TERMINAL_THEMES, type Theme, type ThemeController } from './theme.js';
+import type { ThemeController } from './theme.js';
 
-type CastEvent = [number, string, string];
-
-/** Parses an asciicast v2 text: its header and events (a line that does not parse ends it, as an incomplete recording may). */
-export function parseCast(text: string): { width: number; height: number; events: CastEvent[] } {
-  const [head, ...lines] = text.split('\n');
-  const header = JSON.parse(head ?? '{}') as { version?: number; width?: number; height?: number };
-  if (header.version !== 2) throw new Error('This is not an asciicast v2 recording.');
-  const events: CastEvent[] = [];
-  for (const line of lines) {
-    if (!line) continue;
-    try {
-      events.push(JSON.parse(line) as CastEvent);
-    } catch {
-      break;
+/** The serial recording that overlaps `recording` (a VNC one) the most, if any. */
+function overlapping(recording: RecordingView, all: RecordingView[]): RecordingView | undefined {
+  const span = (r: RecordingView): [number, number] => [Date.parse(r.startedAt), r.endedAt ? Date.parse(r.endedAt) : Date.now()];
+  const [start, end] = span(recording);
+  let best: RecordingView | undefined;
+  let bestOverlap = 0;
+  for (const candidate of all) {
+    if (candidate.kind !== 'serial') continue;
+    const [from, to] = span(candidate);
+    const overlap = Math.min(end, to) - Math.max(start, from);
+    if (overlap > bestOverlap) {
+      best = candidate;
+      bestOverlap = overlap;
     }
   }
-  return { width: header.width ?? 80, height: header.height ?? 24, events };
-}
-
-/** Plays a serial recording in xterm.js on the timeline: a seek rebuilds the terminal from the start up to that moment. */
-export class CastPlayer extends TimelinePlayer {
-  private readonly terminal: Terminal;
-  private readonly events: CastEvent[];
-
-  constructor(text: string, recording: RecordingView, theme: Theme) {
-    const cast = parseCast(text);
-    const screen = element('div', { class: 'cast-screen' });
-    super(recording, screen);
-    this.events = cast.events;
-    this.terminal = new Terminal({ cols: cast.width, rows: cast.height, disableStdin: true, convertEol: false, theme: TERMINAL_THEMES[theme], fontSize: 13, scrollback: 2000, fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
-    this.setEvents(this.events.map(([at]) => at));
-    this.terminal.open(screen);
-    this.seek(0);
-  }
-
-  protected restart(): number {
-    this.terminal.reset();
-    return 0;
-  }
-
-  protected apply(from: number, to: number): void {
-    let output = '';
-    for (let i = from; i < to; i++) {
-      const [, code, data] = this.events[i]!;
-      if (code === 'o') output += data;
-      else if (code === 'r') {
-        if (output) this.terminal.write(output);
-        output = '';
-        const [cols, rows] = data.split('x').map(Number);
-        if (cols && rows) this.terminal.resize(cols, rows);
-      }
-    }
-    if (output) this.terminal.write(output);
-  }
-
-  /** Follows the app's theme while open. */
-  setTheme(theme: Theme): void {
-    this.terminal.options.theme = TERMINAL_THEMES[theme];
-  }
-
-  override dispose(): void {
-    super.dispose();
-    this.terminal.dispose();
-  }
+  return best;
 }
 
 /** The VM's recordings, each playable and exportable as .cast. */
 export async function recordingsDialog(bridge: DesktopBridge, vm: VmView, theme: ThemeController, report: (error: Error) => void): Promise<void> {
   const recordings = await bridge.api.listRecordings(vm.relayId, vm.name);
   let player: CastPlayer | RfbPlayer | undefined;
-  const unfollow = theme.onChange((next) => (player instanceof CastPlayer ? player.setTheme(next) : undefined));
+  const unfollow = theme.onChange((next) => player?.setTheme(next));
   const { body } = modal(`Recordings of ${vm.name}`, {
     class: 'recordings',
     onClose: () => {
@@ -99,10 +50,19 @@ export async function recordingsDialog(bridge: DesktopBridge, vm: VmView, theme:
   const playScreen = async (recording: RecordingView): Promise<void> => {
     const loading = element('p', { role: 'status' }, 'Loading the screen recording…');
     stage.replaceChildren(loading);
+    // The serial recording of the same VM that overlaps it most plays beside it, on the same timeline.
+    const serial = overlapping(recording, recordings);
+    const companion = serial && {
+      text: await bridge.api.recordingCast(vm.relayId, serial.id),
+      offset: (Date.parse(serial.startedAt) - Date.parse(recording.startedAt)) / 1000,
+      title: `Serial console (recording of ${new Date(serial.startedAt).toLocaleTimeString()})`,
+      theme: theme.current,
+    };
     const screen = await RfbPlayer.load(
       recording,
       async (name) => Uint8Array.from(atob(await bridge.api.recordingSegment(vm.relayId, recording.id, name)), (c) => c.charCodeAt(0)),
       (done, total) => (loading.textContent = `Loading the screen recording: ${done} of ${total} segments…`),
+      companion,
     );
     player?.dispose();
     player = screen;

@@ -1,7 +1,9 @@
 import RFB from '@novnc/novnc';
 import type { RecordingView } from '../../preload/contract.js';
 import { element } from './dom.js';
+import { CastTerminal, parseCast, type CastEvent } from './cast-player.js';
 import { TimelinePlayer } from './playback.js';
+import type { Theme } from './theme.js';
 
 /** A VNC segment's header line (lifeline-rfb/1, docs/recordings.md#vnc-segments). */
 interface SegmentHeader {
@@ -106,25 +108,54 @@ class PlaybackChannel {
   }
 }
 
+/** A serial recording of the same VM that overlaps a VNC one: played beside it on the same timeline. */
+export interface SerialCompanion {
+  text: string;
+  /** Seconds from the VNC recording's start to the serial one's (negative: the serial one began first). */
+  offset: number;
+  title: string;
+  theme: Theme;
+}
+
+interface TimelineEvent {
+  time: number;
+  record?: ScreenRecord;
+  cast?: CastEvent;
+}
+
 /**
  * Plays a VNC recording in noVNC on the timeline: the screen is a noVNC view (read-only) of a
  * channel that replays the recorded server messages; a seek starts again at the full frame of the
  * segment it falls in and replays up to the moment, so it never replays more than one segment.
+ * With a serial companion, the VM's serial console plays in a terminal below, on the same timeline
+ * (a seek rebuilds the terminal from its start: text is cheap to replay).
  */
 export class RfbPlayer extends TimelinePlayer {
-  private readonly records: ScreenRecord[];
+  private readonly events: TimelineEvent[];
   private readonly channel: PlaybackChannel;
   private readonly rfb: RFB;
+  private readonly terminal: CastTerminal | undefined;
   /** The screen size noVNC has now: a full frame of another size is preceded by a DesktopSize. */
   private size = { width: 0, height: 0 };
   private connected = false;
+  /** After a seek with a companion: screen records before this index are not shown again (the full frame at it redraws the screen). */
+  private screenFrom = 0;
 
-  private constructor(segments: Array<ReturnType<typeof parseRfbSegment>>, recording: RecordingView) {
+  private constructor(segments: Array<ReturnType<typeof parseRfbSegment>>, recording: RecordingView, companion?: SerialCompanion) {
     const screen = element('div', { class: 'cast-screen vnc-playback' });
-    super(recording, screen);
-    this.records = segments.flatMap((segment) => segment.records);
+    const serialScreen = companion ? element('div', { class: 'cast-screen serial-beside', 'aria-label': companion.title }) : undefined;
+    super(recording, serialScreen ? element('div', { class: 'recording-screens' }, screen, element('small', {}, companion!.title), serialScreen) : screen);
+    const records: TimelineEvent[] = segments.flatMap((segment) => segment.records.map((record) => ({ time: record.time, record })));
+    if (companion && serialScreen) {
+      const cast = parseCast(companion.text);
+      this.terminal = new CastTerminal(cast, companion.theme, serialScreen);
+      const casts: TimelineEvent[] = cast.events.map((event) => ({ time: Math.max(0, event[0] + companion.offset), cast: event }));
+      this.events = [...records, ...casts].sort((a, b) => a.time - b.time);
+    } else {
+      this.events = records;
+    }
     const first = segments[0]!.header;
-    this.setEvents(this.records.map((record) => record.time));
+    this.setEvents(this.events.map((event) => event.time));
     this.channel = new PlaybackChannel(first);
     this.rfb = new RFB(screen, this.channel as unknown as WebSocket, { shared: true });
     this.rfb.viewOnly = true;
@@ -139,7 +170,7 @@ export class RfbPlayer extends TimelinePlayer {
   }
 
   /** Fetches the segments (`fetchSegment` gives one's bytes), `progress` says how far; then the player. */
-  static async load(recording: RecordingView, fetchSegment: (name: string) => Promise<Uint8Array>, progress: (done: number, total: number) => void): Promise<RfbPlayer> {
+  static async load(recording: RecordingView, fetchSegment: (name: string) => Promise<Uint8Array>, progress: (done: number, total: number) => void, companion?: SerialCompanion): Promise<RfbPlayer> {
     if (recording.segments.length === 0) throw new Error('This screen recording has no frames yet: it is still starting, or its VM\'s screen could not be recorded.');
     let done = 0;
     const segments = await Promise.all(
@@ -149,23 +180,29 @@ export class RfbPlayer extends TimelinePlayer {
         return parsed;
       }),
     );
-    return new RfbPlayer(segments.filter((segment) => segment.records.length > 0), recording);
+    return new RfbPlayer(segments.filter((segment) => segment.records.length > 0), recording, companion);
   }
 
   protected restart(target: number): number {
     // The full frame at or before the target: everything from it on rebuilds the screen.
     let index = Math.max(0, target - 1);
-    while (index > 0 && !this.records[index]!.keyframe) index--;
+    while (index > 0 && !this.events[index]!.record?.keyframe) index--;
     // The screen may have changed size since (a DesktopSize inside a segment): say the frame's size again.
     this.size = { width: 0, height: 0 };
-    return index;
+    if (!this.terminal) return index;
+    this.terminal.reset();
+    this.screenFrom = index;
+    return 0;
   }
 
   protected apply(from: number, to: number): void {
     if (!this.connected) return;
     const parts: Uint8Array[] = [];
+    const text: CastEvent[] = [];
     for (let i = from; i < to; i++) {
-      const record = this.records[i]!;
+      const { record, cast } = this.events[i]!;
+      if (cast) text.push(cast);
+      if (!record || i < this.screenFrom) continue;
       const size = record.keyframe;
       if (size && (size.width !== this.size.width || size.height !== this.size.height)) {
         parts.push(desktopSize(size.width, size.height));
@@ -173,6 +210,8 @@ export class RfbPlayer extends TimelinePlayer {
       }
       parts.push(record.message);
     }
+    if (text.length > 0) this.terminal?.show(text);
+    if (parts.length === 0) return;
     const total = parts.reduce((sum, part) => sum + part.length, 0);
     const bytes = new Uint8Array(total);
     let offset = 0;
@@ -183,8 +222,13 @@ export class RfbPlayer extends TimelinePlayer {
     this.channel.deliver(bytes);
   }
 
+  setTheme(theme: Theme): void {
+    this.terminal?.setTheme(theme);
+  }
+
   override dispose(): void {
     super.dispose();
     this.rfb.disconnect();
+    this.terminal?.dispose();
   }
 }

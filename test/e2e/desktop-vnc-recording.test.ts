@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import keytar from 'keytar';
 import type { Page } from 'playwright-core';
-import { vmRow } from '../helpers/app-page.js';
+import { runInSerialTab, vmRow } from '../helpers/app-page.js';
 import { launchChromium } from '../helpers/browser.js';
 import { startBrowserMode, type BrowserMode } from '../helpers/browser-mode.js';
 import { runCleanups } from '../helpers/cleanup.js';
@@ -92,7 +92,7 @@ describe('desktop: a recorded VNC session played back in noVNC', () => {
   before(async () => {
     lab = startLab(1);
     // The relay is given the VM without its QMP socket (it would hold QEMU's one QMP connection): the test takes the screendumps.
-    configPath = testConfig(lab.configPath, join(tmp.path, 'relay-data'), { recording: { vnc: 'on', checkpointInterval: '5s', vncSegment: `${SEGMENT_SECONDS}s` } }, ({ qmp: _qmp, ...vm }) => vm);
+    configPath = testConfig(lab.configPath, join(tmp.path, 'relay-data'), { recording: { vnc: 'on', serial: 'on', checkpointInterval: '5s', vncSegment: `${SEGMENT_SECONDS}s` } }, ({ qmp: _qmp, ...vm }) => vm);
     web = await startBrowserMode(['--relay-config', configPath, '--data-dir', join(tmp.path, 'app')]);
     const chromium = await launchChromium();
     closeBrowser = chromium.close;
@@ -106,6 +106,8 @@ describe('desktop: a recorded VNC session played back in noVNC', () => {
     await vmRow(page, 'lab-1').waitFor({ timeout: 60_000 });
     // Keys typed before tty1's shell runs are lost: the guest is up once its serial console has printed a prompt.
     await waitUntil(() => /lab-1:[^\n]*# /.test(readFileSync(join(lab.vmDir('lab-1'), 'serial.log'), 'latin1')), 90_000, 'the guest booted');
+    // The serial console is open (and recorded) throughout: playback shows it beside the screen.
+    await runInSerialTab(page, 'lab-1', 'echo serial-side-$((6*7))', /serial-side-42/);
     await vmRow(page, 'lab-1').getByRole('button', { name: 'Open VNC console' }).click();
     const panel = page.getByRole('tabpanel', { name: 'lab-1 — VNC' });
     await panel.locator('[data-state="connected"]').waitFor({ timeout: 30_000 });
@@ -133,6 +135,7 @@ describe('desktop: a recorded VNC session played back in noVNC', () => {
     await sleep(3000);
     last = await screendump('last');
     await page.getByRole('button', { name: 'Close lab-1 — VNC', exact: true }).click();
+    await page.getByRole('button', { name: 'Close lab-1 — serial', exact: true }).click();
 
     let recording: any;
     await waitUntil(async () => {
@@ -141,7 +144,8 @@ describe('desktop: a recorded VNC session played back in noVNC', () => {
     }, 15_000, 'the VNC recording sealed once the session ended');
     assert.equal(recording.screen.width, last.width);
     assert.equal(recording.participants.length, 1);
-    const segments = recording.segments as Array<{ name: string; start: number; end: number }>;
+    const segments = recording.segments as Array<{ name: string; start: number; end: number; bytes: number }>;
+    console.error(`${segments.length} segments, ${(segments.reduce((sum, s) => sum + s.bytes, 0) / 2 ** 20).toFixed(1)} MiB for ${SESSION_SECONDS} s (a full frame of ${recording.screen.width}×${recording.screen.height} is ${((recording.screen.width * recording.screen.height * 4) / 2 ** 20).toFixed(2)} MiB)`);
     assert.ok(segments.length >= Math.floor(SESSION_SECONDS / SEGMENT_SECONDS) - 1, `${segments.length} segments`);
     segments.forEach((segment, i) => {
       assert.equal(segment.name, `vnc-${String(i).padStart(4, '0')}.rfb`);
@@ -158,8 +162,10 @@ describe('desktop: a recorded VNC session played back in noVNC', () => {
     await vmRow(page, 'lab-1').getByRole('button', { name: 'Recordings of lab-1' }).click();
     const dialog = page.getByRole('dialog', { name: 'Recordings of lab-1' });
     await dialog.getByRole('button', { name: /^Play the screen recording of / }).first().click();
+    const opening = performance.now();
     const player = dialog.locator('.cast-player[data-state="ready"]');
     await player.waitFor({ timeout: 30_000 });
+    console.error(`the VNC recording (and the serial one beside it) loaded and ready in ${(performance.now() - opening).toFixed(0)} ms`);
     // Recording time on the slider: idle time not skipped.
     await dialog.getByRole('checkbox', { name: 'Skip idle time' }).uncheck();
     const recording = ((await relayApi('/v1/recordings?vm=lab-1')).value as any[]).find((r) => r.kind === 'vnc');
@@ -178,6 +184,8 @@ describe('desktop: a recorded VNC session played back in noVNC', () => {
 
     await slider.fill((await slider.getAttribute('max')) ?? '0');
     await sleep(200);
+    // The serial recording of the same time plays beside it, on the same timeline.
+    await waitUntil(async () => /serial-side-42/.test((await player.locator('.serial-beside .xterm-rows').textContent()) ?? ''), 5000, 'the serial console at the end');
     const lastDiff = differing(await playedScreen(page), last);
     assert.ok(lastDiff < 0.01, `${(lastDiff * 100).toFixed(2)} % of pixels differ at the end`);
     // And the two moments are different screens (the comparison is not blind).
