@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { ConsoleResource } from '@lifeline/relay/client';
 import type { ConsoleControl, ConsoleKind, DesktopEvent, OpenConsoleOptions, TabView } from '../../preload/contract.js';
 import { noticeMeaning } from '../services/sharing-notices.js';
+import { watchVncScreen } from './vnc-awareness.js';
 import type { KeyStore } from '../keys/key-store.js';
 import type { MainLogger } from '../services/main-log.js';
 import type { RelayRegistry } from '../relays/relay-registry.js';
@@ -19,6 +20,8 @@ interface Tab {
   log: MainLogger;
   connection: ConsoleConnection;
   renewTimer?: NodeJS.Timeout;
+  /** A VNC tab's questions to the relay about its screen (recorded, viewers). */
+  stopWatching?: () => void;
   ttlMs: number;
   /** Opened to watch: reconnects watch again, whatever role the tab has come to since. */
   observing: boolean;
@@ -70,6 +73,7 @@ export class TabManager {
     const previous = this.tabs.get(tabId);
     if (previous) {
       clearInterval(previous.renewTimer);
+      previous.stopWatching?.();
       this.streams.delete(previous.view.streamId);
     }
     const view: TabView = {
@@ -92,6 +96,7 @@ export class TabManager {
     connection.once('closed', (reason: string) => {
       if (this.tabs.get(tabId)?.connection !== connection) return; // replaced by a reconnect
       clearInterval(tab.renewTimer);
+      tab.stopWatching?.();
       log.info({ reason }, `${vm}: ${kind} console closed: ${reason}`);
       this.emit({ type: 'tabClosed', tabId, reason });
     });
@@ -102,6 +107,7 @@ export class TabManager {
       if (meaning.role) tab.view.role = meaning.role;
       this.emit({ type: 'consoleNotice', tabId, ...meaning });
     });
+    if (kind === 'vnc') tab.stopWatching = watchVncScreen(() => this.relays.api(relayId), vm, (meaning) => this.tabs.get(tabId) === tab && this.emit({ type: 'consoleNotice', tabId, ...meaning }));
     // An observer changes nothing about the console: its owner renews it.
     if (observe) return view;
     tab.renewTimer = setInterval(() => void this.renew(tab), RENEW_CHECK_MS);
@@ -196,6 +202,7 @@ export class TabManager {
     const tab = this.tabs.get(tabId);
     if (!tab) return;
     clearInterval(tab.renewTimer);
+    tab.stopWatching?.();
     this.tabs.delete(tabId);
     this.streams.delete(tab.view.streamId);
     tab.log.info(`${tab.view.vm}: ${tab.view.kind} console closed by you`);

@@ -111,6 +111,8 @@ describe('desktop: a recorded VNC session played back in noVNC', () => {
     await vmRow(page, 'lab-1').getByRole('button', { name: 'Open VNC console' }).click();
     const panel = page.getByRole('tabpanel', { name: 'lab-1 — VNC' });
     await panel.locator('[data-state="connected"]').waitFor({ timeout: 30_000 });
+    // The tab asks the relay about its screen (its SSH forward carries no notices): the Recorded badge.
+    await waitUntil(async () => panel.getByRole('group', { name: 'Sharing' }).getByText('Recorded', { exact: true }).isVisible(), 15_000, 'the Recorded badge on the VNC tab');
     const canvas = panel.locator('canvas');
     const type = async (text: string): Promise<void> => {
       await canvas.click();
