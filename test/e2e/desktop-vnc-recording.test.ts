@@ -12,6 +12,7 @@ import { launchChromium } from '../helpers/browser.js';
 import { startBrowserMode, type BrowserMode } from '../helpers/browser-mode.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { startLab, type Lab } from '../helpers/lab.js';
+import { differingPixels, readPpm, type Picture } from '../helpers/ppm.js';
 import { qmp } from '../helpers/qmp.js';
 import { RELAY_BIN, testConfig } from '../helpers/relay-process.js';
 import { tempDir } from '../helpers/temp.js';
@@ -22,30 +23,8 @@ const SESSION_SECONDS = Number(process.env.LIFELINE_VNC_RECORDING_SECONDS ?? 180
 const TYPE_EVERY_S = 15;
 const SEGMENT_SECONDS = 20;
 
-interface Picture {
-  width: number;
-  height: number;
-  /** RGB, 3 bytes a pixel. */
-  rgb: Buffer;
-}
-
-/** A QMP screendump (binary PPM, P6). */
-function readPpm(path: string): Picture {
-  const data = readFileSync(path);
-  const header = /^P6\s+(\d+)\s+(\d+)\s+(\d+)\s/.exec(data.subarray(0, 64).toString('latin1'));
-  if (!header) throw new Error(`${path} is not a binary PPM`);
-  return { width: Number(header[1]), height: Number(header[2]), rgb: data.subarray(header[0].length) };
-}
-
 /** The share of pixels that differ between two pictures of the same size. */
-function differing(a: Picture, b: Picture): number {
-  assert.deepEqual([a.width, a.height], [b.width, b.height], 'the played screen has the VM\'s size');
-  let count = 0;
-  for (let i = 0; i < a.rgb.length; i += 3) {
-    if (a.rgb[i] !== b.rgb[i] || a.rgb[i + 1] !== b.rgb[i + 1] || a.rgb[i + 2] !== b.rgb[i + 2]) count++;
-  }
-  return count / (a.width * a.height);
-}
+const differing = (a: Picture, b: Picture): number => differingPixels(a, b) / (a.width * a.height);
 
 /** The player's noVNC canvas as RGB. */
 async function playedScreen(page: Page): Promise<Picture> {

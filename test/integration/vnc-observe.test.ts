@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,26 +8,9 @@ import { startLabRelay, type LabRelay } from '../helpers/lab-relay.js';
 import { waitForPort } from '../bench/clients.js';
 import { OpenSshSession, spawnLocalForward } from '../helpers/openssh.js';
 import { freeVncPort, gvnccapture, pngSize } from '../helpers/vnc-client.js';
+import { differingPixels, readPpm, type Picture } from '../helpers/ppm.js';
 import { qmp } from '../helpers/qmp.js';
 import { waitUntil } from '../helpers/wait.js';
-
-/** A QMP screendump (binary PPM, P6) as its width, height and RGB bytes. */
-function readPpm(path: string): { width: number; height: number; pixels: Buffer } {
-  const data = readFileSync(path);
-  const header = /^P6\s+(\d+)\s+(\d+)\s+(\d+)\s/.exec(data.subarray(0, 64).toString('latin1'));
-  if (!header) throw new Error(`${path} is not a binary PPM`);
-  return { width: Number(header[1]), height: Number(header[2]), pixels: data.subarray(header[0].length) };
-}
-
-/** Pixels that differ between two screendumps of the same size. */
-function differingPixels(a: ReturnType<typeof readPpm>, b: ReturnType<typeof readPpm>): number {
-  assert.deepEqual([a.width, a.height], [b.width, b.height]);
-  let count = 0;
-  for (let i = 0; i < a.pixels.length; i += 3) {
-    if (a.pixels[i] !== b.pixels[i] || a.pixels[i + 1] !== b.pixels[i + 1] || a.pixels[i + 2] !== b.pixels[i + 2]) count++;
-  }
-  return count;
-}
 
 /*
  * Two noVNC pages in Chromium on one lab VM, one of them observing. The observer page is made to
@@ -40,7 +22,7 @@ describe('VNC observers: two noVNC pages on one VM, one read-only by the relay',
   let close: (() => Promise<void>) | undefined;
   let shot = 0;
 
-  const screendump = async (): Promise<ReturnType<typeof readPpm>> => {
+  const screendump = async (): Promise<Picture> => {
     const file = join(env.dir, `screen-${++shot}.ppm`);
     await qmp(join(env.lab.vmDir('lab-1'), 'qmp.sock'), 'screendump', { filename: file });
     return readPpm(file);
