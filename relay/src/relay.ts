@@ -215,7 +215,7 @@ export async function createRelay(config: RelayConfig, options: RelayOptions): P
       supervisor,
       vncTokens,
       // A gateway's recordings are its agents' (they record their VMs); a standalone relay's are on its disk.
-      recordings: relayConsoles.fleet ? new FleetRecordings(() => relayConsoles.fleet!.directory.peers()) : localCatalog(library, (id) => recordings.isRunning(id)),
+      recordings: relayConsoles.fleet ? new FleetRecordings(() => relayConsoles.fleet!.directory.peers(), log.child({ component: 'recordings' })) : localCatalog(library, (id) => recordings.isRunning(id)),
       log,
       audit,
       metrics,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import type { Logger } from '../logger.js';
 import type { RecordingCatalog } from '../recordings/recording-catalog.js';
 import type { LegalHold, RecordingSummary } from '../recordings/recording-library.js';
 import type { AgentPeer, AgentRequest } from './remote-vm.js';
@@ -17,7 +18,10 @@ export class FleetRecordings implements RecordingCatalog {
   /** Which agent has which recording, as last listed or found. */
   private readonly holders = new Map<string, string>();
 
-  constructor(private readonly peers: () => AgentPeer[]) {}
+  constructor(
+    private readonly peers: () => AgentPeer[],
+    private readonly log: Logger,
+  ) {}
 
   private async ask(peer: AgentPeer, message: AgentRequest): Promise<unknown> {
     const result = await peer.request(message);
@@ -28,7 +32,14 @@ export class FleetRecordings implements RecordingCatalog {
   async list(filter: { virtualMachine?: string; since?: number }): Promise<RecordingSummary[]> {
     const lists = await Promise.all(
       this.peers().map(async (peer) => {
-        const value = (await this.ask(peer, { type: 'recordings', op: 'list', ...(filter.virtualMachine && { virtualMachine: filter.virtualMachine }), ...(filter.since !== undefined && { since: filter.since }) })) as RecordingSummary[];
+        let value: RecordingSummary[];
+        try {
+          value = (await this.ask(peer, { type: 'recordings', op: 'list', ...(filter.virtualMachine && { virtualMachine: filter.virtualMachine }), ...(filter.since !== undefined && { since: filter.since }) })) as RecordingSummary[];
+        } catch (error) {
+          // One agent that cannot answer (too old, busy, its disk failing) leaves the others' recordings listed.
+          this.log.warn({ agent: peer.name, err: (error as Error).message }, 'an agent did not list its recordings');
+          return [];
+        }
         for (const recording of value) this.holders.set(recording.id, peer.name);
         return value.map((recording) => ({ ...recording, agent: peer.name }));
       }),
@@ -41,7 +52,10 @@ export class FleetRecordings implements RecordingCatalog {
     const known = this.holders.get(id);
     const peers = this.peers();
     for (const peer of known ? [...peers.filter((p) => p.name === known), ...peers.filter((p) => p.name !== known)] : peers) {
-      const recording = (await this.ask(peer, { type: 'recordings', op: 'get', recording: id })) as RecordingSummary | null;
+      const recording = (await this.ask(peer, { type: 'recordings', op: 'get', recording: id }).catch((error: Error) => {
+        this.log.warn({ agent: peer.name, err: error.message }, 'an agent did not answer for a recording');
+        return null;
+      })) as RecordingSummary | null;
       if (recording) {
         this.holders.set(id, peer.name);
         return { peer, recording: { ...recording, agent: peer.name } as RecordingSummary };

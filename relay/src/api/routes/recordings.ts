@@ -14,6 +14,15 @@ const SEGMENT_TYPES: Record<string, string> = { 'serial.cast': 'application/x-as
 /** A VNC segment (docs/recordings.md#vnc-segments). */
 const RFB_TYPE = 'application/vnd.lifeline.rfb';
 
+/** A catalog call whose keeper cannot answer (a fleet agent gone or failing): a 503 that says so, not a 500. */
+async function reach<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    throw new RelayError(503, 'RecordingsUnavailable', `the recording cannot be reached now (${(error as Error).message.slice(0, 200)}); try again shortly`);
+  }
+}
+
 /** Session recordings (docs/recordings.md): listed, read, played, held and deleted; scope `recordings`, VM globs apply. */
 const recordingRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps }) => {
   const library = deps.recordings;
@@ -40,7 +49,7 @@ const recordingRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps
   app.get<{ Params: { id: string; segment: string } }>('/v1/recordings/:id/:segment', { ...access({ scope: 'recordings' }), schema: { params: SegmentParams, response: ERRORS } }, async (request, reply) => {
     const { id, segment } = request.params;
     await visible(request, id);
-    const data = await library.segment(id, segment);
+    const data = await reach(library.segment(id, segment));
     if (!data) throw new RelayError(404, 'SegmentNotFound', `recording ${id} has no ${segment}`);
     return reply.header('content-type', SEGMENT_TYPES[segment] ?? RFB_TYPE).header('content-disposition', `attachment; filename="${id}-${segment}"`).send(data);
   });
@@ -48,14 +57,14 @@ const recordingRoutes: FastifyPluginAsync<ApiPluginOptions> = async (app, { deps
   app.put<{ Params: { id: string }; Body: { hold: boolean; reason?: string } }>('/v1/recordings/:id/hold', { ...access({ scope: 'recordings', audit: 'recording.hold' }), schema: { params: Params, body: HoldBody, response: ERRORS } }, async (request) => {
     const recording = await visible(request, request.params.id);
     note(request, { recording: recording.id, virtualMachine: recording.virtualMachine, hold: request.body.hold, ...(request.body.reason && { reason: request.body.reason }) });
-    const hold = await library.hold(recording.id, request.body.hold, request.body.reason);
+    const hold = await reach(library.hold(recording.id, request.body.hold, request.body.reason));
     return { id: recording.id, hold };
   });
 
   app.delete<{ Params: { id: string } }>('/v1/recordings/:id', { ...access({ scope: 'recordings', audit: 'recording.delete' }), schema: { params: Params, response: ERRORS } }, async (request, reply) => {
     const recording = await visible(request, request.params.id);
     note(request, { recording: recording.id, virtualMachine: recording.virtualMachine });
-    const outcome = await library.delete(recording.id);
+    const outcome = await reach(library.delete(recording.id));
     if (outcome === 'held') throw new RelayError(409, 'RecordingOnHold', `recording ${recording.id} is on legal hold (${recording.hold?.reason || 'no reason given'}); take it off with PUT /v1/recordings/${recording.id}/hold {"hold": false} first`);
     if (outcome === 'running') throw new RelayError(409, 'RecordingRunning', `recording ${recording.id} is still being written; delete it once its session has ended`);
     return reply.status(204).send();
