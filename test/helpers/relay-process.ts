@@ -82,6 +82,10 @@ export async function startRelay(configPath: string, dataDir: string, env: Recor
   const token = env.LIFELINE_ADMIN_TOKEN ?? readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
   const apiUrl = ready.api as string;
   let stopping: Promise<number | null> | undefined;
+  // A relay that exits on its own with an error (not stopped, not killed by a signal) is a crash: its last words go to the test's output.
+  child.once('exit', (code) => {
+    if (!stopping && code !== null && code !== 0) console.error(`relay ${configPath} exited with ${code} on its own; its output ended:\n${output.slice(-6000)}`);
+  });
   return {
     apiUrl,
     token,
