@@ -29,6 +29,11 @@ interface Served {
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** A stream's channel as a serial sink (its write window is the channel's). */
+function channelSink(channel: Duplex): SerialSink {
+  return { write: (chunk) => channel.write(chunk), onceDrain: (listener) => void channel.once('drain', listener), cancelDrain: (listener) => void channel.off('drain', listener) };
+}
+
 /**
  * The agent's side of every console stream the gateways open. It enforces at the console what the
  * fleet decided in its database: of the streams for one VM and kind it keeps only the one with the
@@ -74,13 +79,7 @@ export class AgentStreams {
     const known = this.consoles.get(request.virtualMachine);
     if (offered && (!known || offered.updatedAt >= known.updatedAt)) this.consoles.set(request.virtualMachine, offered);
     const current = offered ?? known;
-    if (request.grant && current !== undefined) {
-      const why = this.refusal(request.virtualMachine, request.grant, current);
-      if (why) {
-        gateway.send({ type: 'stream-ended', session: request.session, reason: { code: why, message: revocationMessage(why, request.virtualMachine) } });
-        return reject();
-      }
-    }
+    if (this.refusedByConsole(request, current, gateway)) return reject();
     this.highest.set(slot, { fence: request.fence, owner: request.owner });
     const served: Served = { request, gateway, expiration: request.expiration, timer: undefined, stop: () => {}, ended: false };
     const previous = this.newest.get(slot);
@@ -110,13 +109,7 @@ export class AgentStreams {
     const kind = request.kind === 'serial-observe' ? 'serial' : 'vnc';
     if (!vm || !vm.consoleTypes.includes(kind) || (kind === 'serial' && !vm.serial?.observe)) return reject();
     const current = request.console ?? this.consoles.get(request.virtualMachine);
-    if (request.grant && current !== undefined) {
-      const why = this.refusal(request.virtualMachine, request.grant, current);
-      if (why) {
-        gateway.send({ type: 'stream-ended', session: request.session, reason: { code: why, message: revocationMessage(why, request.virtualMachine) } });
-        return reject();
-      }
-    }
+    if (this.refusedByConsole(request, current, gateway)) return reject();
     const served: Served = { request, gateway, expiration: request.expiration ?? (current ? current.expiration : undefined), timer: undefined, stop: () => {}, ended: false };
     this.served.add(served);
     this.armExpiry(served);
@@ -126,7 +119,7 @@ export class AgentStreams {
     const channel = accept();
     const { replayLines } = request;
     const detach = vm.serial!.observe!(
-      { write: (chunk) => channel.write(chunk), onceDrain: (listener) => void channel.once('drain', listener), cancelDrain: (listener) => void channel.off('drain', listener) },
+      channelSink(channel),
       { grant: undefined, remoteAddress: 'gateway', path: 'ssh', ...(typeof replayLines === 'number' && { replayLines }) },
     );
     // An observer's typing goes nowhere.
@@ -144,11 +137,7 @@ export class AgentStreams {
 
   private serveSerial(vm: VmConsole, served: Served, channel: Duplex): void {
     const serial = vm.serial!;
-    const sink: SerialSink = {
-      write: (chunk) => channel.write(chunk),
-      onceDrain: (listener) => void channel.once('drain', listener),
-      cancelDrain: (listener) => void channel.off('drain', listener),
-    };
+    const sink = channelSink(channel);
     const { replayLines } = served.request;
     const detach = serial.attach(sink, { grant: undefined, remoteAddress: 'gateway', path: 'ssh', ...(typeof replayLines === 'number' && { replayLines }) });
     const resume = (): void => void channel.resume();
@@ -260,6 +249,15 @@ export class AgentStreams {
         this.armExpiry(served);
       }
     }
+  }
+
+  /** Tells the gateway and returns true when the console (as `current` has it) no longer admits the stream's grant. */
+  private refusedByConsole(request: StreamRequest, current: ConsoleView | null | undefined, gateway: StreamGateway): boolean {
+    if (!request.grant || current === undefined) return false;
+    const why = this.refusal(request.virtualMachine, request.grant, current);
+    if (!why) return false;
+    gateway.send({ type: 'stream-ended', session: request.session, reason: { code: why, message: revocationMessage(why, request.virtualMachine) } });
+    return true;
   }
 
   /** Why a stream with this grant may not run under `view`, or undefined (the console rules, as on a standalone relay). */
